@@ -7,8 +7,8 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
-	"strconv"
-	"unicode/utf8"
+
+	"github.com/kavachgate/kavach/internal/strictjson"
 )
 
 // The constraint JSON is decoded by a small reader for exactly its shape (an
@@ -25,119 +25,29 @@ var (
 	errNull           = errors.New("must not be null (omit the field for no constraint)")
 	errEmptyList      = errors.New(emptyListReason)
 	errNotStringArray = errors.New("must be an array of strings")
-	errNotByteLimit   = errors.New("must be a positive integer number of bytes")
+	errNotByteLimit   = errors.New("must be a positive integer number of bytes that fits in 63 bits")
 	errNotAudit       = fmt.Errorf("must be the string %q", AuditRequired)
 	errSyntax         = errors.New("constraints: malformed JSON")
 )
 
-// jsonReader reads JSON values from data, skipping insignificant
-// whitespace before each token.
-type jsonReader struct {
-	data []byte
-	pos  int
-}
-
-func (r *jsonReader) skipSpace() {
-	for r.pos < len(r.data) {
-		switch r.data[r.pos] {
-		case ' ', '\t', '\n', '\r': // RFC 8259 §2: the only whitespace
-			r.pos++
-		default:
-			return
-		}
-	}
-}
-
-// consume skips whitespace and then c, reporting whether c was there.
-func (r *jsonReader) consume(c byte) bool {
-	r.skipSpace()
-	if r.pos < len(r.data) && r.data[r.pos] == c {
-		r.pos++
-		return true
-	}
-	return false
-}
-
-// end reports whether only whitespace is left.
-func (r *jsonReader) end() bool {
-	r.skipSpace()
-	return r.pos == len(r.data)
-}
-
-// null consumes a JSON null if one is next.
-func (r *jsonReader) null() bool {
-	r.skipSpace()
-	if bytes.HasPrefix(r.data[r.pos:], []byte("null")) {
-		r.pos += 4
-		return true
-	}
-	return false
-}
-
-// str reads a JSON string.
-func (r *jsonReader) str() (string, bool) {
-	r.skipSpace()
-	if r.pos >= len(r.data) || r.data[r.pos] != '"' {
-		return "", false
-	}
-	start := r.pos
-	plain := true // no escapes, ASCII only: the bytes are the value
-	for r.pos++; r.pos < len(r.data); r.pos++ {
-		switch c := r.data[r.pos]; {
-		case c == '"':
-			r.pos++
-			tok := r.data[start:r.pos]
-			if plain {
-				return string(tok[1 : len(tok)-1]), true
-			}
-			var s string
-			if json.Unmarshal(tok, &s) != nil {
-				return "", false
-			}
-			return s, true
-		case c == '\\':
-			plain = false
-			r.pos++ // the escaped byte cannot end the string
-		case c < 0x20:
-			return "", false // RFC 8259 §7: control characters must be escaped
-		case c >= utf8.RuneSelf:
-			plain = false
-		}
-	}
-	return "", false
-}
-
 // stringArray reads a non-empty array of strings.
-func (r *jsonReader) stringArray() ([]string, error) {
-	if r.null() {
+func stringArray(r *strictjson.Reader) ([]string, error) {
+	if r.Null() {
 		return nil, errNull
 	}
-	if !r.consume('[') {
+	l, err := r.Strings()
+	switch {
+	case err != nil:
 		return nil, errNotStringArray
-	}
-	if r.consume(']') {
+	case len(l) == 0:
 		return nil, errEmptyList
 	}
-	out := make([]string, 0, 4)
-	for {
-		s, ok := r.str()
-		if !ok {
-			return nil, errNotStringArray
-		}
-		out = append(out, s)
-		if r.consume(',') {
-			continue
-		}
-		if r.consume(']') {
-			return out, nil
-		}
-		return nil, errNotStringArray
-	}
+	return l, nil
 }
 
-// prefixes reads a non-empty array of canonical prefix strings.
-func (r *jsonReader) prefixes() (PrefixList, error) {
-	strs, err := r.stringArray()
+// readPrefixes reads a non-empty array of canonical prefix strings.
+func readPrefixes(r *strictjson.Reader) (PrefixList, error) {
+	strs, err := stringArray(r)
 	if err != nil {
 		return nil, err
 	}
@@ -161,42 +71,29 @@ func (r *jsonReader) prefixes() (PrefixList, error) {
 }
 
 // byteLimit reads a positive JSON integer.
-func (r *jsonReader) byteLimit() (ByteLimit, error) {
-	if r.null() {
+func byteLimit(r *strictjson.Reader) (ByteLimit, error) {
+	if r.Null() {
 		return 0, errNull
 	}
-	start := r.pos
-	for r.pos < len(r.data) && bytes.IndexByte([]byte("+-.0123456789eE"), r.data[r.pos]) >= 0 {
-		r.pos++
-	}
-	tok := r.data[start:r.pos]
+	n, err := r.Int()
 	switch {
-	case len(tok) > 0 && tok[0] == '-':
-		return 0, errors.New("must be positive (omit the field for no limit)")
-	case string(tok) == "0":
-		return 0, errors.New("must not be 0 (omit the field for no limit)")
-	case len(tok) == 0 || tok[0] == '0':
+	case err != nil:
 		return 0, errNotByteLimit
-	}
-	for _, c := range tok {
-		if c < '0' || c > '9' { // fractions and exponents are not byte counts
-			return 0, errNotByteLimit
-		}
-	}
-	n, err := strconv.ParseInt(string(tok), 10, 64)
-	if err != nil {
-		return 0, errors.New("must be a positive integer number of bytes that fits in 63 bits")
+	case n < 0:
+		return 0, errors.New("must be positive (omit the field for no limit)")
+	case n == 0:
+		return 0, errors.New("must not be 0 (omit the field for no limit)")
 	}
 	return ByteLimit(n), nil
 }
 
 // audit reads the string "required".
-func (r *jsonReader) audit() (AuditMode, error) {
-	if r.null() {
+func audit(r *strictjson.Reader) (AuditMode, error) {
+	if r.Null() {
 		return "", errNull
 	}
-	s, ok := r.str()
-	if !ok {
+	s, err := r.String()
+	if err != nil {
 		return "", errNotAudit
 	}
 	if AuditMode(s) != AuditRequired {
@@ -207,10 +104,10 @@ func (r *jsonReader) audit() (AuditMode, error) {
 
 // whole runs read on all of data, which must hold one value and nothing
 // else.
-func whole[T any](data []byte, read func(*jsonReader) (T, error), notValue error) (T, error) {
-	r := jsonReader{data: data}
-	v, err := read(&r)
-	if err == nil && !r.end() {
+func whole[T any](data []byte, read func(*strictjson.Reader) (T, error), notValue error) (T, error) {
+	r := strictjson.NewReader(data)
+	v, err := read(r)
+	if err == nil && !r.End() {
 		var zero T
 		return zero, notValue
 	}
@@ -220,7 +117,7 @@ func whole[T any](data []byte, read func(*jsonReader) (T, error), notValue error
 // UnmarshalJSON decodes a non-empty JSON array of strings; null and [] are
 // errors.
 func (l *StringList) UnmarshalJSON(data []byte) error {
-	v, err := whole(data, (*jsonReader).stringArray, errNotStringArray)
+	v, err := whole(data, stringArray, errNotStringArray)
 	if err != nil {
 		return err
 	}
@@ -231,7 +128,7 @@ func (l *StringList) UnmarshalJSON(data []byte) error {
 // UnmarshalJSON decodes a non-empty JSON array of canonical prefix strings;
 // null, [], an unparseable prefix and a prefix with host bits set are errors.
 func (l *PrefixList) UnmarshalJSON(data []byte) error {
-	v, err := whole(data, (*jsonReader).prefixes, errNotStringArray)
+	v, err := whole(data, readPrefixes, errNotStringArray)
 	if err != nil {
 		return err
 	}
@@ -265,7 +162,7 @@ func (l PrefixList) MarshalJSON() ([]byte, error) {
 // UnmarshalJSON decodes a positive JSON integer; null, 0, negative numbers,
 // fractions and exponents are errors.
 func (b *ByteLimit) UnmarshalJSON(data []byte) error {
-	v, err := whole(data, (*jsonReader).byteLimit, errNotByteLimit)
+	v, err := whole(data, byteLimit, errNotByteLimit)
 	if err != nil {
 		return err
 	}
@@ -276,7 +173,7 @@ func (b *ByteLimit) UnmarshalJSON(data []byte) error {
 // UnmarshalJSON decodes the string "required"; null, "" and any other
 // value are errors.
 func (a *AuditMode) UnmarshalJSON(data []byte) error {
-	v, err := whole(data, (*jsonReader).audit, errNotAudit)
+	v, err := whole(data, audit, errNotAudit)
 	if err != nil {
 		return err
 	}
@@ -292,17 +189,14 @@ var constraintFields = [...]string{"hosts", "cidrs", "methods", "paths", "max_bo
 // one, and a constraint that is not enforced widens the token), then
 // Validate. Errors are *FieldError where a field is at fault.
 func (c *Constraints) UnmarshalJSON(data []byte) error {
-	r := jsonReader{data: data}
-	if !r.consume('{') {
+	r := strictjson.NewReader(data)
+	if r.Peek() != '{' {
 		return errors.New("constraints must be a JSON object")
 	}
 	var out Constraints
 	var seen [len(constraintFields)]bool
-	for more := !r.consume('}'); more; {
-		key, ok := r.str()
-		if !ok || !r.consume(':') {
-			return errSyntax
-		}
+	err := r.Object(func(name []byte) error {
+		key := string(name)
 		i := slices.Index(constraintFields[:], key)
 		if i < 0 {
 			return fmt.Errorf("unknown constraint %s", quote(key))
@@ -314,30 +208,30 @@ func (c *Constraints) UnmarshalJSON(data []byte) error {
 		var err error
 		switch i {
 		case 0:
-			out.Hosts, err = r.stringArray()
+			out.Hosts, err = stringArray(r)
 		case 1:
-			out.CIDRs, err = r.prefixes()
+			out.CIDRs, err = readPrefixes(r)
 		case 2:
-			out.Methods, err = r.stringArray()
+			out.Methods, err = stringArray(r)
 		case 3:
-			out.Paths, err = r.stringArray()
+			out.Paths, err = stringArray(r)
 		case 4:
-			out.MaxBody, err = r.byteLimit()
+			out.MaxBody, err = byteLimit(r)
 		case 5:
-			out.Audit, err = r.audit()
+			out.Audit, err = audit(r)
 		}
 		if err != nil {
 			return &FieldError{Field: key, Reason: err.Error()}
 		}
-		switch {
-		case r.consume(','):
-		case r.consume('}'):
-			more = false
-		default:
-			return errSyntax
-		}
+		return nil
+	})
+	if errors.Is(err, strictjson.ErrSyntax) {
+		return errSyntax
 	}
-	if !r.end() {
+	if err != nil {
+		return err
+	}
+	if !r.End() {
 		return errors.New("constraints: trailing data after the object")
 	}
 	if fe := out.validate(); fe != nil {

@@ -15,11 +15,12 @@ build:
 
 demo: build
 	@echo
-	@echo "bin/kavach is built: try 'bin/kavach help', 'bin/kavach keys generate --out key.jwk'"
-	@echo "and 'bin/kavach token mint --help'."
+	@echo "bin/kavach is built. The gateway works today: README.md's 'Protecting a"
+	@echo "route' walks through a Caddyfile with keys from 'bin/kavach keys generate'"
+	@echo "and tokens from 'bin/kavach token mint'."
 	@echo
 	@echo "The end-to-end demo (issuer + gateway + a demo MCP server) arrives with the"
-	@echo "gateway; until then 'make demo' only builds the binary."
+	@echo "issuer; until then 'make demo' only builds the binary."
 
 test:
 	./scripts/deps.sh

@@ -1,0 +1,112 @@
+package caddymodule
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"go.uber.org/zap"
+
+	"github.com/kavachgate/kavach/revocation"
+	"github.com/kavachgate/kavach/token"
+)
+
+// startAdmin serves the Kavach admin API on its loopback listener.
+// caddy.Listen shares the socket across config reloads, so a reload does
+// not drop the listener.
+func (a *App) startAdmin() error {
+	secret, err := a.adminSecret()
+	if err != nil {
+		return err
+	}
+	na, err := caddy.ParseNetworkAddress(a.Admin)
+	if err != nil {
+		return fmt.Errorf("kavach: admin %s: %w", a.Admin, err)
+	}
+	ln, err := na.Listen(context.Background(), 0, net.ListenConfig{})
+	if err != nil {
+		return fmt.Errorf("kavach: admin listener: %w", err)
+	}
+	a.adminLn = ln.(net.Listener)
+	mux := http.NewServeMux()
+	mux.Handle("/v1/revocations", revocation.NewHandler(a.rev, revocation.HandlerOptions{
+		MaxLifetime: a.maxLifetime(),
+		Leeway:      token.Leeway,
+	}))
+	a.admin = &http.Server{
+		Handler:           requireBearer(secret, mux),
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          zap.NewStdLog(a.logger),
+	}
+	go func() {
+		if err := a.admin.Serve(a.adminLn); err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, net.ErrClosed) {
+			a.logger.Error("admin listener stopped", zap.Error(err))
+		}
+	}()
+	a.logger.Info("kavach admin listening", zap.String("address", a.Admin))
+	return nil
+}
+
+func (a *App) maxLifetime() time.Duration {
+	if a.MaxTokenLifetime > 0 {
+		return time.Duration(a.MaxTokenLifetime)
+	}
+	return token.DefaultMaxLifetime
+}
+
+// adminSecret resolves the admin bearer token: the configured placeholder
+// (which must not resolve to empty), else KAVACH_ADMIN_TOKEN, else a token
+// generated once into the data directory.
+func (a *App) adminSecret() (string, error) {
+	if a.AdminToken != "" {
+		s := caddy.NewReplacer().ReplaceAll(a.AdminToken, "")
+		if s == "" {
+			return "", fmt.Errorf("kavach: admin_token %s is empty", a.AdminToken)
+		}
+		return s, nil
+	}
+	if s := os.Getenv("KAVACH_ADMIN_TOKEN"); s != "" {
+		return s, nil
+	}
+	path := adminTokenFile()
+	if data, err := os.ReadFile(path); err == nil && len(strings.TrimSpace(string(data))) > 0 {
+		return strings.TrimSpace(string(data)), nil
+	}
+	var b [32]byte
+	_, _ = rand.Read(b[:])
+	s := base64.RawURLEncoding.EncodeToString(b[:])
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(path, []byte(s+"\n"), 0o600); err != nil {
+		return "", err
+	}
+	a.logger.Info("generated the kavach admin token", zap.String("file", path))
+	return s, nil
+}
+
+// requireBearer admits only requests carrying the admin token.
+func requireBearer(secret string, next http.Handler) http.Handler {
+	want := []byte("Bearer " + secret)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got := []byte(r.Header.Get("Authorization"))
+		if subtle.ConstantTimeCompare(got, want) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="kavach-admin"`)
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusUnauthorized)
+			_, _ = w.Write([]byte(`{"error":"unauthorized","error_description":"admin token required"}` + "\n"))
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}

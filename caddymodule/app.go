@@ -1,0 +1,358 @@
+package caddymodule
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/lestrrat-go/jwx/v2/jwa"
+	"github.com/lestrrat-go/jwx/v2/jwk"
+	"go.uber.org/zap"
+
+	"github.com/kavachgate/kavach/gateway"
+	"github.com/kavachgate/kavach/revocation"
+	"github.com/kavachgate/kavach/token"
+)
+
+func init() {
+	caddy.RegisterModule(App{})
+}
+
+// App is the `kavach` app: what every Kavach handler of a config shares
+// (trusted keys, the verified-token cache, the revocation set) and the
+// Kavach admin listener. The Caddyfile's global `kavach { … }` option
+// configures it.
+type App struct {
+	// Issuers are Kavach issuers trusted by URL: their keys are found
+	// through RFC 8414 metadata (jwks_uri) and refreshed in the background.
+	// Each must be https unless on loopback.
+	Issuers []string `json:"issuers,omitempty"`
+
+	// TrustedKeys are Kavach issuers whose JWK set is a local file
+	// (offline use, no metadata fetch).
+	TrustedKeys []TrustedKeys `json:"trusted_keys,omitempty"`
+
+	// ExternalIssuers are non-Kavach issuers (Okta, Entra, Keycloak) whose
+	// tokens get scope and audience checks only.
+	ExternalIssuers []ExternalIssuer `json:"external_issuers,omitempty"`
+
+	// MaxTokenLifetime is the longest exp − iat accepted. Default: 1h.
+	MaxTokenLifetime caddy.Duration `json:"max_token_lifetime,omitempty"`
+
+	// CacheSize bounds the verified-token cache, in entries. Default: 65536.
+	CacheSize int `json:"cache_size,omitempty"`
+
+	// KeyRefresh is how often keys of issuers trusted by URL are refetched.
+	// Default: 5m.
+	KeyRefresh caddy.Duration `json:"key_refresh,omitempty"`
+
+	// Admin is the loopback address of the Kavach admin listener (agent and
+	// revocation API). Off when empty.
+	Admin string `json:"admin,omitempty"`
+
+	// AdminToken is the bearer token of the admin listener; use a
+	// placeholder such as {env.KAVACH_ADMIN_TOKEN}. Default: the
+	// KAVACH_ADMIN_TOKEN environment variable, else a token generated into
+	// Caddy's data directory (kavach/admin_token, mode 0600).
+	AdminToken string `json:"admin_token,omitempty"`
+
+	gw      *gateway.Gateway
+	remotes []*token.RemoteKeys
+	files   []token.Issuer
+	ringMu  *sync.Mutex // a pointer: App is copied by value in CaddyModule
+	rev     *sharedRevocation
+	admin   *http.Server
+	cancel  context.CancelFunc
+	logger  *zap.Logger
+	adminLn net.Listener
+}
+
+// TrustedKeys names a Kavach issuer and the file holding its public JWK set.
+type TrustedKeys struct {
+	Issuer string `json:"issuer"`
+	File   string `json:"file"`
+}
+
+// ExternalIssuer is a trusted non-Kavach issuer.
+type ExternalIssuer struct {
+	// Issuer is its iss value, compared exactly.
+	Issuer string `json:"issuer"`
+	// JWKS is the URL of its key set (https unless loopback).
+	JWKS string `json:"jwks"`
+	// Algorithms it signs with. Default: RS256.
+	Algorithms []string `json:"algorithms,omitempty"`
+	// Types are the accepted JOSE typ values. Default: at+jwt and JWT.
+	Types []string `json:"types,omitempty"`
+}
+
+// CaddyModule returns the Caddy module information.
+func (App) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "kavach",
+		New: func() caddy.Module { return new(App) },
+	}
+}
+
+const revocationPoolKey = "kavach.revocation.memory"
+
+// revocationPool keeps the revocation set across config reloads.
+var revocationPool = caddy.NewUsagePool()
+
+// sharedRevocation is the process's memory revocation set and its sweeper.
+type sharedRevocation struct {
+	*revocation.Memory
+	once   sync.Once
+	cancel context.CancelFunc
+}
+
+func (s *sharedRevocation) start() {
+	s.once.Do(func() {
+		ctx, cancel := context.WithCancel(context.Background())
+		s.cancel = cancel
+		go s.Run(ctx, time.Minute)
+	})
+}
+
+// Destruct stops the sweeper when the last config using the set is gone.
+func (s *sharedRevocation) Destruct() error {
+	if s.cancel != nil {
+		s.cancel()
+	}
+	return nil
+}
+
+// Provision builds the key ring from local files, the verifier and cache,
+// and takes the shared revocation set. Nothing is fetched, opened or
+// started here: Provision also runs under `kavach validate`.
+func (a *App) Provision(ctx caddy.Context) error {
+	a.logger = ctx.Logger()
+	a.ringMu = new(sync.Mutex)
+	repl := caddy.NewReplacer()
+	for i, tk := range a.TrustedKeys {
+		data, err := os.ReadFile(repl.ReplaceKnown(tk.File, ""))
+		if err != nil {
+			return fmt.Errorf("trusted_keys %s: %w", tk.Issuer, err)
+		}
+		set, err := jwk.Parse(data)
+		if err != nil {
+			return fmt.Errorf("trusted_keys %s: %s: %w", tk.Issuer, tk.File, err)
+		}
+		a.files = append(a.files, token.Issuer{ID: a.TrustedKeys[i].Issuer, Keys: set})
+	}
+	for _, iss := range a.Issuers {
+		rk, err := token.NewRemoteKeys(token.RemoteOptions{
+			Issuer:   iss,
+			Refresh:  time.Duration(a.KeyRefresh),
+			OnUpdate: func(jwk.Set) { a.rebuildKeys() },
+			Logf:     a.logf,
+		})
+		if err != nil {
+			return fmt.Errorf("issuer %s: %w", iss, err)
+		}
+		a.remotes = append(a.remotes, rk)
+	}
+	for _, ext := range a.ExternalIssuers {
+		rk, err := token.NewRemoteKeys(token.RemoteOptions{
+			Issuer:   ext.Issuer,
+			JWKSURL:  ext.JWKS,
+			Refresh:  time.Duration(a.KeyRefresh),
+			OnUpdate: func(jwk.Set) { a.rebuildKeys() },
+			Logf:     a.logf,
+		})
+		if err != nil {
+			return fmt.Errorf("external_issuer %s: %w", ext.Issuer, err)
+		}
+		a.remotes = append(a.remotes, rk)
+	}
+	ring, err := a.keyRing()
+	if err != nil {
+		return err
+	}
+	val, _, err := revocationPool.LoadOrNew(revocationPoolKey, func() (caddy.Destructor, error) {
+		return &sharedRevocation{Memory: revocation.NewMemory(revocation.MemoryOptions{})}, nil
+	})
+	if err != nil {
+		return err
+	}
+	a.rev = val.(*sharedRevocation)
+	a.gw = &gateway.Gateway{
+		Verifier: token.NewVerifier(ring, token.VerifierOptions{MaxLifetime: time.Duration(a.MaxTokenLifetime)}),
+		Cache:    gateway.NewCache(a.CacheSize),
+		Revoked:  a.rev,
+		OnUnknownKey: func() {
+			for _, r := range a.remotes {
+				r.RefreshSoon()
+			}
+		},
+	}
+	return nil
+}
+
+func (a *App) logf(format string, args ...any) {
+	a.logger.Warn(fmt.Sprintf(format, args...))
+}
+
+// keyRing assembles every issuer's current keys. Issuers trusted by URL
+// have no keys until their first fetch.
+func (a *App) keyRing() (*token.KeyRing, error) {
+	issuers := append([]token.Issuer(nil), a.files...)
+	for i, iss := range a.Issuers {
+		issuers = append(issuers, token.Issuer{ID: iss, Keys: a.remotes[i].Keys()})
+	}
+	for i, ext := range a.ExternalIssuers {
+		algs := ext.Algorithms
+		if len(algs) == 0 {
+			algs = []string{"RS256"}
+		}
+		var sa []jwa.SignatureAlgorithm
+		for _, s := range algs {
+			sa = append(sa, jwa.SignatureAlgorithm(s))
+		}
+		types := ext.Types
+		if len(types) == 0 {
+			types = []string{token.TypeAccessToken, "JWT"}
+		}
+		issuers = append(issuers, token.Issuer{ID: ext.Issuer, External: true, Algorithms: sa, Types: types, Keys: a.remotes[len(a.Issuers)+i].Keys()})
+	}
+	return token.NewKeyRing(issuers...)
+}
+
+// rebuildKeys swaps in the keys after a remote set changed, then purges
+// the verify cache so nothing verified with a withdrawn key is served.
+func (a *App) rebuildKeys() {
+	a.ringMu.Lock()
+	defer a.ringMu.Unlock()
+	ring, err := a.keyRing()
+	if err != nil {
+		a.logger.Error("trusted keys rejected; keeping the previous set", zap.Error(err))
+		return
+	}
+	a.gw.Verifier.SetKeyRing(ring)
+	a.gw.Cache.Purge()
+}
+
+// Validate checks the configuration without side effects.
+func (a *App) Validate() error {
+	seen := map[string]bool{}
+	for _, id := range a.issuerIDs() {
+		if id == "" {
+			return errors.New("an issuer has an empty identifier")
+		}
+		if seen[id] {
+			return fmt.Errorf("issuer %s is configured twice", id)
+		}
+		seen[id] = true
+	}
+	// DESIGN.md §5: without Redis, a gateway could never hear the
+	// revocations of an issuer running in another process.
+	if len(a.Issuers) > 0 {
+		return fmt.Errorf("issuer %s: trusting a Kavach issuer by URL needs shared revocation (redis), which this build does not have yet; use trusted_keys for offline keys", a.Issuers[0])
+	}
+	if a.Admin != "" {
+		if err := loopbackAddr(a.Admin); err != nil {
+			return fmt.Errorf("admin %s: %w", a.Admin, err)
+		}
+	}
+	if a.CacheSize < 0 {
+		return errors.New("cache_size must not be negative")
+	}
+	return nil
+}
+
+// issuerIDs lists every trusted issuer identifier, Kavach issuers first.
+func (a *App) issuerIDs() []string {
+	var ids []string
+	ids = append(ids, a.Issuers...)
+	for _, tk := range a.TrustedKeys {
+		ids = append(ids, tk.Issuer)
+	}
+	for _, e := range a.ExternalIssuers {
+		ids = append(ids, e.Issuer)
+	}
+	return ids
+}
+
+// kavachIssuerIDs lists the Kavach issuers (the authorization servers a
+// protected resource names in its metadata).
+func (a *App) kavachIssuerIDs() []string {
+	ids := append([]string(nil), a.Issuers...)
+	for _, tk := range a.TrustedKeys {
+		ids = append(ids, tk.Issuer)
+	}
+	return ids
+}
+
+func loopbackAddr(addr string) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return err
+	}
+	if host == "localhost" {
+		return nil
+	}
+	ip := net.ParseIP(host)
+	if ip == nil || !ip.IsLoopback() {
+		return errors.New("the admin listener must be on a loopback address")
+	}
+	return nil
+}
+
+// Start fetches remote keys in the background, starts the revocation
+// sweeper and the admin listener.
+func (a *App) Start() error {
+	ctx, cancel := context.WithCancel(context.Background())
+	a.cancel = cancel
+	for _, r := range a.remotes {
+		go r.Run(ctx)
+	}
+	a.rev.start()
+	if a.Admin != "" {
+		if err := a.startAdmin(); err != nil {
+			cancel()
+			return err
+		}
+	}
+	return nil
+}
+
+// Stop ends what Start began.
+func (a *App) Stop() error {
+	if a.cancel != nil {
+		a.cancel()
+	}
+	if a.admin != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		return a.admin.Shutdown(ctx)
+	}
+	return nil
+}
+
+// Cleanup releases the shared revocation set.
+func (a *App) Cleanup() error {
+	if a.rev != nil {
+		_, err := revocationPool.Delete(revocationPoolKey)
+		return err
+	}
+	return nil
+}
+
+// adminTokenFile is where a generated admin token is kept.
+func adminTokenFile() string {
+	return filepath.Join(caddy.AppDataDir(), "kavach", "admin_token")
+}
+
+// Interface guards
+var (
+	_ caddy.App          = (*App)(nil)
+	_ caddy.Provisioner  = (*App)(nil)
+	_ caddy.Validator    = (*App)(nil)
+	_ caddy.CleanerUpper = (*App)(nil)
+)

@@ -1,0 +1,178 @@
+package caddymodule
+
+import (
+	"encoding/json"
+	"strconv"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/kavachgate/kavach/gateway"
+)
+
+func init() {
+	httpcaddyfile.RegisterGlobalOption("kavach", parseGlobal)
+	httpcaddyfile.RegisterDirective("kavach", parseKavach)
+	httpcaddyfile.RegisterDirectiveOrder("kavach", httpcaddyfile.Before, "invoke")
+	httpcaddyfile.RegisterDirective("kavach_metadata", parseKavachMetadata)
+	httpcaddyfile.RegisterDirectiveOrder("kavach_metadata", httpcaddyfile.Before, "invoke")
+}
+
+// parseGlobal reads the global option into the kavach app:
+//
+//	kavach {
+//		issuer <url>                          # Kavach issuer: RFC 8414 metadata + JWKS
+//		trusted_keys <issuer> <jwks-file>     # Kavach issuer with offline keys
+//		external_issuer <issuer> {            # Okta, Entra, Keycloak…
+//			jwks <url>
+//			algs RS256 ES256
+//			typ JWT at+jwt
+//		}
+//		max_token_lifetime 1h
+//		cache_size 65536
+//		key_refresh 5m
+//		admin 127.0.0.1:2021
+//		admin_token {env.KAVACH_ADMIN_TOKEN}
+//	}
+func parseGlobal(d *caddyfile.Dispenser, _ any) (any, error) {
+	app := new(App)
+	d.Next() // option name
+	if d.NextArg() {
+		return nil, d.ArgErr()
+	}
+	for d.NextBlock(0) {
+		switch d.Val() {
+		case "issuer":
+			var url string
+			if !d.Args(&url) || d.NextArg() {
+				return nil, d.ArgErr()
+			}
+			// DESIGN.md §5: without Redis a gateway could never hear the
+			// revocations of an issuer running in another process.
+			return nil, d.Errf("issuer %s: trusting a Kavach issuer by URL needs shared revocation (redis), which this build does not have yet; use trusted_keys with the issuer's JWKS file", url)
+		case "trusted_keys":
+			var tk TrustedKeys
+			if !d.Args(&tk.Issuer, &tk.File) || d.NextArg() {
+				return nil, d.ArgErr()
+			}
+			app.TrustedKeys = append(app.TrustedKeys, tk)
+		case "external_issuer":
+			var ext ExternalIssuer
+			if !d.Args(&ext.Issuer) || d.NextArg() {
+				return nil, d.ArgErr()
+			}
+			for nesting := d.Nesting(); d.NextBlock(nesting); {
+				switch d.Val() {
+				case "jwks":
+					if !d.Args(&ext.JWKS) || d.NextArg() {
+						return nil, d.ArgErr()
+					}
+				case "algs":
+					ext.Algorithms = append(ext.Algorithms, d.RemainingArgs()...)
+				case "typ":
+					ext.Types = append(ext.Types, d.RemainingArgs()...)
+				default:
+					return nil, d.Errf("unknown external_issuer option %q", d.Val())
+				}
+			}
+			if ext.JWKS == "" {
+				return nil, d.Errf("external_issuer %s: jwks <url> is required", ext.Issuer)
+			}
+			app.ExternalIssuers = append(app.ExternalIssuers, ext)
+		case "max_token_lifetime", "key_refresh":
+			name := d.Val()
+			var v string
+			if !d.Args(&v) || d.NextArg() {
+				return nil, d.ArgErr()
+			}
+			dur, err := caddy.ParseDuration(v)
+			if err != nil || dur <= 0 {
+				return nil, d.Errf("%s: %q is not a positive duration", name, v)
+			}
+			if name == "key_refresh" {
+				app.KeyRefresh = caddy.Duration(dur)
+			} else {
+				app.MaxTokenLifetime = caddy.Duration(dur)
+			}
+		case "cache_size":
+			var v string
+			if !d.Args(&v) || d.NextArg() {
+				return nil, d.ArgErr()
+			}
+			n, err := strconv.Atoi(v)
+			if err != nil || n <= 0 {
+				return nil, d.Errf("cache_size: %q is not a positive number", v)
+			}
+			app.CacheSize = n
+		case "admin":
+			if !d.Args(&app.Admin) || d.NextArg() {
+				return nil, d.ArgErr()
+			}
+			if err := loopbackAddr(app.Admin); err != nil {
+				return nil, d.Errf("admin %s: %v", app.Admin, err)
+			}
+		case "admin_token":
+			if !d.Args(&app.AdminToken) || d.NextArg() {
+				return nil, d.ArgErr()
+			}
+		default:
+			return nil, d.Errf("unknown kavach option %q", d.Val())
+		}
+	}
+	return httpcaddyfile.App{Name: "kavach", Value: caddyconfig.JSON(app, nil)}, nil
+}
+
+// parseKavach expands `kavach [<matcher>] { … }` into two routes kept
+// together: the RFC 9728 metadata of the resource at its well-known path,
+// and the enforcing handler on the matcher's requests.
+func parseKavach(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error) {
+	h.Next() // directive name; ExtractMatcherSet rewinds to it
+	matcher, err := h.ExtractMatcherSet()
+	if err != nil {
+		return nil, err
+	}
+	handler := new(Handler)
+	if err := handler.UnmarshalCaddyfile(h.Dispenser); err != nil {
+		return nil, err
+	}
+	meta := &Metadata{Resource: handler.Resource}
+	enforce := caddyhttp.Route{HandlersRaw: []json.RawMessage{caddyconfig.JSONModuleObject(handler, "handler", "kavach", nil)}}
+	if matcher != nil {
+		enforce.MatcherSetsRaw = []caddy.ModuleMap{matcher}
+	}
+	sub := caddyhttp.Subroute{Routes: caddyhttp.RouteList{dotSegmentGuard(), metadataRoute(meta, h), enforce}}
+	return []httpcaddyfile.ConfigValue{{Class: "route", Value: sub}}, nil
+}
+
+// dotSegmentGuard answers 400 to a path with a dot segment before any
+// matcher sees it cleaned (see MatchDotSegments).
+func dotSegmentGuard() caddyhttp.Route {
+	return caddyhttp.Route{
+		MatcherSetsRaw: []caddy.ModuleMap{{"kavach_dot_segments": json.RawMessage("{}")}},
+		HandlersRaw:    []json.RawMessage{json.RawMessage(`{"handler":"error","error":"bad request path","status_code":400}`)},
+		Terminal:       true,
+	}
+}
+
+// parseKavachMetadata serves a resource's metadata at site level, for
+// protection configured inside route or handle blocks whose matchers would
+// hide the well-known path.
+func parseKavachMetadata(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error) {
+	meta := new(Metadata)
+	if err := meta.UnmarshalCaddyfile(h.Dispenser); err != nil {
+		return nil, err
+	}
+	return []httpcaddyfile.ConfigValue{{Class: "route", Value: caddyhttp.Subroute{Routes: caddyhttp.RouteList{metadataRoute(meta, h)}}}}, nil
+}
+
+func metadataRoute(meta *Metadata, h httpcaddyfile.Helper) caddyhttp.Route {
+	path := caddyhttp.MatchPath{gateway.MetadataPath(meta.Resource)}
+	return caddyhttp.Route{
+		MatcherSetsRaw: []caddy.ModuleMap{{"path": caddyconfig.JSON(path, nil)}},
+		HandlersRaw:    []json.RawMessage{caddyconfig.JSONModuleObject(meta, "handler", "kavach_metadata", nil)},
+		Terminal:       true,
+	}
+}

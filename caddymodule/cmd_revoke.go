@@ -1,0 +1,151 @@
+package caddymodule
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	caddycmd "github.com/caddyserver/caddy/v2/cmd"
+	"github.com/spf13/cobra"
+
+	"github.com/kavachgate/kavach/revocation"
+)
+
+func init() {
+	caddycmd.RegisterCommand(caddycmd.Command{
+		Name:  "revoke",
+		Usage: "<id> [--until T] | --before T --sub ID|--client ID|--kid KID",
+		Short: "Revokes a token, grant or agent id, or every token issued before a time",
+		Long: `
+Revokes through a running gateway's Kavach admin listener (the global
+option 'admin 127.0.0.1:2021'), authenticating with KAVACH_ADMIN_TOKEN or
+the token generated into Caddy's data directory.
+
+  revoke <id> [--until 2026-12-01T00:00:00Z]
+      Revokes a token (tok_…), grant (dlg_…) or agent (agt_…) id: every
+      token carrying it is rejected. --until defaults to now + the maximum
+      token lifetime + 2 × leeway, after which no such token can be valid.
+
+  revoke --before <time|now> --sub usr_… | --client <id> | --kid <kid>
+      Revokes every token of a user, client or signing key issued before
+      the time.
+`,
+		CobraFunc: func(cmd *cobra.Command) {
+			var f revokeFlags
+			cmd.Flags().StringVar(&f.admin, "admin", "127.0.0.1:2021", "address of the Kavach admin listener")
+			cmd.Flags().StringVar(&f.until, "until", "", "RFC 3339 time after which the entry may be forgotten")
+			cmd.Flags().StringVar(&f.before, "before", "", "cutoff: revoke tokens issued before this RFC 3339 time (or \"now\")")
+			cmd.Flags().StringVar(&f.sub, "sub", "", "cutoff for this user")
+			cmd.Flags().StringVar(&f.client, "client", "", "cutoff for this client")
+			cmd.Flags().StringVar(&f.kid, "kid", "", "cutoff for this signing key")
+			cmd.Args = cobra.MaximumNArgs(1)
+			cmd.RunE = func(cmd *cobra.Command, args []string) error {
+				e, err := f.entry(args, time.Now())
+				if err != nil {
+					return err
+				}
+				out, err := postRevocation(f.admin, e)
+				if err != nil {
+					return err
+				}
+				_, err = fmt.Fprintln(cmd.OutOrStdout(), out)
+				return err
+			}
+		},
+	})
+}
+
+type revokeFlags struct {
+	admin, until, before, sub, client, kid string
+}
+
+// entry builds the revocation from the arguments; the server fills in a
+// default until.
+func (f *revokeFlags) entry(args []string, at time.Time) (revocation.Entry, error) {
+	var e revocation.Entry
+	if f.until != "" {
+		t, err := time.Parse(time.RFC3339, f.until)
+		if err != nil {
+			return e, fmt.Errorf("--until: %w", err)
+		}
+		e.Until = t
+	}
+	cut := 0
+	for kind, v := range map[revocation.Kind]string{revocation.CutoffSubject: f.sub, revocation.CutoffClient: f.client, revocation.CutoffKey: f.kid} {
+		if v != "" {
+			cut++
+			e.Cutoff, e.ID = kind, v
+		}
+	}
+	switch {
+	case cut > 1:
+		return e, errors.New("give one of --sub, --client, --kid")
+	case cut == 1 && len(args) > 0:
+		return e, errors.New("a cutoff takes no id argument")
+	case cut == 1:
+		if f.before == "" {
+			return e, errors.New("--before is required with --sub, --client or --kid")
+		}
+		if f.before == "now" {
+			e.Before = at.Truncate(time.Second).Add(time.Second)
+		} else {
+			t, err := time.Parse(time.RFC3339, f.before)
+			if err != nil {
+				return e, fmt.Errorf("--before: %w", err)
+			}
+			e.Before = t
+		}
+	case f.before != "":
+		return e, errors.New("--before needs --sub, --client or --kid")
+	case len(args) == 0:
+		return e, errors.New("give the id to revoke, or --before with --sub, --client or --kid")
+	default:
+		e.ID = args[0]
+	}
+	return e, nil
+}
+
+// postRevocation sends the entry to the admin listener.
+func postRevocation(admin string, e revocation.Entry) (string, error) {
+	secret := os.Getenv("KAVACH_ADMIN_TOKEN")
+	if secret == "" {
+		data, err := os.ReadFile(adminTokenFile())
+		if err != nil {
+			return "", errors.New("no admin token: set KAVACH_ADMIN_TOKEN")
+		}
+		secret = strings.TrimSpace(string(data))
+	}
+	body, err := json.Marshal(e)
+	if err != nil {
+		return "", err
+	}
+	if e.Until.IsZero() {
+		// Let the server apply its own default.
+		var m map[string]any
+		_ = json.Unmarshal(body, &m)
+		delete(m, "until")
+		body, _ = json.Marshal(m)
+	}
+	req, err := http.NewRequest(http.MethodPost, "http://"+admin+"/v1/revocations", bytes.NewReader(body))
+	if err != nil {
+		return "", err
+	}
+	req.Header.Set("Authorization", "Bearer "+secret)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
+	if err != nil {
+		return "", fmt.Errorf("admin listener %s: %w", admin, err)
+	}
+	defer resp.Body.Close()
+	out, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("admin listener answered %s: %s", resp.Status, strings.TrimSpace(string(out)))
+	}
+	return strings.TrimSpace(string(out)), nil
+}

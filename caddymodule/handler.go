@@ -1,0 +1,217 @@
+package caddymodule
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"net/netip"
+	"strconv"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/kavachgate/kavach/gateway"
+)
+
+func init() {
+	caddy.RegisterModule(Handler{})
+}
+
+// Handler (`http.handlers.kavach`) lets through only what an agent token
+// allows on this route: it verifies the bearer token, checks audience,
+// revocation, the token's constraints and the route's scope rules, then
+// strips the token and adds Kavach-Subject, Kavach-Actor, Kavach-Chain and
+// Kavach-Scope for the upstream. The decision itself is package gateway's.
+type Handler struct {
+	// Resource is this route's resource indicator (RFC 8707): the audience
+	// a token must carry. Fixed here, never taken from the request's Host.
+	Resource string `json:"resource"`
+
+	// Scopes are required of every request on the route.
+	Scopes []string `json:"scopes,omitempty"`
+
+	// Rules require scopes per method and path. With any rule present, a
+	// request that matches none is denied (403).
+	Rules []Rule `json:"rules,omitempty"`
+
+	app    *App
+	route  gateway.Route
+	logger *zap.Logger
+}
+
+// Rule is `scope <METHOD> <PATH> <scope…>`.
+type Rule struct {
+	// Method is an upper-case HTTP method, or "*" for any.
+	Method string `json:"method"`
+	// Path is exact, or ends in "*" for any suffix; "*" alone is any path.
+	Path string `json:"path"`
+	// Scopes are all required.
+	Scopes []string `json:"scopes"`
+}
+
+// CaddyModule returns the Caddy module information.
+func (Handler) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.kavach",
+		New: func() caddy.Module { return new(Handler) },
+	}
+}
+
+// Provision compiles the route and finds the kavach app.
+func (h *Handler) Provision(ctx caddy.Context) error {
+	h.logger = ctx.Logger()
+	appIface, err := ctx.App("kavach")
+	if err != nil {
+		return err
+	}
+	h.app = appIface.(*App)
+	h.route = gateway.Route{Resource: h.Resource, Scopes: h.Scopes}
+	for _, r := range h.Rules {
+		h.route.Rules = append(h.route.Rules, gateway.Rule{Method: r.Method, Path: r.Path, Scopes: r.Scopes})
+	}
+	if err := h.route.Compile(); err != nil {
+		return fmt.Errorf("kavach: %w", err)
+	}
+	registerMetrics(ctx)
+	return nil
+}
+
+// Validate refuses a route that could never let anything through.
+func (h *Handler) Validate() error {
+	if len(h.app.issuerIDs()) == 0 {
+		return errors.New("kavach: no trusted issuer: add trusted_keys, issuer or external_issuer to the global kavach option")
+	}
+	return nil
+}
+
+// ServeHTTP decides, then either answers the error with its challenge or
+// rewrites the request and calls next.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	ipStr, _ := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string)
+	ip, _ := netip.ParseAddr(ipStr) // unparseable: the zero Addr, which no cidrs constraint allows
+	d := h.app.gw.Decide(&h.route, gateway.Request{HTTP: r, ClientIP: ip})
+	observe(&d)
+	if ce := h.logger.Check(zapcore.DebugLevel, "kavach decision"); ce != nil {
+		fields := []zap.Field{zap.String("outcome", string(d.Outcome)), zap.Int("status", d.Status), zap.String("detail", d.Detail), zap.Bool("cached", d.Cached)}
+		if d.Token != nil {
+			fields = append(fields, zap.String("jti", d.Token.ID), zap.String("actor", gateway.Actor(d.Token)))
+		}
+		ce.Write(fields...)
+	}
+	if d.Outcome == gateway.Preflight {
+		gateway.Apply(r, nil) // no token, but no spoofed Kavach-… header either
+		return next.ServeHTTP(w, r)
+	}
+	if !d.Allowed() {
+		if d.RetryAfter > 0 {
+			w.Header().Set("Retry-After", strconv.Itoa(d.RetryAfter))
+		}
+		w.Header().Set("WWW-Authenticate", d.Challenge(&h.route))
+		return caddyhttp.Error(d.Status, errors.New(d.Reason))
+	}
+
+	t := d.Token
+	gateway.Apply(r, t)
+	limit := gateway.LimitBody(r, t)
+	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
+		repl.Set("kavach.subject", t.Subject)
+		repl.Set("kavach.actor", gateway.Actor(t))
+		repl.Set("kavach.chain", gateway.Chain(t))
+		repl.Set("kavach.scope", t.Scope)
+		repl.Set("kavach.jti", t.ID)
+	}
+	if extra, ok := r.Context().Value(caddyhttp.ExtraLogFieldsCtxKey).(*caddyhttp.ExtraLogFields); ok {
+		extra.Add(zap.String("kavach_subject", t.Subject))
+		extra.Add(zap.String("kavach_actor", gateway.Actor(t)))
+		extra.Add(zap.String("kavach_chain", gateway.Chain(t)))
+		extra.Add(zap.String("kavach_jti", t.ID))
+	}
+	err := next.ServeHTTP(w, r)
+	if err != nil && limit.Exceeded() {
+		// The proxy reports the cut body as an upstream failure (502); the
+		// client sent too much.
+		return caddyhttp.Error(http.StatusRequestEntityTooLarge, errors.New("request body larger than the token allows"))
+	}
+	return err
+}
+
+// UnmarshalCaddyfile reads the block of the kavach directive (the matcher,
+// if any, has been taken by the directive's parser):
+//
+//	kavach [<matcher>] {
+//		resource <url>
+//		scope <scope...>                  # required of every request
+//		scope <METHOD|*> <path> <scope...> # required of matching requests
+//	}
+func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // directive name
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	for d.NextBlock(0) {
+		switch d.Val() {
+		case "resource":
+			if !d.NextArg() {
+				return d.ArgErr()
+			}
+			h.Resource = d.Val()
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			if err := gateway.ValidateResource(h.Resource); err != nil {
+				return d.Errf("%v", err)
+			}
+		case "scope":
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return d.ArgErr()
+			}
+			if len(args) >= 2 && isRuleMethod(args[0]) && (args[1] == "*" || args[1][0] == '/') {
+				rule := gateway.Rule{Method: args[0], Path: args[1], Scopes: args[2:]}
+				if err := rule.Validate(); err != nil {
+					return d.Errf("%v", err)
+				}
+				h.Rules = append(h.Rules, Rule{Method: rule.Method, Path: rule.Path, Scopes: rule.Scopes})
+				continue
+			}
+			for _, a := range args {
+				if a[0] == '/' {
+					return d.Errf("%q looks like a path: a rule is `scope <METHOD> <path> <scope…>` with an upper-case method", a)
+				}
+			}
+			if err := gateway.ValidateScopes(args); err != nil {
+				return d.Errf("%v", err)
+			}
+			h.Scopes = append(h.Scopes, args...)
+		default:
+			return d.Errf("unknown kavach option %q", d.Val())
+		}
+	}
+	if h.Resource == "" {
+		return d.Err("kavach: resource is required (the URL tokens for this route are issued for)")
+	}
+	return nil
+}
+
+func isRuleMethod(s string) bool {
+	if s == "*" {
+		return true
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < 'A' || s[i] > 'Z' {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// Interface guards
+var (
+	_ caddy.Provisioner           = (*Handler)(nil)
+	_ caddy.Validator             = (*Handler)(nil)
+	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
+	_ caddyfile.Unmarshaler       = (*Handler)(nil)
+)

@@ -1,0 +1,69 @@
+package caddymodule
+
+import (
+	"errors"
+	"sync"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/kavachgate/kavach/gateway"
+)
+
+// Collectors are created once and registered into each config's registry
+// (as Caddy's reverse proxy does). Labels never carry ids, tokens or paths.
+var (
+	metricDecisions = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "kavach",
+		Name:      "decisions_total",
+		Help:      "Gateway decisions by outcome.",
+	}, []string{"outcome"})
+	metricVerify = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Namespace: "kavach",
+		Name:      "verify_seconds",
+		Help:      "Time to verify a token on a cache miss.",
+		Buckets:   []float64{25e-6, 50e-6, 75e-6, 100e-6, 250e-6, 500e-6, 1e-3, 5e-3},
+	})
+	metricCache = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "kavach",
+		Name:      "verify_cache_total",
+		Help:      "Verified-token cache lookups by result (hit or miss).",
+	}, []string{"result"})
+)
+
+func registerMetrics(ctx caddy.Context) {
+	reg := ctx.GetMetricsRegistry()
+	if reg == nil {
+		return
+	}
+	for _, c := range []prometheus.Collector{metricDecisions, metricVerify, metricCache} {
+		if err := reg.Register(c); err != nil {
+			var already prometheus.AlreadyRegisteredError
+			if !errors.As(err, &already) {
+				caddy.Log().Named("kavach").Warn("metrics not registered: " + err.Error())
+			}
+		}
+	}
+}
+
+// Label values resolved once, so the request path does no label hashing.
+var (
+	cacheHit  = metricCache.WithLabelValues("hit")
+	cacheMiss = metricCache.WithLabelValues("miss")
+	outcomes  sync.Map // gateway.Outcome → prometheus.Counter
+)
+
+func observe(d *gateway.Decision) {
+	c, ok := outcomes.Load(d.Outcome)
+	if !ok {
+		c, _ = outcomes.LoadOrStore(d.Outcome, metricDecisions.WithLabelValues(string(d.Outcome)))
+	}
+	c.(prometheus.Counter).Inc()
+	switch {
+	case d.Cached:
+		cacheHit.Inc()
+	case d.Verify > 0:
+		cacheMiss.Inc()
+		metricVerify.Observe(d.Verify.Seconds())
+	}
+}

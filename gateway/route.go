@@ -1,0 +1,150 @@
+package gateway
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+
+	"github.com/kavachgate/kavach/policy"
+)
+
+// PRMPrefix is the RFC 9728 §3 well-known prefix for protected resource
+// metadata.
+const PRMPrefix = "/.well-known/oauth-protected-resource"
+
+// Rule requires Scopes of requests matching Method and Path (DESIGN.md §3:
+// `scope [METHOD PATH] s1 s2 …`).
+type Rule struct {
+	// Method is an HTTP method, compared exactly, or "*" for any.
+	Method string
+	// Path is exact, or ends in "*" for any suffix (Caddy's path matcher
+	// meaning); "*" alone matches every path.
+	Path string
+	// Scopes are all required.
+	Scopes []string
+}
+
+func (r *Rule) matches(method, path string) bool {
+	return (r.Method == "*" || r.Method == method) && (r.Path == "*" || policy.PathMatch(r.Path, path))
+}
+
+// Route is one protected route, fixed at config load.
+type Route struct {
+	// Resource is this route's RFC 8707 resource indicator: the audience a
+	// token must name. Never derived from the request.
+	Resource string
+	// Scopes are required of every request.
+	Scopes []string
+	// Rules add scopes per method and path. When there are rules, a request
+	// matching none is denied: nothing is allowed by omission.
+	Rules []Rule
+
+	host        string // Resource's host, for the hosts constraint
+	metadataURL string // RFC 9728 metadata URL, for challenges
+	challenge   string // `Bearer resource_metadata="…"`
+}
+
+// Compile validates the route and derives what requests need from it.
+// Errors name the bad value.
+func (rt *Route) Compile() error {
+	u, err := parseResource(rt.Resource)
+	if err != nil {
+		return err
+	}
+	rt.host = strings.ToLower(u.Hostname())
+	rt.metadataURL = u.Scheme + "://" + u.Host + MetadataPath(rt.Resource)
+	rt.challenge = `Bearer resource_metadata="` + rt.metadataURL + `"`
+	if err := ValidateScopes(rt.Scopes); err != nil {
+		return err
+	}
+	for i := range rt.Rules {
+		if err := rt.Rules[i].Validate(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ValidateResource checks a resource indicator: RFC 8707 §2 asks for an
+// absolute URI without a fragment; Kavach also refuses a query and
+// userinfo, and requires http(s).
+func ValidateResource(resource string) error {
+	_, err := parseResource(resource)
+	return err
+}
+
+func parseResource(resource string) (*url.URL, error) {
+	u, err := url.Parse(resource)
+	if err != nil || resource == "" {
+		return nil, fmt.Errorf("resource %q is not a URL", resource)
+	}
+	if (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.Fragment != "" || u.User != nil || u.RawQuery != "" || strings.Contains(resource, `"`) {
+		return nil, fmt.Errorf("resource %q must be an absolute http(s) URL without query, fragment or userinfo", resource)
+	}
+	return u, nil
+}
+
+// ValidateScopes checks scopes a route requires: concrete, no wildcard.
+func ValidateScopes(scopes []string) error {
+	for _, s := range scopes {
+		if err := policy.ValidRequiredScope(s); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Validate checks a rule's method, path and scopes.
+func (r *Rule) Validate() error {
+	if r.Method == "" || r.Path == "" {
+		return errors.New("a scope rule needs a method and a path")
+	}
+	if r.Method != "*" && !validMethod(r.Method) {
+		return fmt.Errorf("method %q is not an upper-case HTTP method", r.Method)
+	}
+	if r.Path != "*" {
+		if err := validPathPattern(r.Path); err != nil {
+			return err
+		}
+	}
+	if len(r.Scopes) == 0 {
+		return fmt.Errorf("rule %s %s requires no scope", r.Method, r.Path)
+	}
+	return ValidateScopes(r.Scopes)
+}
+
+// MetadataURL is the RFC 9728 metadata URL of the route's resource.
+func (rt *Route) MetadataURL() string { return rt.metadataURL }
+
+// MetadataPath is where the RFC 9728 §3.1 metadata of resource is served:
+// the well-known prefix inserted before the resource's path.
+func MetadataPath(resource string) string {
+	u, err := url.Parse(resource)
+	if err != nil {
+		return PRMPrefix
+	}
+	p := u.EscapedPath()
+	if p == "/" {
+		p = ""
+	}
+	return PRMPrefix + p
+}
+
+func validMethod(m string) bool {
+	for i := 0; i < len(m); i++ {
+		if m[i] < 'A' || m[i] > 'Z' {
+			return false
+		}
+	}
+	return m != ""
+}
+
+// validPathPattern checks a rule's path the way constraints check theirs.
+func validPathPattern(p string) error {
+	c := policy.Constraints{Paths: policy.StringList{p}}
+	if err := c.Validate(); err != nil {
+		return fmt.Errorf("path %q: %v", p, err)
+	}
+	return nil
+}

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -43,8 +44,11 @@ func (a *App) startAdmin() error {
 		MaxLifetime: a.maxLifetime(),
 		Leeway:      token.Leeway,
 	}))
+	root := http.NewServeMux()
+	root.HandleFunc("GET /readyz", a.serveReady)
+	root.Handle("/", requireBearer(secret, mux))
 	a.admin = &http.Server{
-		Handler:           requireBearer(secret, mux),
+		Handler:           root,
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          zap.NewStdLog(a.logger),
 	}
@@ -93,6 +97,19 @@ func (a *App) adminSecret() (string, error) {
 	}
 	a.logger.Info("generated the kavach admin token", zap.String("file", path))
 	return s, nil
+}
+
+// serveReady reports whether this gateway can decide requests: 200 when
+// its revocation set is fresh, 503 otherwise. It needs no token (it says
+// nothing secret and orchestrators probe it).
+func (a *App) serveReady(w http.ResponseWriter, _ *http.Request) {
+	st := a.rev.status()
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	if !st.Fresh {
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}
+	_ = json.NewEncoder(w).Encode(st)
 }
 
 // requireBearer admits only requests carrying the admin token.

@@ -17,7 +17,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/kavachgate/kavach/gateway"
-	"github.com/kavachgate/kavach/revocation"
 	"github.com/kavachgate/kavach/token"
 )
 
@@ -53,6 +52,15 @@ type App struct {
 	// Default: 5m.
 	KeyRefresh caddy.Duration `json:"key_refresh,omitempty"`
 
+	// Redis is the URL of the Redis server a cluster of gateways shares for
+	// revocation (redis:// or rediss://; password and TLS through a
+	// placeholder such as {env.KAVACH_REDIS}). Empty: single node, memory.
+	Redis string `json:"redis,omitempty"`
+
+	// MaxStaleness is how long the gateway trusts its revocation set
+	// without hearing from Redis; past it, requests get 503. Default: 30s.
+	MaxStaleness caddy.Duration `json:"max_staleness,omitempty"`
+
 	// Admin is the loopback address of the Kavach admin listener (agent and
 	// revocation API). Off when empty.
 	Admin string `json:"admin,omitempty"`
@@ -68,6 +76,7 @@ type App struct {
 	files   []token.Issuer
 	ringMu  *sync.Mutex // a pointer: App is copied by value in CaddyModule
 	rev     *sharedRevocation
+	revKey  string
 	admin   *http.Server
 	cancel  context.CancelFunc
 	logger  *zap.Logger
@@ -98,34 +107,6 @@ func (App) CaddyModule() caddy.ModuleInfo {
 		ID:  "kavach",
 		New: func() caddy.Module { return new(App) },
 	}
-}
-
-const revocationPoolKey = "kavach.revocation.memory"
-
-// revocationPool keeps the revocation set across config reloads.
-var revocationPool = caddy.NewUsagePool()
-
-// sharedRevocation is the process's memory revocation set and its sweeper.
-type sharedRevocation struct {
-	*revocation.Memory
-	once   sync.Once
-	cancel context.CancelFunc
-}
-
-func (s *sharedRevocation) start() {
-	s.once.Do(func() {
-		ctx, cancel := context.WithCancel(context.Background())
-		s.cancel = cancel
-		go s.Run(ctx, time.Minute)
-	})
-}
-
-// Destruct stops the sweeper when the last config using the set is gone.
-func (s *sharedRevocation) Destruct() error {
-	if s.cancel != nil {
-		s.cancel()
-	}
-	return nil
 }
 
 // Provision builds the key ring from local files, the verifier and cache,
@@ -175,13 +156,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
-	val, _, err := revocationPool.LoadOrNew(revocationPoolKey, func() (caddy.Destructor, error) {
-		return &sharedRevocation{Memory: revocation.NewMemory(revocation.MemoryOptions{})}, nil
-	})
-	if err != nil {
+	if err := a.provisionRevocation(); err != nil {
 		return err
 	}
-	a.rev = val.(*sharedRevocation)
 	a.gw = &gateway.Gateway{
 		Verifier: token.NewVerifier(ring, token.VerifierOptions{MaxLifetime: time.Duration(a.MaxTokenLifetime)}),
 		Cache:    gateway.NewCache(a.CacheSize),
@@ -252,8 +229,8 @@ func (a *App) Validate() error {
 	}
 	// DESIGN.md §5: without Redis, a gateway could never hear the
 	// revocations of an issuer running in another process.
-	if len(a.Issuers) > 0 {
-		return fmt.Errorf("issuer %s: trusting a Kavach issuer by URL needs shared revocation (redis), which this build does not have yet; use trusted_keys for offline keys", a.Issuers[0])
+	if len(a.Issuers) > 0 && a.Redis == "" {
+		return fmt.Errorf("issuer %s: trusting a Kavach issuer by URL needs shared revocation: add redis <url>, or use trusted_keys for offline keys", a.Issuers[0])
 	}
 	if a.Admin != "" {
 		if err := loopbackAddr(a.Admin); err != nil {
@@ -312,7 +289,8 @@ func (a *App) Start() error {
 	for _, r := range a.remotes {
 		go r.Run(ctx)
 	}
-	a.rev.start()
+	a.rev.start(a.logger)
+	activeRevocation.Store(a.rev)
 	if a.Admin != "" {
 		if err := a.startAdmin(); err != nil {
 			cancel()
@@ -338,7 +316,7 @@ func (a *App) Stop() error {
 // Cleanup releases the shared revocation set.
 func (a *App) Cleanup() error {
 	if a.rev != nil {
-		_, err := revocationPool.Delete(revocationPoolKey)
+		_, err := revocationPool.Delete(a.revKey)
 		return err
 	}
 	return nil

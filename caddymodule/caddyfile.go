@@ -2,7 +2,10 @@ package caddymodule
 
 import (
 	"encoding/json"
+	"errors"
+	"net/url"
 	"strconv"
+	"strings"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
@@ -34,11 +37,14 @@ func init() {
 //		max_token_lifetime 1h
 //		cache_size 65536
 //		key_refresh 5m
+//		redis {env.KAVACH_REDIS}              # cluster: shared revocation
+//		max_staleness 30s
 //		admin 127.0.0.1:2021
 //		admin_token {env.KAVACH_ADMIN_TOKEN}
 //	}
 func parseGlobal(d *caddyfile.Dispenser, _ any) (any, error) {
 	app := new(App)
+	var issuerErr error
 	d.Next() // option name
 	if d.NextArg() {
 		return nil, d.ArgErr()
@@ -46,13 +52,23 @@ func parseGlobal(d *caddyfile.Dispenser, _ any) (any, error) {
 	for d.NextBlock(0) {
 		switch d.Val() {
 		case "issuer":
-			var url string
-			if !d.Args(&url) || d.NextArg() {
+			var iss string
+			if !d.Args(&iss) || d.NextArg() {
 				return nil, d.ArgErr()
 			}
-			// DESIGN.md §5: without Redis a gateway could never hear the
-			// revocations of an issuer running in another process.
-			return nil, d.Errf("issuer %s: trusting a Kavach issuer by URL needs shared revocation (redis), which this build does not have yet; use trusted_keys with the issuer's JWKS file", url)
+			app.Issuers = append(app.Issuers, iss)
+			if issuerErr == nil {
+				// DESIGN.md §5: without Redis a gateway could never hear
+				// the revocations of an issuer in another process.
+				issuerErr = d.Errf("issuer %s: trusting a Kavach issuer by URL needs shared revocation: add redis <url>, or use trusted_keys with the issuer's JWKS file", iss)
+			}
+		case "redis":
+			if !d.Args(&app.Redis) || d.NextArg() {
+				return nil, d.ArgErr()
+			}
+			if err := checkRedisURL(app.Redis); err != nil {
+				return nil, d.Errf("redis: %v", err)
+			}
 		case "trusted_keys":
 			var tk TrustedKeys
 			if !d.Args(&tk.Issuer, &tk.File) || d.NextArg() {
@@ -82,7 +98,7 @@ func parseGlobal(d *caddyfile.Dispenser, _ any) (any, error) {
 				return nil, d.Errf("external_issuer %s: jwks <url> is required", ext.Issuer)
 			}
 			app.ExternalIssuers = append(app.ExternalIssuers, ext)
-		case "max_token_lifetime", "key_refresh":
+		case "max_token_lifetime", "key_refresh", "max_staleness":
 			name := d.Val()
 			var v string
 			if !d.Args(&v) || d.NextArg() {
@@ -92,9 +108,12 @@ func parseGlobal(d *caddyfile.Dispenser, _ any) (any, error) {
 			if err != nil || dur <= 0 {
 				return nil, d.Errf("%s: %q is not a positive duration", name, v)
 			}
-			if name == "key_refresh" {
+			switch name {
+			case "key_refresh":
 				app.KeyRefresh = caddy.Duration(dur)
-			} else {
+			case "max_staleness":
+				app.MaxStaleness = caddy.Duration(dur)
+			default:
 				app.MaxTokenLifetime = caddy.Duration(dur)
 			}
 		case "cache_size":
@@ -122,7 +141,25 @@ func parseGlobal(d *caddyfile.Dispenser, _ any) (any, error) {
 			return nil, d.Errf("unknown kavach option %q", d.Val())
 		}
 	}
+	if issuerErr != nil && app.Redis == "" {
+		return nil, issuerErr
+	}
 	return httpcaddyfile.App{Name: "kavach", Value: caddyconfig.JSON(app, nil)}, nil
+}
+
+// checkRedisURL refuses a literal URL that is not redis:// or rediss://;
+// a placeholder is checked when it is resolved.
+func checkRedisURL(u string) error {
+	if strings.HasPrefix(u, "{") {
+		return nil
+	}
+	if !strings.HasPrefix(u, "redis://") && !strings.HasPrefix(u, "rediss://") {
+		return errors.New("want redis://host:port/db or rediss://… (or a placeholder such as {env.KAVACH_REDIS})")
+	}
+	if _, err := url.Parse(u); err != nil {
+		return errors.New("not a URL")
+	}
+	return nil
 }
 
 // parseKavach expands `kavach [<matcher>] { … }` into two routes kept

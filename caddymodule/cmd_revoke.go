@@ -2,6 +2,7 @@ package caddymodule
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/kavachgate/kavach/revocation"
+	"github.com/kavachgate/kavach/token"
 )
 
 func init() {
@@ -25,7 +27,8 @@ func init() {
 		Long: `
 Revokes through a running gateway's Kavach admin listener (the global
 option 'admin 127.0.0.1:2021'), authenticating with KAVACH_ADMIN_TOKEN or
-the token generated into Caddy's data directory.
+the token generated into Caddy's data directory; or, with --redis URL,
+straight into the Redis a cluster of gateways shares.
 
   revoke <id> [--until 2026-12-01T00:00:00Z]
       Revokes a token (tok_…), grant (dlg_…) or agent (agt_…) id: every
@@ -44,13 +47,20 @@ the token generated into Caddy's data directory.
 			cmd.Flags().StringVar(&f.sub, "sub", "", "cutoff for this user")
 			cmd.Flags().StringVar(&f.client, "client", "", "cutoff for this client")
 			cmd.Flags().StringVar(&f.kid, "kid", "", "cutoff for this signing key")
+			cmd.Flags().StringVar(&f.redis, "redis", "", "write straight to this Redis (a cluster without an issuer) instead of the admin listener")
+			cmd.Flags().DurationVar(&f.maxLifetime, "max-token-lifetime", token.DefaultMaxLifetime, "with --redis: the gateways' max_token_lifetime, for the default --until")
 			cmd.Args = cobra.MaximumNArgs(1)
 			cmd.RunE = func(cmd *cobra.Command, args []string) error {
 				e, err := f.entry(args, time.Now())
 				if err != nil {
 					return err
 				}
-				out, err := postRevocation(f.admin, e)
+				var out string
+				if f.redis != "" {
+					out, err = publishRevocation(cmd.Context(), f.redis, e, f.maxLifetime)
+				} else {
+					out, err = postRevocation(f.admin, e)
+				}
 				if err != nil {
 					return err
 				}
@@ -62,7 +72,8 @@ the token generated into Caddy's data directory.
 }
 
 type revokeFlags struct {
-	admin, until, before, sub, client, kid string
+	admin, until, before, sub, client, kid, redis string
+	maxLifetime                                   time.Duration
 }
 
 // entry builds the revocation from the arguments; the server fills in a
@@ -109,6 +120,20 @@ func (f *revokeFlags) entry(args []string, at time.Time) (revocation.Entry, erro
 		e.ID = args[0]
 	}
 	return e, nil
+}
+
+// publishRevocation writes the entry to Redis, where every gateway of the
+// cluster hears it. With an issuer, revoke through the issuer instead so its
+// store keeps the revocation (DESIGN.md §5).
+func publishRevocation(ctx context.Context, url string, e revocation.Entry, maxLifetime time.Duration) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	stored, err := revocation.PublishRevocation(ctx, url, e, maxLifetime, token.Leeway)
+	if err != nil {
+		return "", err
+	}
+	out, err := json.Marshal(map[string]any{"revoked": stored})
+	return string(out), err
 }
 
 // postRevocation sends the entry to the admin listener.

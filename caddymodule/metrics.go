@@ -3,6 +3,7 @@ package caddymodule
 import (
 	"errors"
 	"sync"
+	"sync/atomic"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/prometheus/client_golang/prometheus"
@@ -31,12 +32,43 @@ var (
 	}, []string{"result"})
 )
 
+// activeRevocation is the set the revocation gauges read: the one of the
+// most recently started config.
+var activeRevocation atomic.Pointer[sharedRevocation]
+
+func revocationGauge(name, help string, value func(revocationStatus) float64) prometheus.Collector {
+	return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "kavach", Name: name, Help: help}, func() float64 {
+		s := activeRevocation.Load()
+		if s == nil {
+			return 0
+		}
+		return value(s.status())
+	})
+}
+
+var revocationGauges = []prometheus.Collector{
+	revocationGauge("revocation_fresh", "1 when the revocation set is fresh (requests are decided), 0 when they get 503.", func(s revocationStatus) float64 {
+		if s.Fresh {
+			return 1
+		}
+		return 0
+	}),
+	revocationGauge("revocation_entries", "Live entries in the revocation set.", func(s revocationStatus) float64 { return float64(s.Entries) }),
+	revocationGauge("revocation_last_sync_age_seconds", "Seconds since Redis last answered (cluster mode).", func(s revocationStatus) float64 { return s.LastSyncAge }),
+	revocationGauge("revocation_epoch_missing", "1 when Redis lost its revocation data (epoch key missing) and awaits a re-seed.", func(s revocationStatus) float64 {
+		if s.EpochMissing {
+			return 1
+		}
+		return 0
+	}),
+}
+
 func registerMetrics(ctx caddy.Context) {
 	reg := ctx.GetMetricsRegistry()
 	if reg == nil {
 		return
 	}
-	for _, c := range []prometheus.Collector{metricDecisions, metricVerify, metricCache} {
+	for _, c := range append([]prometheus.Collector{metricDecisions, metricVerify, metricCache}, revocationGauges...) {
 		if err := reg.Register(c); err != nil {
 			var already prometheus.AlreadyRegisteredError
 			if !errors.As(err, &already) {

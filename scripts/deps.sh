@@ -9,5 +9,27 @@ fail() { echo "deps: $*" >&2; exit 1; }
 
 command -v go >/dev/null || fail "Go is not installed (need Go 1.26; https://go.dev/dl)"
 
+# apt_need BINARY PACKAGE...: installs the Debian packages when BINARY is missing.
+apt_updated=
+apt_need() {
+  local bin=$1; shift
+  command -v "$bin" >/dev/null 2>&1 && return 0
+  command -v apt-get >/dev/null || fail "$bin is missing and apt-get is not available to install $*"
+  local sudo=
+  [ "$(id -u)" -ne 0 ] && sudo=sudo
+  if [ -z "$apt_updated" ]; then
+    say "apt-get update"
+    $sudo apt-get update -qq >/dev/null || fail "apt-get update failed"
+    apt_updated=1
+  fi
+  say "installing $*"
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "$@" >/dev/null \
+    || fail "apt-get install $* failed"
+  command -v "$bin" >/dev/null 2>&1 || fail "$bin still missing after installing $*"
+}
+
+# Revocation tests run real Redis servers (DESIGN.md §5).
+apt_need redis-server redis-server
+
 say "go modules"
 go mod download

@@ -2,11 +2,50 @@
 # make bench: budgets of DESIGN.md §9, measured as ratios in one run.
 # On two shared cores one run is noise, so configurations are interleaved
 # (A B A B …, ROUNDS times) and medians are reported.
+#
+# 1. token: full Verify vs raw ed25519.Verify (Go benchmarks).
+# 2. gateway over HTTP, bin/kavach on loopback driven by wrk:
+#      A  bare reverse_proxy
+#      B  kavach + reverse_proxy, one cached token
+#      C  kavach + reverse_proxy, a fresh token on every request
+#    interleaved A B C (under load) then A B C (one connection), ROUNDS times.
+# 3. gateway: BenchmarkDecideCached (the cache-hit decision alone), and
+#    bench/caddy_test.go: the kavach handler in Caddy's handler chain without
+#    the network, a CPU cost that moves less with the machine's load.
+# 4. one table: every budget, its target, the median measured, and whether
+#    B really hit the verify cache and C really verified every request.
+# Exits non-zero only when something fails to run; a missed budget is
+# reported as MISSED, not as a failure.
+#
+# Knobs (environment): ROUNDS (5), DURATION (5 s per run under load),
+# LAT_DURATION (3 s per one-connection run), WARMUP (1 s before every run),
+# CONNS (16 connections under load), SKIP_BUILD=1 (use bin/kavach as is),
+# FILL_CACHE (1: fill the verify cache before round 1; 0: start empty),
+# BENCH_NICE (0; e.g. -10, as root, gives the measured processes priority
+# over the rest of a shared machine: less noise, at the others' expense).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+ROOT=$PWD
 ROUNDS=${ROUNDS:-5}
+DURATION=${DURATION:-5}
+LAT_DURATION=${LAT_DURATION:-3}
+WARMUP=${WARMUP:-1}
+CONNS=${CONNS:-16}
+NICE=${BENCH_NICE:-0}
 out=$(mktemp -d)
-trap 'rm -rf "$out"' EXIT
+pids=() # every process this script starts, killed by pid on any exit
+cleanup() {
+  local p
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do
+    for _ in 1 2 3 4 5 6 7 8 9 10; do kill -0 "$p" 2>/dev/null || break; sleep 0.2; done
+    kill -9 "$p" 2>/dev/null || true
+  done
+  rm -rf "$out"
+}
+trap cleanup EXIT
+trap 'echo "bench: interrupted" >&2; exit 130' INT
+trap 'exit 143' TERM
 
 median() { sort -n | awk '{a[NR]=$1} END {if (NR==0) exit 1; if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
 
@@ -25,3 +64,379 @@ printf '%-28s %12s %10s\n' "benchmark (median of $ROUNDS)" "ns/op" "allocs/op"
 printf '%-28s %12.0f %10s\n' "Verify (full)" "$v" "$va"
 printf '%-28s %12.0f %10s\n' "ed25519.Verify (raw)" "$r" "0"
 awk -v v="$v" -v r="$r" 'BEGIN {printf "ratio Verify/raw            %12.2fx  (budget <= 1.35x)\n", v/r}'
+
+# ---------------------------------------------------------------------------
+# 2. The gateway over HTTP.
+#
+# Placement on the two cores: the gateway (bin/kavach, GOMAXPROCS=1) has
+# core 0 to itself; wrk (one thread) and the upstream (a tiny Go server,
+# GOMAXPROCS=1) share core 1. The upstream is a separate process on core 1,
+# not a site in the gateway, because the budget is about what kavach adds
+# to the gateway: upstream work on core 0 would take a fixed share of the
+# gateway's core and dilute every ratio towards 1. Each run reports the
+# gateway's share of core 0 (near 100%: the gateway, not wrk, is the limit)
+# and the CPU other processes of the machine took on each core (the noise).
+echo
+echo "== gateway: bin/kavach on loopback, wrk; A bare reverse_proxy, B kavach cached token, C kavach fresh token"
+for tool in taskset curl python3 getconf; do
+  command -v "$tool" >/dev/null || { echo "bench: $tool is required" >&2; exit 1; }
+done
+[[ $NICE =~ ^-?[0-9]+$ ]] || { echo "bench: BENCH_NICE must be an integer" >&2; exit 1; }
+[ "$NICE" -ge 0 ] || [ "$(id -u)" = 0 ] || { echo "bench: BENCH_NICE below 0 needs root" >&2; exit 1; }
+if ! command -v wrk >/dev/null; then
+  echo "installing wrk…"
+  { apt-get update && apt-get install -y wrk; } >"$out/apt.log" 2>&1 || { tail -5 "$out/apt.log" >&2; echo "bench: could not install wrk" >&2; exit 1; }
+fi
+if [ "${SKIP_BUILD:-}" != 1 ]; then
+  make --no-print-directory build >"$out/build.log" 2>&1 || { cat "$out/build.log" >&2; echo "bench: make build failed" >&2; exit 1; }
+fi
+[ -x bin/kavach ] || { echo "bench: no bin/kavach" >&2; exit 1; }
+go build -o "$out/mint" ./bench/mint || { echo "bench: ./bench/mint does not build" >&2; exit 1; }
+go build -o "$out/upstream" ./bench/upstream || { echo "bench: ./bench/upstream does not build" >&2; exit 1; }
+KAVACH=$PWD/bin/kavach
+CLK_TCK=$(getconf CLK_TCK)
+
+free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1]);s.close()'; }
+wait_port() { # wait_port PORT PID: until PORT accepts, failing if PID died or after 20 s
+  local i
+  for i in $(seq 1 200); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+    kill -0 "$2" 2>/dev/null || return 1
+    sleep 0.1
+  done
+  return 1
+}
+
+cd "$out"
+ISS=https://issuer.bench.test
+"$KAVACH" keys generate --out key.jwk >/dev/null
+"$KAVACH" keys jwks --in key.jwk >jwks.json
+export XDG_DATA_HOME=$out/xdg XDG_CONFIG_HOME=$out/xdg # Caddy's storage stays in the temp dir
+
+GOMAXPROCS=1 nice -n "$NICE" taskset -c 1 ./upstream >upstream.addr 2>upstream.log &
+pids+=($!); up_pid=$!
+for _ in $(seq 1 100); do [ -s upstream.addr ] && break; kill -0 "$up_pid" 2>/dev/null || break; sleep 0.1; done
+UP=$(head -1 upstream.addr)
+[ -n "$UP" ] || { cat upstream.log >&2; echo "bench: upstream did not start" >&2; exit 1; }
+
+PA=$(free_port); PB=$(free_port); PM=$(free_port)
+RES=http://127.0.0.1:$PB/api
+cat >Caddyfile <<CF
+{
+	admin 127.0.0.1:$PM
+	persist_config off
+	auto_https off
+	kavach {
+		trusted_keys $ISS ./jwks.json
+	}
+}
+# A: bare reverse proxy
+http://127.0.0.1:$PA {
+	reverse_proxy $UP
+}
+# B and C: kavach + reverse proxy
+http://127.0.0.1:$PB {
+	kavach /api/* {
+		resource $RES
+		scope GET /api/* bench:read
+	}
+	reverse_proxy $UP
+}
+CF
+GOMAXPROCS=1 nice -n "$NICE" taskset -c 0 "$KAVACH" run --config Caddyfile --adapter caddyfile >gateway.log 2>&1 &
+pids+=($!); gw_pid=$!
+if ! wait_port "$PA" "$gw_pid" || ! wait_port "$PB" "$gw_pid"; then
+  tail -20 gateway.log >&2; echo "bench: bin/kavach did not start" >&2; exit 1
+fi
+
+mint() { ./mint -key key.jwk -iss "$ISS" -aud "$RES" -scope bench:read "$@"; }
+TOKEN=$(mint -n 1)
+UA=http://127.0.0.1:$PA/api/x
+UB=http://127.0.0.1:$PB/api/x
+# The setup answers as it should before anything is measured.
+expect() { # expect CODE curl-args…
+  local want=$1 got; shift
+  got=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "$@") || true
+  [ "$got" = "$want" ] || { tail -20 gateway.log >&2; echo "bench: setup check failed: got $got, want $want for $*" >&2; exit 1; }
+}
+expect 200 "$UA"
+expect 401 "$UB"
+expect 200 -H "Authorization: Bearer $TOKEN" "$UB"
+last=${TOKEN: -1}; [ "$last" = A ] && flip=B || flip=A
+expect 401 -H "Authorization: Bearer ${TOKEN%?}$flip" "$UB"
+
+metric() { # metric NAME{labels}: the counter's value from Caddy's admin /metrics
+  curl -sf --max-time 5 "http://127.0.0.1:$PM/metrics" | awk -v m="$1" '$1 == m {v = $2} END {printf "%.0f\n", v + 0}'
+}
+ticks() { # ticks PID: a process's CPU time (user + system), in clock ticks
+  [ -r "/proc/$1/stat" ] || { tail -20 gateway.log >&2; echo "bench: process $1 is gone (crashed, or interrupted)" >&2; exit 1; }
+  awk '{print $14 + $15}' "/proc/$1/stat"
+}
+# per core: busy (user, nice, system: what processes are charged) and all jiffies;
+# irq and softirq time (our own loopback traffic, mostly) is in neither process's
+cpu_snap() { awk '/^cpu[01] / {b = $2 + $3 + $4; printf "%s %s ", b, b + $5 + $6 + $7 + $8 + $9}' /proc/stat; }
+
+# wrk_run NAME CONNS SECONDS URL [wrk args…]: one bounded wrk run on core 1,
+# its output in NAME.wrk and one line of facts in NAME.facts:
+#   1 req/s  2 p50 ms  3 p99 ms  4 requests  5 non-2xx  6 socket errors
+#   7 gateway CPU us/request  8 gateway's share of core 0
+#   9 core 0 busy  10 core 1 busy  11 cache hits  12 cache misses
+#   13 token walks wrapped  14 other processes on core 0  15 on core 1
+#   16 p90 ms
+# (shares are fractions of the run's wall time; "other processes" is a core's
+# busy time minus what the gateway, resp. wrk and the upstream, used: the
+# machine's other work, i.e. the noise).
+wrk_run() {
+  local name=$1 conns=$2 secs=$3 url=$4; shift 4
+  local t0 c0 h0 m0 u0 t1 c1 h1 m1 u1 s0 s1 bad TIMEFORMAT='%U %S'
+  h0=$(metric 'kavach_verify_cache_total{result="hit"}')
+  m0=$(metric 'kavach_verify_cache_total{result="miss"}')
+  t0=$(ticks "$gw_pid"); u0=$(ticks "$up_pid"); c0=$(cpu_snap); s0=$(date +%s%N)
+  { time timeout --foreground -k 5 $((secs + 30)) nice -n "$NICE" taskset -c 1 wrk -t1 -c"$conns" -d"${secs}s" --latency "$url" "$@" >"$name.wrk" 2>&1; } 2>"$name.time" \
+    || { cat "$name.wrk" >&2; echo "bench: wrk failed ($name)" >&2; exit 1; }
+  s1=$(date +%s%N); c1=$(cpu_snap); t1=$(ticks "$gw_pid"); u1=$(ticks "$up_pid")
+  h1=$(metric 'kavach_verify_cache_total{result="hit"}')
+  m1=$(metric 'kavach_verify_cache_total{result="miss"}')
+  awk -v tk=$((t1 - t0)) -v utk=$((u1 - u0)) -v wcpu="$(awk '{print $1 + $2}' "$name.time")" -v hz="$CLK_TCK" \
+      -v ns=$((s1 - s0)) -v c0="$c0" -v c1="$c1" -v hits=$((h1 - h0)) -v miss=$((m1 - m0)) '
+    function ms(v,   n, u) { n = v + 0; u = v; sub(/^[0-9.]+/, "", u)
+      if (u == "us") return n / 1000; if (u == "ms") return n; if (u == "s") return n * 1000
+      if (u == "m") return n * 60000; return n }
+    function pos(x) { return x < 0 ? 0 : x }
+    /^ +50%/ { p50 = ms($2) } /^ +90%/ { p90 = ms($2) } /^ +99%/ { p99 = ms($2) }
+    / requests in / { req = $1 }
+    /Non-2xx or 3xx responses:/ { bad = $NF }
+    /Socket errors:/ { gsub(/,/, ""); serr = $4 + $6 + $8 + $10 }
+    /^Requests\/sec:/ { rps = $2 }
+    /^tokens used=/ { split($4, w, "="); wrapped = w[2] }
+    END {
+      if (rps == "" || p99 == "") { print "unparsed" > "/dev/stderr"; exit 1 }
+      split(c0, a, " "); split(c1, b, " ")
+      cpu = tk / hz; wall = ns / 1e9
+      t0 = (b[2] - a[2]) / hz; t1 = (b[4] - a[4]) / hz # jiffies of each core in the window
+      printf "%.1f %.4f %.4f %d %d %d %.2f %.3f %.3f %.3f %d %d %d %.3f %.3f %.4f\n", rps, p50, p99, req, bad + 0, serr + 0,
+        (req > 0 ? cpu * 1e6 / req : 0), cpu / wall,
+        (b[1] - a[1]) / (b[2] - a[2]), (b[3] - a[3]) / (b[4] - a[4]), hits, miss, wrapped + 0,
+        pos((b[1] - a[1]) / hz - cpu) / t0, pos((b[3] - a[3]) / hz - utk / hz - wcpu) / t1, p90
+    }' "$name.wrk" >"$name.facts" || { cat "$name.wrk" >&2; echo "bench: could not read wrk output ($name)" >&2; exit 1; }
+  bad=$(awk '{print $5}' "$name.facts")
+  if [ "$bad" != 0 ]; then
+    cat "$name.wrk" >&2; tail -5 gateway.log >&2
+    echo "bench: $name: $bad responses were not 2xx: the setup is broken, the numbers would be meaningless" >&2
+    exit 1
+  fi
+}
+
+# Configuration C needs a token no earlier request used (a repeat would be
+# a cache hit). C does everything B does and a verification besides, so B
+# bounds C's rate: before every C run, mint (the highest B rate seen so far
+# at that connection count) × seconds × 2 (+2000) tokens into a file of its
+# own (warm-ups included). The Lua script reports any wrap, and the
+# verify-cache counters show any hit.
+fresh_tokens() { # fresh_tokens FILE RATE SECONDS
+  mint -out - -n "$(awk -v r="$2" -v d="$3" 'BEGIN {printf "%d\n", r * d * 2 + 2000}')" >"$1"
+}
+declare -A URL=([A]=$UA [B]=$UB [C]=$UB)
+args() { # args CONFIG TOKENFILE: wrk arguments of a configuration
+  case $1 in
+    # A carries the same token: clients send it either way, so the ratio
+    # measures what kavach adds, not what a 700-byte header costs Go's HTTP
+    # parser (about 6% here; bare reverse_proxy forwards it upstream).
+    A | B) printf '%s\n' -H "Authorization: Bearer $TOKEN" ;;
+    C) printf '%s\n' -s "$ROOT/bench/fresh.lua" -- "$2" 1 ;;
+  esac
+}
+show() { # show LABEL FACTSFILE
+  awk -v l="$1" '{printf "  %-8s %6.0f req/s  p50 %6.3f  p99 %6.3f ms  gw %5.1f us/req, %3.0f%% of core 0  others %2.0f%%/%2.0f%%  hits %d misses %d%s%s\n",
+    l, $1, $2, $3, $7, $8 * 100, $14 * 100, $15 * 100, $11, $12, ($13 > 0 ? "  WRAPPED " $13 "x" : ""), ($6 > 0 ? "  socket errors " $6 : "")}' "$2"
+}
+best_rate() { # best_rate CONNS FACTSFILE: keep the highest B rate at CONNS in cCONNS.B.rate
+  { cat "$2"; [ ! -f "c$1.B.rate" ] || cat "c$1.B.rate"; } | sort -g -r | head -1 >"c$1.B.rate.new"
+  mv "c$1.B.rate.new" "c$1.B.rate"
+}
+# one CONFIG CONNS SECONDS NAME: a warm-up, then the measured run
+one() {
+  local cfg=$1 conns=$2 secs=$3 name=$4 a
+  if [ "$cfg" = C ]; then
+    local rate
+    rate=$(awk '{print $1}' "c$conns.B.rate")
+    fresh_tokens warm.tok "$rate" "$WARMUP"
+    fresh_tokens run.tok "$rate" "$secs"
+  fi
+  mapfile -t a < <(args "$cfg" warm.tok)
+  wrk_run warm "$conns" "$WARMUP" "${URL[$cfg]}" "${a[@]}"
+  mapfile -t a < <(args "$cfg" run.tok)
+  wrk_run "$name.$cfg" "$conns" "$secs" "${URL[$cfg]}" "${a[@]}"
+  [ "$cfg" != B ] || best_rate "$conns" "$name.B.facts"
+}
+echo "warming up…"
+wrk_run warm "$CONNS" 2 "$UA"
+wrk_run warm "$CONNS" 2 "$UB" -H "Authorization: Bearer $TOKEN"
+best_rate "$CONNS" warm.facts
+wrk_run warm 1 1 "$UB" -H "Authorization: Bearer $TOKEN"
+best_rate 1 warm.facts
+fresh_tokens warm.tok "$(awk '{print $1}' "c$CONNS.B.rate")" 2
+wrk_run warm "$CONNS" 2 "$UB" -s "$ROOT/bench/fresh.lua" -- warm.tok 1
+# A busy gateway's verify cache is full (65,536 tokens by default, about
+# 85 MB of live heap): that heap makes every garbage collection longer for
+# every route of the process. Fill it before round 1, so that every round
+# measures the same steady state instead of a heap that grows over the run.
+if [ "${FILL_CACHE:-1}" = 1 ]; then
+  mint -out - -n 70000 >fill.tok
+  secs=$(awk -v r="$(awk '{print $1}' warm.facts)" 'BEGIN {s = int(70000 / r * 1.15) + 1; print (s > 40 ? 40 : s)}')
+  echo "filling the verify cache (70,000 fresh tokens, ${secs} s)…"
+  wrk_run fill "$CONNS" "$secs" "$UB" -s "$ROOT/bench/fresh.lua" -- fill.tok 1
+  echo "  verify cache: $(metric 'kavach_verify_cache_total{result="miss"}') tokens verified so far (it keeps at most 65,536)"
+fi
+for i in $(seq 1 "$ROUNDS"); do
+  echo "round $i/$ROUNDS"
+  for cfg in A B C; do
+    one "$cfg" "$CONNS" "$DURATION" "r$i"
+    show "$cfg c$CONNS" "r$i.$cfg.facts"
+  done
+  for cfg in A B C; do
+    one "$cfg" 1 "$LAT_DURATION" "l$i"
+    mv "l$i.$cfg.facts" "r$i.${cfg}1.facts"
+    show "$cfg c1" "r$i.${cfg}1.facts"
+  done
+done
+decisions=$(metric 'kavach_decisions_total{outcome="allowed"}')
+
+kill "$gw_pid" "$up_pid" 2>/dev/null || true
+wait "$gw_pid" "$up_pid" 2>/dev/null || true
+pids=()
+cd "$ROOT"
+
+# ---------------------------------------------------------------------------
+# 3. The cache-hit decision alone, and the kavach handler inside Caddy's
+# handler chain without the network (bench/caddy_test.go): CPU costs that
+# do not move with the machine's load as much as requests/s do.
+echo
+echo "== gateway: BenchmarkDecideCached (cache-hit decision; budget <= 5 us, <= 8 allocs)"
+go test -c -o "$out/gateway.test" ./gateway/ >/dev/null || { echo "bench: ./gateway does not build" >&2; exit 1; }
+nice -n "$NICE" taskset -c 0 "$out/gateway.test" -test.run '^$' -test.bench '^BenchmarkDecideCached$' -test.benchmem -test.cpu 1 -test.count "$ROUNDS" \
+  >"$out/decide.txt" 2>&1 || { cat "$out/decide.txt" >&2; echo "bench: BenchmarkDecideCached failed" >&2; exit 1; }
+grep '^Benchmark' "$out/decide.txt"
+dn=$(awk '$1 ~ /^BenchmarkDecideCached(-[0-9]+)?$/ {print $3}' "$out/decide.txt" | median) \
+  || { cat "$out/decide.txt" >&2; echo "bench: BenchmarkDecideCached did not run" >&2; exit 1; }
+da=$(awk '$1 ~ /^BenchmarkDecideCached(-[0-9]+)?$/ {print $7}' "$out/decide.txt" | median)
+
+echo
+echo "== kavach in Caddy's handler chain, no network (respond instead of reverse_proxy; GOMAXPROCS=1, core 0)"
+go test -c -o "$out/bench.test" ./bench/ >/dev/null || { echo "bench: ./bench does not build" >&2; exit 1; }
+for i in $(seq 1 "$ROUNDS"); do
+  for b in 'BenchmarkCaddyBare 1s' 'BenchmarkCaddyKavachCached 1s' 'BenchmarkCaddyKavachFresh 10000x'; do
+    set -- $b
+    nice -n "$NICE" taskset -c 0 "$out/bench.test" -test.run '^$' -test.bench "^$1\$" -test.benchmem -test.cpu 1 -test.benchtime "$2" \
+      >"$out/caddy.run" 2>&1 || { cat "$out/caddy.run" >&2; echo "bench: $1 failed" >&2; exit 1; }
+    awk -v b="$1" '$1 ~ "^"b"(-[0-9]+)?$" {print $3, $5, $7}' "$out/caddy.run" >>"$out/$1"
+    [ -s "$out/$1" ] || { cat "$out/caddy.run" >&2; echo "bench: $1 did not run" >&2; exit 1; }
+  done
+done
+printf '%-30s %10s %8s %10s\n' "benchmark (median of $ROUNDS)" "ns/op" "B/op" "allocs/op"
+for b in BenchmarkCaddyBare BenchmarkCaddyKavachCached BenchmarkCaddyKavachFresh; do
+  printf '%-30s %10.0f %8.0f %10.0f\n' "$b" "$(cut -d' ' -f1 "$out/$b" | median)" "$(cut -d' ' -f2 "$out/$b" | median)" "$(cut -d' ' -f3 "$out/$b" | median)"
+done
+ib=$(cut -d' ' -f1 "$out/BenchmarkCaddyBare" | median)
+icached=$(awk -v x="$(cut -d' ' -f1 "$out/BenchmarkCaddyKavachCached" | median)" -v b="$ib" 'BEGIN {print x - b}')
+ifresh=$(awk -v x="$(cut -d' ' -f1 "$out/BenchmarkCaddyKavachFresh" | median)" -v b="$ib" 'BEGIN {print x - b}')
+iallocs=$(awk -v x="$(cut -d' ' -f3 "$out/BenchmarkCaddyKavachCached" | median)" -v b="$(cut -d' ' -f3 "$out/BenchmarkCaddyBare" | median)" 'BEGIN {print x - b}')
+ibytes=$(awk -v x="$(cut -d' ' -f2 "$out/BenchmarkCaddyKavachCached" | median)" -v b="$(cut -d' ' -f2 "$out/BenchmarkCaddyBare" | median)" 'BEGIN {print x - b}')
+printf 'kavach adds per request: cached %+.1f us, %+d allocs, %+d B; fresh token %+.1f us (verify cache not full)\n' \
+  "$(awk -v x="$icached" 'BEGIN {print x / 1000}')" "$iallocs" "$ibytes" "$(awk -v x="$ifresh" 'BEGIN {print x / 1000}')"
+
+# ---------------------------------------------------------------------------
+# 4. The table.
+cd "$out"
+col() { # col CONFIG FIELD: the values of FIELD over the rounds
+  local i
+  for i in $(seq 1 "$ROUNDS"); do awk -v f="$2" '{print $f}' "r$i.$1.facts"; done
+}
+med() { col "$1" "$2" | median; }
+perround() { # perround X A FIELD OP: (X op A) in each round, X and A run back to back
+  local i
+  for i in $(seq 1 "$ROUNDS"); do
+    paste -d' ' "r$i.$1.facts" "r$i.$2.facts" | awk -v f="$3" -v op="$4" -v n=16 \
+      '{x = $f; a = $(n + f); print (op == "/" ? x / a : x - a)}'
+  done
+}
+pair() { perround "$@" | median; } # pair X A FIELD OP: the median over rounds
+span() { # span X A FIELD OP FORMAT: "min..max" over rounds
+  perround "$1" "$2" "$3" "$4" | sort -g | awk -v f="$5" 'NR == 1 {lo = $1} {hi = $1} END {printf f ".." f "\n", lo, hi}'
+}
+sumf() { local i s=0; for i in $(seq 1 "$ROUNDS"); do s=$((s + $(awk -v f="$2" '{print $f}' "r$i.$1.facts"))); done; echo "$s"; }
+verdict() { awk -v x="$1" -v op="$2" -v t="$3" 'BEGIN {ok = (op == ">=" ? x >= t : x <= t); print (ok ? "ok" : "MISSED")}'; }
+# rverdict X A FIELD OP CMP TARGET: the median's verdict, and whether the rounds agree
+rverdict() {
+  local v n
+  v=$(verdict "$(pair "$1" "$2" "$3" "$4")" "$5" "$6")
+  n=$(perround "$1" "$2" "$3" "$4" | while read -r x; do verdict "$x" "$5" "$6"; done | sort -u | wc -l)
+  [ "$n" = 1 ] && echo "$v" || echo "$v (rounds disagree)"
+}
+
+echo
+echo "== gateway detail: medians of $ROUNDS rounds (ratios: median of the per-round ratios, each round's runs adjacent)"
+printf '%-24s %8s %7s %8s %8s %9s %8s %6s %13s\n' config "req/s" "x A" "p50 ms" "p99 ms" "gw us/req" "x A cpu" "gw c0" "others c0/c1"
+pct() { awk -v v="$1" 'BEGIN {printf "%.0f%%", v * 100}'; }
+for cfg in A B C A1 B1 C1; do
+  base=A; [ "${#cfg}" = 2 ] && base=A1
+  case $cfg in
+    A) label="A bare, c$CONNS" ;; B) label="B cached token, c$CONNS" ;; C) label="C fresh token, c$CONNS" ;;
+    A1) label="A bare, c1" ;; B1) label="B cached token, c1" ;; C1) label="C fresh token, c1" ;;
+  esac
+  printf '%-24s %8.0f %6.3fx %8.3f %8.3f %9.1f %7.3fx %6s %13s\n' "$label" "$(med $cfg 1)" "$(pair $cfg $base 1 /)" \
+    "$(med $cfg 2)" "$(med $cfg 3)" "$(med $cfg 7)" "$(pair $base $cfg 7 /)" \
+    "$(pct "$(med $cfg 8)")" "$(pct "$(med $cfg 14)")/$(pct "$(med $cfg 15)")"
+done
+echo "  gw us/req: the gateway's CPU time per request (/proc utime+stime over wrk's request count);"
+echo "  x A cpu: A's CPU per request over this one's (what req/s x A would be if the gateway had core 0"
+echo "  to itself; not load-independent: an unsaturated gateway spends more CPU per request idling and waking);"
+echo "  gw c0: the gateway's share of core 0; others: CPU the rest of the machine took on core 0 / core 1"
+echo "  during the run (wrk and the upstream excluded): the noise."
+reqB=$(sumf B 4); hitB=$(sumf B 11); missB=$(sumf B 12)
+reqC=$(sumf C 4); hitC=$(sumf C 11); missC=$(sumf C 12); wrapC=$(( $(sumf C 13) + $(sumf C1 13) ))
+reqC1=$(sumf C1 4); missC1=$(sumf C1 12); hitC1=$(sumf C1 11)
+echo "  B under load: $reqB requests, $hitB cache hits, $missB cache misses (want: no misses)"
+echo "  C: $((reqC + reqC1)) requests, $((missC + missC1)) cache misses (full verifications), $((hitC + hitC1)) hits (want: none); token walks wrapped: $wrapC"
+echo "  allowed decisions in the whole run: $decisions"
+
+rA=$(med A 1); rB=$(pair B A 1 /); rC=$(pair C A 1 /)
+d50=$(pair B1 A1 2 -); d90=$(pair B1 A1 16 -); d99=$(pair B1 A1 3 -)
+c50=$(pair C1 A1 2 -); c99=$(pair C1 A1 3 -)
+dl99=$(pair B A 3 -)
+vr=$(awk -v v="$v" -v r="$r" 'BEGIN {print v / r}')
+cpuA=$(med A 7)
+est() { awk -v a="$cpuA" -v d="$1" 'BEGIN {print a / (a + d / 1000)}'; } # est ADDED_NS: A's us/req over (A's + added)
+
+noise0=$(for c in A B C; do col $c 14; done | median); noise1=$(for c in A B C; do col $c 15; done | median)
+[ "$missB" -le 1 ] && cachedok="yes: $hitB hits, $missB misses" || cachedok="NO: $missB cache misses"
+if [ $((hitC + hitC1)) = 0 ] && [ "$wrapC" = 0 ] && [ $((missC + missC1)) -ge $((reqC + reqC1)) ]; then
+  freshok="yes: $((missC + missC1)) verifications for $((reqC + reqC1)) requests"
+else
+  freshok="NO: $((hitC + hitC1)) cache hits, $wrapC wraps, $((missC + missC1)) verifications for $((reqC + reqC1)) requests"
+fi
+
+echo
+echo "== make bench: budgets (DESIGN.md §9), medians of $ROUNDS interleaved rounds"
+line() { printf '%-46s %18s %15s %11s  %s\n' "$@"; }
+line "measure" "median" "rounds" "target" "verdict"
+line "A bare reverse_proxy, c$CONNS" "$(printf '%.0f req/s' "$rA")" "" "" ""
+line "B cached token: req/s vs A (wrk, c$CONNS)" "$(printf '%.3fx' "$rB")" "$(span B A 1 / %.2f)" ">= 0.95x" "$(rverdict B A 1 / '>=' 0.95)"
+line "B cached token: added p99, 1 connection" "$(printf '%+.3f ms' "$d99")" "$(span B1 A1 3 - %+.2f)" "<= 0.1 ms" "$(rverdict B1 A1 3 - '<=' 0.1)"
+line "B cached token: added p50 / p90, 1 conn." "$(printf '%+.3f/%+.3f ms' "$d50" "$d90")" "$(span B1 A1 2 - %+.2f)" "(info)" ""
+line "B cached token: added p99, c$CONNS" "$(printf '%+.3f ms' "$dl99")" "$(span B A 3 - %+.1f)" "(info)" ""
+line "B cached token: CPU-cost estimate*" "$(printf '%.3fx' "$(est "$icached")")" "" "(info)" ""
+line "C fresh token: req/s vs A (wrk, c$CONNS)" "$(printf '%.3fx' "$rC")" "$(span C A 1 / %.2f)" ">= 0.5x" "$(rverdict C A 1 / '>=' 0.5)"
+line "C fresh token: added p50 / p99, 1 conn." "$(printf '%+.3f/%+.3f ms' "$c50" "$c99")" "" "(info)" ""
+line "C fresh token: CPU-cost estimate*" "$(printf '%.3fx' "$(est "$ifresh")")" "" "(info)" ""
+line "cache-hit decision (BenchmarkDecideCached)" "$(printf '%.0f ns' "$dn")" "" "<= 5000 ns" "$(verdict "$dn" '<=' 5000)"
+line "cache-hit decision allocations" "$(printf '%s allocs' "$da")" "" "<= 8" "$(verdict "$da" '<=' 8)"
+line "full Verify vs raw ed25519.Verify" "$(printf '%.2fx' "$vr")" "" "<= 1.35x" "$(verdict "$vr" '<=' 1.35)"
+echo "B really served from the verify cache: $cachedok"
+echo "C really verified every request: $freshok"
+echo "noise: other processes took $(pct "$noise0") of core 0 and $(pct "$noise1") of core 1 (median over runs under load)$(awk -v a="$noise0" -v b="$noise1" 'BEGIN {if (a > 0.05 || b > 0.1) print ": busy machine, the wrk figures are unreliable"}')"
+echo "* (info, not a verdict) A's gateway CPU per request under load ($(printf '%.1f' "$cpuA") us) plus what kavach adds in Caddy's"
+echo "  handler chain without the network (cached $(printf '%+.1f' "$(awk -v x="$icached" 'BEGIN {print x / 1000}')") us, fresh $(printf '%+.1f' "$(awk -v x="$ifresh" 'BEGIN {print x / 1000}')") us, measured with a small heap):"
+echo "  the ratio on a quiet core, less what the bigger requests (the token) and a full verify cache add."
+echo "Ratios are medians of per-round ratios (each round runs A, B and C back to back); \"rounds\" is"
+echo "their range; a missed target is reported, not an error."

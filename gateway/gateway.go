@@ -365,25 +365,58 @@ const (
 // the token never leaves, and no client-sent Kavach-… header (with '_' read
 // as '-', as some servers do) survives to be mistaken for ours.
 func Apply(r *http.Request, t *token.Token) {
+	if t == nil {
+		ApplyValues(r, "", "", "", "")
+		return
+	}
+	ApplyValues(r, t.Subject, Actor(t), Chain(t), t.Scope)
+}
+
+// ApplyValues is Apply with the values already computed; an empty subject
+// strips without adding (a preflight).
+func ApplyValues(r *http.Request, subject, actor, chain, scope string) {
 	r.Header.Del("Authorization")
 	for name := range r.Header {
-		if len(name) >= len("kavach-") && strings.EqualFold(strings.ReplaceAll(name[:len("kavach-")], "_", "-"), "kavach-") {
+		if len(name) >= len("kavach-") && isKavachPrefix(name[:len("kavach-")]) {
 			delete(r.Header, name)
 		}
 	}
-	if t == nil {
+	if subject == "" {
 		return
 	}
-	r.Header[HeaderSubject] = []string{t.Subject}
-	if a := Actor(t); a != "" {
-		r.Header[HeaderActor] = []string{a}
+	r.Header[HeaderSubject] = []string{subject}
+	if actor != "" {
+		r.Header[HeaderActor] = []string{actor}
 	}
-	if c := Chain(t); c != "" {
-		r.Header[HeaderChain] = []string{c}
+	if chain != "" {
+		r.Header[HeaderChain] = []string{chain}
 	}
-	if t.Scope != "" {
-		r.Header[HeaderScope] = []string{t.Scope}
+	if scope != "" {
+		r.Header[HeaderScope] = []string{scope}
 	}
+}
+
+// isKavachPrefix reports whether p reads "kavach-", ignoring case and
+// reading '_' as '-', without allocating.
+func isKavachPrefix(p string) bool {
+	const want = "kavach-"
+	for i := 0; i < len(want); i++ {
+		c := p[i]
+		if c == '_' {
+			c = '-'
+		}
+		if lowerASCII(c) != want[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func lowerASCII(c byte) byte {
+	if 'A' <= c && c <= 'Z' {
+		return c + 'a' - 'A'
+	}
+	return c
 }
 
 // Actor is the agent making the call: act.sub for Kavach tokens, else the

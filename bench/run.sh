@@ -440,3 +440,18 @@ echo "  handler chain without the network (cached $(printf '%+.1f' "$(awk -v x="
 echo "  the ratio on a quiet core, less what the bigger requests (the token) and a full verify cache add."
 echo "Ratios are medians of per-round ratios (each round runs A, B and C back to back); \"rounds\" is"
 echo "their range; a missed target is reported, not an error."
+
+# Revocation propagation (DESIGN.md §9: p99 <= 50 ms): from Revoke returning
+# on one gateway's set to another's rejecting, over a real redis-server on
+# loopback, 3 x 300 revocations.
+echo
+echo "== revocation propagation through a real redis-server (3 x 300 revocations)"
+command -v redis-server >/dev/null || { apt-get update -qq >/dev/null && apt-get install -y -qq redis-server >/dev/null; } \
+  || { echo "bench: redis-server missing and could not be installed" >&2; exit 1; }
+prop=$(go test -run '^$' -bench '^BenchmarkRedisPropagation$' -benchtime 300x -count 3 ./revocation/ 2>&1) \
+  || { echo "$prop" >&2; echo "bench: propagation benchmark failed" >&2; exit 1; }
+echo "$prop" | awk '/^BenchmarkRedisPropagation/ {for (i = 1; i <= NF; i++) {if ($i == "p50-µs") p50[++n] = $(i-1); if ($i == "p99-µs") p99[n] = $(i-1)}}
+  END {if (n == 0) {print "no propagation results"; exit 1}
+       for (i = 1; i <= n; i++) printf "  run %d: p50 %.2f ms  p99 %.2f ms\n", i, p50[i] / 1000, p99[i] / 1000
+       m = 0; for (i = 1; i <= n; i++) if (p99[i] > m) m = p99[i]
+       printf "revocation propagation p99 (worst run)  %.2f ms   target <= 50 ms  %s\n", m / 1000, (m <= 50000 ? "ok" : "MISSED")}'

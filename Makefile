@@ -38,8 +38,10 @@ lint:
 # Runs each fuzz target for FUZZTIME (corpus seeds always run in 'make test').
 FUZZTIME ?= 30s
 fuzz:
-	$(GO) test -run '^$$' -fuzz '^FuzzVerify$$' -fuzztime $(FUZZTIME) ./token/
-	$(GO) test -run '^$$' -fuzz '^FuzzAttenuate$$' -fuzztime $(FUZZTIME) ./policy/
+	@for t in token:FuzzVerify token:FuzzDecodeClaims token:FuzzDecodeHeader policy:FuzzAttenuate \
+	          policy:FuzzParseScopes policy:FuzzConstraintsJSON internal/strictjson:FuzzSkip revocation:FuzzDecodeEntry; do \
+		echo "== $$t"; $(GO) test -run '^$$' -fuzz "^$${t#*:}\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 5s ./$${t%%:*}/ || exit 1; \
+	done
 
 clean:
 	rm -rf bin

@@ -146,16 +146,16 @@ func postRevocation(admin string, e revocation.Entry) (string, error) {
 		}
 		secret = strings.TrimSpace(string(data))
 	}
-	body, err := json.Marshal(e)
+	// Until is left out when unset so the server applies its own default
+	// (it knows the gateway's max token lifetime).
+	body, err := json.Marshal(struct {
+		ID     string          `json:"id"`
+		Cutoff revocation.Kind `json:"cutoff,omitempty"`
+		Before time.Time       `json:"before,omitzero"`
+		Until  time.Time       `json:"until,omitzero"`
+	}{e.ID, e.Cutoff, e.Before, e.Until})
 	if err != nil {
 		return "", err
-	}
-	if e.Until.IsZero() {
-		// Let the server apply its own default.
-		var m map[string]any
-		_ = json.Unmarshal(body, &m)
-		delete(m, "until")
-		body, _ = json.Marshal(m)
 	}
 	req, err := http.NewRequest(http.MethodPost, "http://"+admin+"/v1/revocations", bytes.NewReader(body))
 	if err != nil {

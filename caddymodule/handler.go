@@ -199,7 +199,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if len(args) == 0 {
 				return d.ArgErr()
 			}
-			if len(args) >= 2 && isRuleMethod(args[0]) && (args[1] == "*" || args[1][0] == '/') {
+			if len(args) >= 2 && gateway.IsRuleMethod(args[0]) && (args[1] == "*" || args[1][0] == '/') {
 				rule := gateway.Rule{Method: args[0], Path: args[1], Scopes: args[2:]}
 				if err := rule.Validate(); err != nil {
 					return d.Errf("%v", err)
@@ -224,18 +224,6 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		return d.Err("kavach: resource is required (the URL tokens for this route are issued for)")
 	}
 	return nil
-}
-
-func isRuleMethod(s string) bool {
-	if s == "*" {
-		return true
-	}
-	for i := 0; i < len(s); i++ {
-		if s[i] < 'A' || s[i] > 'Z' {
-			return false
-		}
-	}
-	return s != ""
 }
 
 // Interface guards

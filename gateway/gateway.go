@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -273,22 +274,13 @@ func requiredScopes(rt *Route, method, path string) string {
 	for i := range rt.Rules {
 		if rt.Rules[i].matches(method, path) {
 			for _, s := range rt.Rules[i].Scopes {
-				if !contains(need, s) {
+				if !slices.Contains(need, s) {
 					need = append(need, s)
 				}
 			}
 		}
 	}
 	return policy.FormatScopes(need)
-}
-
-func contains(l []string, s string) bool {
-	for _, x := range l {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // cleanPath returns the decoded request path, or why it is refused: an

@@ -100,7 +100,7 @@ func (r *Rule) Validate() error {
 	if r.Method == "" || r.Path == "" {
 		return errors.New("a scope rule needs a method and a path")
 	}
-	if r.Method != "*" && !validMethod(r.Method) {
+	if !IsRuleMethod(r.Method) {
 		return fmt.Errorf("method %q is not an upper-case HTTP method", r.Method)
 	}
 	if r.Path != "*" {
@@ -130,6 +130,10 @@ func MetadataPath(resource string) string {
 	}
 	return PRMPrefix + p
 }
+
+// IsRuleMethod reports whether m may head a scope rule: an upper-case HTTP
+// method, or "*" for any.
+func IsRuleMethod(m string) bool { return m == "*" || validMethod(m) }
 
 func validMethod(m string) bool {
 	for i := 0; i < len(m); i++ {

@@ -8,7 +8,9 @@
 #      A  bare reverse_proxy
 #      B  kavach + reverse_proxy, one cached token
 #      C  kavach + reverse_proxy, a fresh token on every request
-#    interleaved A B C (under load) then A B C (one connection), ROUNDS times.
+#      D  as B, in a second bin/kavach whose revocation set is a real
+#         redis-server (cluster mode): the request path must not notice
+#    interleaved A B C D (under load) then A B C (one connection), ROUNDS times.
 # 3. gateway: BenchmarkDecideCached (the cache-hit decision alone), and
 #    bench/caddy_test.go: the kavach handler in Caddy's handler chain without
 #    the network, a CPU cost that moves less with the machine's load.
@@ -83,6 +85,8 @@ for tool in taskset curl python3 getconf; do
 done
 [[ $NICE =~ ^-?[0-9]+$ ]] || { echo "bench: BENCH_NICE must be an integer" >&2; exit 1; }
 [ "$NICE" -ge 0 ] || [ "$(id -u)" = 0 ] || { echo "bench: BENCH_NICE below 0 needs root" >&2; exit 1; }
+command -v redis-server >/dev/null || { apt-get update -qq >/dev/null && apt-get install -y -qq redis-server >/dev/null; } \
+  || { echo "bench: redis-server missing and could not be installed" >&2; exit 1; }
 if ! command -v wrk >/dev/null; then
   echo "installing wrk…"
   { apt-get update && apt-get install -y wrk; } >"$out/apt.log" 2>&1 || { tail -5 "$out/apt.log" >&2; echo "bench: could not install wrk" >&2; exit 1; }
@@ -119,8 +123,9 @@ for _ in $(seq 1 100); do [ -s upstream.addr ] && break; kill -0 "$up_pid" 2>/de
 UP=$(head -1 upstream.addr)
 [ -n "$UP" ] || { cat upstream.log >&2; echo "bench: upstream did not start" >&2; exit 1; }
 
-PA=$(free_port); PB=$(free_port); PM=$(free_port)
+PA=$(free_port); PB=$(free_port); PM=$(free_port); PD=$(free_port); PM2=$(free_port); PR=$(free_port)
 RES=http://127.0.0.1:$PB/api
+RESD=http://127.0.0.1:$PD/api
 cat >Caddyfile <<CF
 {
 	admin 127.0.0.1:$PM
@@ -149,10 +154,41 @@ if ! wait_port "$PA" "$gw_pid" || ! wait_port "$PB" "$gw_pid"; then
   tail -20 gateway.log >&2; echo "bench: bin/kavach did not start" >&2; exit 1
 fi
 
+# D: a second gateway, in cluster mode, on the same core (idle while the
+# first is measured, and the other way round). Redis shares core 1 with wrk
+# and the upstream; the gateway only pings it once a second.
+nice -n "$NICE" taskset -c 1 redis-server --port "$PR" --bind 127.0.0.1 --save '' --appendonly no >redis.log 2>&1 &
+pids+=($!); redis_pid=$!
+wait_port "$PR" "$redis_pid" || { tail -20 redis.log >&2; echo "bench: redis-server did not start" >&2; exit 1; }
+cat >Caddyfile.redis <<CF
+{
+	admin 127.0.0.1:$PM2
+	persist_config off
+	auto_https off
+	kavach {
+		trusted_keys $ISS ./jwks.json
+		redis redis://127.0.0.1:$PR/0
+	}
+}
+# D: kavach (revocation through Redis) + reverse proxy
+http://127.0.0.1:$PD {
+	kavach /api/* {
+		resource $RESD
+		scope GET /api/* bench:read
+	}
+	reverse_proxy $UP
+}
+CF
+XDG_DATA_HOME=$out/xdg2 XDG_CONFIG_HOME=$out/xdg2 GOMAXPROCS=1 nice -n "$NICE" taskset -c 0 "$KAVACH" run --config Caddyfile.redis --adapter caddyfile >gateway2.log 2>&1 &
+pids+=($!); gw2_pid=$!
+wait_port "$PD" "$gw2_pid" || { tail -20 gateway2.log >&2; echo "bench: the Redis-mode bin/kavach did not start" >&2; exit 1; }
+
 mint() { ./mint -key key.jwk -iss "$ISS" -aud "$RES" -scope bench:read "$@"; }
 TOKEN=$(mint -n 1)
+TOKEN_D=$(./mint -key key.jwk -iss "$ISS" -aud "$RESD" -scope bench:read -n 1)
 UA=http://127.0.0.1:$PA/api/x
 UB=http://127.0.0.1:$PB/api/x
+UD=http://127.0.0.1:$PD/api/x
 # The setup answers as it should before anything is measured.
 expect() { # expect CODE curl-args…
   local want=$1 got; shift
@@ -164,9 +200,15 @@ expect 401 "$UB"
 expect 200 -H "Authorization: Bearer $TOKEN" "$UB"
 last=${TOKEN: -1}; [ "$last" = A ] && flip=B || flip=A
 expect 401 -H "Authorization: Bearer ${TOKEN%?}$flip" "$UB"
+expect 401 "$UD"
+expect 200 -H "Authorization: Bearer $TOKEN_D" "$UD"
+curl -sf --max-time 5 "http://127.0.0.1:$PM2/metrics" | grep -q '^kavach_revocation_fresh 1' \
+  || { tail -20 gateway2.log >&2; echo "bench: the Redis-mode gateway does not report a fresh revocation set" >&2; exit 1; }
 
-metric() { # metric NAME{labels}: the counter's value from Caddy's admin /metrics
-  curl -sf --max-time 5 "http://127.0.0.1:$PM/metrics" | awk -v m="$1" '$1 == m {v = $2} END {printf "%.0f\n", v + 0}'
+# The gateway a run measures: its pid and admin port (D: the second one).
+cur_gw=$gw_pid; cur_pm=$PM
+metric() { # metric NAME{labels}: the counter's value from the measured gateway's admin /metrics
+  curl -sf --max-time 5 "http://127.0.0.1:$cur_pm/metrics" | awk -v m="$1" '$1 == m {v = $2} END {printf "%.0f\n", v + 0}'
 }
 ticks() { # ticks PID: a process's CPU time (user + system), in clock ticks
   [ -r "/proc/$1/stat" ] || { tail -20 gateway.log >&2; echo "bench: process $1 is gone (crashed, or interrupted)" >&2; exit 1; }
@@ -191,10 +233,10 @@ wrk_run() {
   local t0 c0 h0 m0 u0 t1 c1 h1 m1 u1 s0 s1 bad TIMEFORMAT='%U %S'
   h0=$(metric 'kavach_verify_cache_total{result="hit"}')
   m0=$(metric 'kavach_verify_cache_total{result="miss"}')
-  t0=$(ticks "$gw_pid"); u0=$(ticks "$up_pid"); c0=$(cpu_snap); s0=$(date +%s%N)
+  t0=$(ticks "$cur_gw"); u0=$(ticks "$up_pid"); c0=$(cpu_snap); s0=$(date +%s%N)
   { time timeout --foreground -k 5 $((secs + 30)) nice -n "$NICE" taskset -c 1 wrk -t1 -c"$conns" -d"${secs}s" --latency "$url" "$@" >"$name.wrk" 2>&1; } 2>"$name.time" \
     || { cat "$name.wrk" >&2; echo "bench: wrk failed ($name)" >&2; exit 1; }
-  s1=$(date +%s%N); c1=$(cpu_snap); t1=$(ticks "$gw_pid"); u1=$(ticks "$up_pid")
+  s1=$(date +%s%N); c1=$(cpu_snap); t1=$(ticks "$cur_gw"); u1=$(ticks "$up_pid")
   h1=$(metric 'kavach_verify_cache_total{result="hit"}')
   m1=$(metric 'kavach_verify_cache_total{result="miss"}')
   awk -v tk=$((t1 - t0)) -v utk=$((u1 - u0)) -v wcpu="$(awk '{print $1 + $2}' "$name.time")" -v hz="$CLK_TCK" \
@@ -236,13 +278,14 @@ wrk_run() {
 fresh_tokens() { # fresh_tokens FILE RATE SECONDS
   mint -out - -n "$(awk -v r="$2" -v d="$3" 'BEGIN {printf "%d\n", r * d * 2 + 2000}')" >"$1"
 }
-declare -A URL=([A]=$UA [B]=$UB [C]=$UB)
+declare -A URL=([A]=$UA [B]=$UB [C]=$UB [D]=$UD)
 args() { # args CONFIG TOKENFILE: wrk arguments of a configuration
   case $1 in
     # A carries the same token: clients send it either way, so the ratio
     # measures what kavach adds, not what a 700-byte header costs Go's HTTP
     # parser (about 6% here; bare reverse_proxy forwards it upstream).
     A | B) printf '%s\n' -H "Authorization: Bearer $TOKEN" ;;
+    D) printf '%s\n' -H "Authorization: Bearer $TOKEN_D" ;;
     C) printf '%s\n' -s "$ROOT/bench/fresh.lua" -- "$2" 1 ;;
   esac
 }
@@ -257,6 +300,7 @@ best_rate() { # best_rate CONNS FACTSFILE: keep the highest B rate at CONNS in c
 # one CONFIG CONNS SECONDS NAME: a warm-up, then the measured run
 one() {
   local cfg=$1 conns=$2 secs=$3 name=$4 a
+  if [ "$cfg" = D ]; then cur_gw=$gw2_pid cur_pm=$PM2; else cur_gw=$gw_pid cur_pm=$PM; fi
   if [ "$cfg" = C ]; then
     local rate
     rate=$(awk '{print $1}' "c$conns.B.rate")
@@ -273,6 +317,9 @@ echo "warming up…"
 wrk_run warm "$CONNS" 2 "$UA"
 wrk_run warm "$CONNS" 2 "$UB" -H "Authorization: Bearer $TOKEN"
 best_rate "$CONNS" warm.facts
+cur_gw=$gw2_pid cur_pm=$PM2
+wrk_run warm "$CONNS" 2 "$UD" -H "Authorization: Bearer $TOKEN_D"
+cur_gw=$gw_pid cur_pm=$PM
 wrk_run warm 1 1 "$UB" -H "Authorization: Bearer $TOKEN"
 best_rate 1 warm.facts
 fresh_tokens warm.tok "$(awk '{print $1}' "c$CONNS.B.rate")" 2
@@ -290,7 +337,7 @@ if [ "${FILL_CACHE:-1}" = 1 ]; then
 fi
 for i in $(seq 1 "$ROUNDS"); do
   echo "round $i/$ROUNDS"
-  for cfg in A B C; do
+  for cfg in A B C D; do
     one "$cfg" "$CONNS" "$DURATION" "r$i"
     show "$cfg c$CONNS" "r$i.$cfg.facts"
   done
@@ -302,8 +349,9 @@ for i in $(seq 1 "$ROUNDS"); do
 done
 decisions=$(metric 'kavach_decisions_total{outcome="allowed"}')
 
-kill "$gw_pid" "$up_pid" 2>/dev/null || true
-wait "$gw_pid" "$up_pid" 2>/dev/null || true
+fresh_d=$(curl -sf --max-time 5 "http://127.0.0.1:$PM2/metrics" | awk '$1 == "kavach_revocation_fresh" {print $2}')
+kill "$gw_pid" "$gw2_pid" "$up_pid" "$redis_pid" 2>/dev/null || true
+wait "$gw_pid" "$gw2_pid" "$up_pid" "$redis_pid" 2>/dev/null || true
 pids=()
 cd "$ROOT"
 
@@ -378,10 +426,11 @@ echo
 echo "== gateway detail: medians of $ROUNDS rounds (ratios: median of the per-round ratios, each round's runs adjacent)"
 printf '%-24s %8s %7s %8s %8s %9s %8s %6s %13s\n' config "req/s" "x A" "p50 ms" "p99 ms" "gw us/req" "x A cpu" "gw c0" "others c0/c1"
 pct() { awk -v v="$1" 'BEGIN {printf "%.0f%%", v * 100}'; }
-for cfg in A B C A1 B1 C1; do
+for cfg in A B C D A1 B1 C1; do
   base=A; [ "${#cfg}" = 2 ] && base=A1
   case $cfg in
     A) label="A bare, c$CONNS" ;; B) label="B cached token, c$CONNS" ;; C) label="C fresh token, c$CONNS" ;;
+    D) label="D cached, Redis, c$CONNS" ;;
     A1) label="A bare, c1" ;; B1) label="B cached token, c1" ;; C1) label="C fresh token, c1" ;;
   esac
   printf '%-24s %8.0f %6.3fx %8.3f %8.3f %9.1f %7.3fx %6s %13s\n' "$label" "$(med $cfg 1)" "$(pair $cfg $base 1 /)" \
@@ -394,13 +443,15 @@ echo "  to itself; not load-independent: an unsaturated gateway spends more CPU 
 echo "  gw c0: the gateway's share of core 0; others: CPU the rest of the machine took on core 0 / core 1"
 echo "  during the run (wrk and the upstream excluded): the noise."
 reqB=$(sumf B 4); hitB=$(sumf B 11); missB=$(sumf B 12)
+reqD=$(sumf D 4); hitD=$(sumf D 11); missD=$(sumf D 12)
 reqC=$(sumf C 4); hitC=$(sumf C 11); missC=$(sumf C 12); wrapC=$(( $(sumf C 13) + $(sumf C1 13) ))
 reqC1=$(sumf C1 4); missC1=$(sumf C1 12); hitC1=$(sumf C1 11)
 echo "  B under load: $reqB requests, $hitB cache hits, $missB cache misses (want: no misses)"
+echo "  D under load: $reqD requests, $hitD cache hits, $missD cache misses (want: no misses); revocation set fresh at the end: ${fresh_d:-unknown} (want 1)"
 echo "  C: $((reqC + reqC1)) requests, $((missC + missC1)) cache misses (full verifications), $((hitC + hitC1)) hits (want: none); token walks wrapped: $wrapC"
 echo "  allowed decisions in the whole run: $decisions"
 
-rA=$(med A 1); rB=$(pair B A 1 /); rC=$(pair C A 1 /)
+rA=$(med A 1); rB=$(pair B A 1 /); rC=$(pair C A 1 /); rD=$(pair D A 1 /)
 d50=$(pair B1 A1 2 -); d90=$(pair B1 A1 16 -); d99=$(pair B1 A1 3 -)
 c50=$(pair C1 A1 2 -); c99=$(pair C1 A1 3 -)
 dl99=$(pair B A 3 -)
@@ -408,8 +459,9 @@ vr=$(awk -v v="$v" -v r="$r" 'BEGIN {print v / r}')
 cpuA=$(med A 7)
 est() { awk -v a="$cpuA" -v d="$1" 'BEGIN {print a / (a + d / 1000)}'; } # est ADDED_NS: A's us/req over (A's + added)
 
-noise0=$(for c in A B C; do col $c 14; done | median); noise1=$(for c in A B C; do col $c 15; done | median)
+noise0=$(for c in A B C D; do col $c 14; done | median); noise1=$(for c in A B C D; do col $c 15; done | median)
 [ "$missB" -le 1 ] && cachedok="yes: $hitB hits, $missB misses" || cachedok="NO: $missB cache misses"
+[ "$missD" -le 1 ] && [ "${fresh_d:-0}" = 1 ] && cachedokD="yes: $hitD hits, $missD misses, set fresh" || cachedokD="NO: $missD cache misses, fresh=${fresh_d:-unknown}"
 if [ $((hitC + hitC1)) = 0 ] && [ "$wrapC" = 0 ] && [ $((missC + missC1)) -ge $((reqC + reqC1)) ]; then
   freshok="yes: $((missC + missC1)) verifications for $((reqC + reqC1)) requests"
 else
@@ -426,6 +478,7 @@ line "B cached token: added p99, 1 connection" "$(printf '%+.3f ms' "$d99")" "$(
 line "B cached token: added p50 / p90, 1 conn." "$(printf '%+.3f/%+.3f ms' "$d50" "$d90")" "$(span B1 A1 2 - %+.2f)" "(info)" ""
 line "B cached token: added p99, c$CONNS" "$(printf '%+.3f ms' "$dl99")" "$(span B A 3 - %+.1f)" "(info)" ""
 line "B cached token: CPU-cost estimate*" "$(printf '%.3fx' "$(est "$icached")")" "" "(info)" ""
+line "D cached token, Redis: req/s vs A (c$CONNS)" "$(printf '%.3fx' "$rD")" "$(span D A 1 / %.2f)" ">= 0.95x" "$(rverdict D A 1 / '>=' 0.95)"
 line "C fresh token: req/s vs A (wrk, c$CONNS)" "$(printf '%.3fx' "$rC")" "$(span C A 1 / %.2f)" ">= 0.5x" "$(rverdict C A 1 / '>=' 0.5)"
 line "C fresh token: added p50 / p99, 1 conn." "$(printf '%+.3f/%+.3f ms' "$c50" "$c99")" "" "(info)" ""
 line "C fresh token: CPU-cost estimate*" "$(printf '%.3fx' "$(est "$ifresh")")" "" "(info)" ""
@@ -433,6 +486,7 @@ line "cache-hit decision (BenchmarkDecideCached)" "$(printf '%.0f ns' "$dn")" ""
 line "cache-hit decision allocations" "$(printf '%s allocs' "$da")" "" "<= 8" "$(verdict "$da" '<=' 8)"
 line "full Verify vs raw ed25519.Verify" "$(printf '%.2fx' "$vr")" "" "<= 1.35x" "$(verdict "$vr" '<=' 1.35)"
 echo "B really served from the verify cache: $cachedok"
+echo "D really served from the verify cache, with Redis answering: $cachedokD"
 echo "C really verified every request: $freshok"
 echo "noise: other processes took $(pct "$noise0") of core 0 and $(pct "$noise1") of core 1 (median over runs under load)$(awk -v a="$noise0" -v b="$noise1" 'BEGIN {if (a > 0.05 || b > 0.1) print ": busy machine, the wrk figures are unreliable"}')"
 echo "* (info, not a verdict) A's gateway CPU per request under load ($(printf '%.1f' "$cpuA") us) plus what kavach adds in Caddy's"
@@ -446,8 +500,6 @@ echo "their range; a missed target is reported, not an error."
 # loopback, 3 x 300 revocations.
 echo
 echo "== revocation propagation through a real redis-server (3 x 300 revocations)"
-command -v redis-server >/dev/null || { apt-get update -qq >/dev/null && apt-get install -y -qq redis-server >/dev/null; } \
-  || { echo "bench: redis-server missing and could not be installed" >&2; exit 1; }
 prop=$(go test -run '^$' -bench '^BenchmarkRedisPropagation$' -benchtime 300x -count 3 ./revocation/ 2>&1) \
   || { echo "$prop" >&2; echo "bench: propagation benchmark failed" >&2; exit 1; }
 echo "$prop" | awk '/^BenchmarkRedisPropagation/ {for (i = 1; i <= NF; i++) {if ($i == "p50-µs") p50[++n] = $(i-1); if ($i == "p99-µs") p99[n] = $(i-1)}}

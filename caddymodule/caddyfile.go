@@ -162,9 +162,11 @@ func checkRedisURL(u string) error {
 	return nil
 }
 
-// parseKavach expands `kavach [<matcher>] { … }` into two routes kept
-// together: the RFC 9728 metadata of the resource at its well-known path,
-// and the enforcing handler on the matcher's requests.
+// parseKavach turns `kavach [<matcher>] { … }` into one matcher-less
+// route whose handler guards the site's paths against dot segments, serves
+// the RFC 9728 metadata of the resource at its well-known path, and
+// enforces on the matcher's requests (the matcher is the handler's own,
+// see Handler.MatchRaw).
 func parseKavach(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error) {
 	h.Next() // directive name; ExtractMatcherSet rewinds to it
 	matcher, err := h.ExtractMatcherSet()
@@ -175,23 +177,12 @@ func parseKavach(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error) {
 	if err := handler.UnmarshalCaddyfile(h.Dispenser); err != nil {
 		return nil, err
 	}
-	meta := &Metadata{Resource: handler.Resource}
-	enforce := caddyhttp.Route{HandlersRaw: []json.RawMessage{caddyconfig.JSONModuleObject(handler, "handler", "kavach", nil)}}
+	handler.Metadata = true
 	if matcher != nil {
-		enforce.MatcherSetsRaw = []caddy.ModuleMap{matcher}
+		handler.MatchRaw = caddyhttp.RawMatcherSets{matcher}
 	}
-	sub := caddyhttp.Subroute{Routes: caddyhttp.RouteList{dotSegmentGuard(), metadataRoute(meta, h), enforce}}
-	return []httpcaddyfile.ConfigValue{{Class: "route", Value: sub}}, nil
-}
-
-// dotSegmentGuard answers 400 to a path with a dot segment before any
-// matcher sees it cleaned (see MatchDotSegments).
-func dotSegmentGuard() caddyhttp.Route {
-	return caddyhttp.Route{
-		MatcherSetsRaw: []caddy.ModuleMap{{"kavach_dot_segments": json.RawMessage("{}")}},
-		HandlersRaw:    []json.RawMessage{json.RawMessage(`{"handler":"error","error":"bad request path","status_code":400}`)},
-		Terminal:       true,
-	}
+	route := caddyhttp.Route{HandlersRaw: []json.RawMessage{caddyconfig.JSONModuleObject(handler, "handler", "kavach", nil)}}
+	return []httpcaddyfile.ConfigValue{{Class: "route", Value: route}}, nil
 }
 
 // parseKavachMetadata serves a resource's metadata at site level, for

@@ -37,9 +37,25 @@ type Handler struct {
 	// request that matches none is denied (403).
 	Rules []Rule `json:"rules,omitempty"`
 
-	app    *App
-	route  gateway.Route
-	logger *zap.Logger
+	// MatchRaw, when set, limits enforcement to the requests these matcher
+	// sets match (any of them); others go on to the next handler. The
+	// kavach directive puts its matcher here rather than on a route, so
+	// that one matcher-less route per directive guards dot segments for
+	// the whole site, serves the metadata and enforces: fewer routes for
+	// Caddy to walk on every request.
+	MatchRaw caddyhttp.RawMatcherSets `json:"match,omitempty" caddy:"namespace=http.matchers"`
+
+	// Metadata serves the resource's RFC 9728 metadata (authorization
+	// servers: the Kavach issuers the app trusts) at its well-known path,
+	// /.well-known/oauth-protected-resource plus the resource's path.
+	Metadata bool `json:"metadata,omitempty"`
+
+	app      *App
+	route    gateway.Route
+	match    caddyhttp.MatcherSets
+	meta     *Metadata
+	metaPath string
+	logger   *zap.Logger
 }
 
 // Rule is `scope <METHOD> <PATH> <scope…>`.
@@ -75,6 +91,22 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err := h.route.Compile(); err != nil {
 		return fmt.Errorf("kavach: %w", err)
 	}
+	if h.MatchRaw != nil {
+		mods, err := ctx.LoadModule(h, "MatchRaw")
+		if err != nil {
+			return fmt.Errorf("kavach: loading matchers: %w", err)
+		}
+		if err := h.match.FromInterface(mods); err != nil {
+			return fmt.Errorf("kavach: %w", err)
+		}
+	}
+	if h.Metadata {
+		h.meta = &Metadata{Resource: h.Resource}
+		if err := h.meta.Provision(ctx); err != nil {
+			return fmt.Errorf("kavach: metadata: %w", err)
+		}
+		h.metaPath = gateway.MetadataPath(h.Resource)
+	}
 	registerMetrics(ctx)
 	return nil
 }
@@ -87,9 +119,32 @@ func (h *Handler) Validate() error {
 	return nil
 }
 
-// ServeHTTP decides, then either answers the error with its challenge or
-// rewrites the request and calls next.
+// ServeHTTP answers a path with a dot segment 400 (Caddy's path matchers
+// clean such a path, so `/api/../admin` could slip past a matcher while
+// the upstream receives it as sent), serves the metadata when asked to,
+// and enforces on the requests its matchers (if any) match.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	if gateway.HasDotSegment(r.URL.Path) {
+		return caddyhttp.Error(http.StatusBadRequest, errors.New("bad request path"))
+	}
+	if h.meta != nil && r.URL.Path == h.metaPath {
+		return h.meta.ServeHTTP(w, r, next)
+	}
+	if h.match != nil {
+		ok, err := h.match.AnyMatchWithError(r)
+		if err != nil {
+			return caddyhttp.Error(http.StatusBadRequest, err)
+		}
+		if !ok {
+			return next.ServeHTTP(w, r)
+		}
+	}
+	return h.enforce(w, r, next)
+}
+
+// enforce decides, then either answers the error with its challenge or
+// rewrites the request and calls next.
+func (h *Handler) enforce(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	ipStr, _ := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string)
 	ip, _ := netip.ParseAddr(ipStr) // unparseable: the zero Addr, which no cidrs constraint allows
 	h.app.rev.waitFirstLoad(r.Context())
@@ -121,7 +176,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
 		repl.Map(v.placeholder)
 	}
-	if extra, ok := r.Context().Value(caddyhttp.ExtraLogFieldsCtxKey).(*caddyhttp.ExtraLogFields); ok {
+	if extra, ok := r.Context().Value(caddyhttp.ExtraLogFieldsCtxKey).(*caddyhttp.ExtraLogFields); ok && accessLogged(r) {
 		// One field (an object) rather than four: each Add costs Caddy a
 		// sync.Map reset on the request path.
 		extra.Add(zap.Object("kavach", &v))
@@ -133,6 +188,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return caddyhttp.Error(http.StatusRequestEntityTooLarge, errors.New("request body larger than the token allows"))
 	}
 	return err
+}
+
+// accessLogged reports whether the request's server writes access logs
+// (the only reader of these fields besides modules' own slog records):
+// without, the fields would cost every request and never be written.
+func accessLogged(r *http.Request) bool {
+	srv, ok := r.Context().Value(caddyhttp.ServerCtxKey).(*caddyhttp.Server)
+	return !ok || srv.Logs != nil
 }
 
 // logValues are what an allowed request exposes to placeholders and logs,

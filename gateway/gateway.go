@@ -376,15 +376,18 @@ func ApplyValues(r *http.Request, subject, actor, chain, scope string) {
 	if subject == "" {
 		return
 	}
-	r.Header[HeaderSubject] = []string{subject}
+	// One backing array for the four values: one allocation, not four.
+	vals := [...]string{subject, actor, chain, scope}
+	all := vals[:]
+	r.Header[HeaderSubject] = all[0:1:1]
 	if actor != "" {
-		r.Header[HeaderActor] = []string{actor}
+		r.Header[HeaderActor] = all[1:2:2]
 	}
 	if chain != "" {
-		r.Header[HeaderChain] = []string{chain}
+		r.Header[HeaderChain] = all[2:3:3]
 	}
 	if scope != "" {
-		r.Header[HeaderScope] = []string{scope}
+		r.Header[HeaderScope] = all[3:4:4]
 	}
 }
 

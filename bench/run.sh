@@ -334,6 +334,13 @@ if [ "${FILL_CACHE:-1}" = 1 ]; then
   echo "filling the verify cache (70,000 fresh tokens, ${secs} s)…"
   wrk_run fill "$CONNS" "$secs" "$UB" -s "$ROOT/bench/fresh.lua" -- fill.tok 1
   echo "  verify cache: $(metric 'kavach_verify_cache_total{result="miss"}') tokens verified so far (it keeps at most 65,536)"
+  # D's gateway gets the same heap, so D and A compare equal steady states.
+  ./mint -key key.jwk -iss "$ISS" -aud "$RESD" -scope bench:read -out - -n 70000 >fill.tok
+  echo "filling the Redis-mode gateway's verify cache too…"
+  cur_gw=$gw2_pid cur_pm=$PM2
+  wrk_run fill "$CONNS" "$secs" "$UD" -s "$ROOT/bench/fresh.lua" -- fill.tok 1
+  echo "  verify cache: $(metric 'kavach_verify_cache_total{result="miss"}') tokens verified so far"
+  cur_gw=$gw_pid cur_pm=$PM
 fi
 for i in $(seq 1 "$ROUNDS"); do
   echo "round $i/$ROUNDS"

@@ -124,7 +124,7 @@ func (g *Gateway) Decide(rt *Route, req Request) Decision {
 			}
 			return Decision{Outcome: InvalidToken, Status: http.StatusUnauthorized, Error: "invalid_token", Reason: reason, Detail: err.Error(), Verify: d2.Verify}
 		}
-		g.Cache.Put(k, t, gen)
+		g.Cache.Put(k, t.Compact(), gen)
 	}
 	d2.Token = t
 

@@ -1,0 +1,254 @@
+// Package store is the issuer's source of truth: users and their
+// entitlements, agents and the grants of their delegation chains, OAuth
+// clients, authorization codes, refresh tokens, login state, signing keys
+// and revocations. One interface, two implementations over database/sql:
+// SQLite (modernc.org/sqlite, no cgo; the embedded default, WAL) and
+// PostgreSQL (pgx/v5), both run through the same conformance suite
+// (storetest).
+//
+// Rules every implementation keeps:
+//   - Times are stored as Unix milliseconds (UTC) and returned in UTC with
+//     millisecond precision; a zero time.Time is stored as 0 and means
+//     "never" (not revoked, not used, no expiry).
+//   - Secrets are never stored: client secrets, refresh tokens, codes and
+//     session ids arrive already hashed (SHA-256) in the Hash/SecretHash
+//     fields; password hashes arrive bcrypt-encoded.
+//   - Slices and maps are returned non-nil only when stored non-empty;
+//     callers never share slices with the store (implementations copy).
+//   - Every method is safe for concurrent use and every multi-row change is
+//     one transaction.
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/kavachgate/kavach/policy"
+	"github.com/kavachgate/kavach/revocation"
+)
+
+// Errors, matched with errors.Is.
+var (
+	ErrNotFound = errors.New("store: not found")
+	ErrExists   = errors.New("store: already exists")
+	// ErrInactive: the parent agent, owner or grant is revoked or expired,
+	// so nothing may be created or minted under it.
+	ErrInactive = errors.New("store: revoked or expired")
+	// ErrUsed: an authorization code was already redeemed, or a refresh
+	// token already rotated outside the grace window.
+	ErrUsed = errors.New("store: already used")
+)
+
+// User is a human who authorizes agents and clients.
+type User struct {
+	ID           string // usr_…
+	Name         string // unique login name
+	PasswordHash string // bcrypt; empty: cannot log in (agents only)
+	// Entitlements: resource URL → scope patterns, the most any agent or
+	// client of this user may ever get on that resource. Known resources
+	// are the entitlement keys.
+	Entitlements map[string][]string
+	CreatedAt    time.Time
+	RevokedAt    time.Time
+}
+
+// Grant is one delegation step: who gave what to whom. The root grant of
+// an agent tree is the user's (agent creation); the root grant of an OAuth
+// client is the user's consent, and it is also the refresh-token family.
+type Grant struct {
+	ID          string // dlg_…
+	Parent      string // parent grant; "" for a root grant
+	User        string // the user the chain acts for
+	Grantee     string // agt_… or the OAuth client id
+	Scopes      []string
+	Audience    []string // resources; nil: any of the user's entitlements
+	Constraints policy.Constraints
+	CreatedAt   time.Time
+	ExpiresAt   time.Time
+	RevokedAt   time.Time
+}
+
+// Agent is a first-class principal with its own credential. Its client_id
+// for the token endpoint is its ID.
+type Agent struct {
+	ID          string // agt_…
+	Name        string
+	Owner       string   // usr_…
+	Parent      string   // parent agent; "" for a root agent
+	Chain       []string // grant ids, root first; the last is this agent's grant
+	Agents      []string // agent ids, root first; the last is ID
+	Scopes      []string
+	Constraints policy.Constraints
+	SecretHash  []byte // SHA-256 of the client secret; nil with a public key
+	PublicKey   []byte // public JWK (JSON) for private_key_jwt; nil with a secret
+	CreatedAt   time.Time
+	ExpiresAt   time.Time
+	RevokedAt   time.Time
+}
+
+// Client kinds.
+const (
+	ClientPublic         = "public"          // RFC 7591 registration, no secret (PKCE)
+	ClientConfidential   = "confidential"    // has a secret
+	ClientResourceServer = "resource_server" // may call /oauth/introspect
+)
+
+// Client is an OAuth client (cli_…): an MCP app registered by RFC 7591, or
+// a resource server allowed to introspect. Client ID metadata documents
+// are not stored (they are fetched and cached).
+type Client struct {
+	ID           string // cli_…
+	Name         string
+	Kind         string // ClientPublic, ClientConfidential or ClientResourceServer
+	RedirectURIs []string
+	SecretHash   []byte
+	CreatedAt    time.Time
+	RevokedAt    time.Time
+}
+
+// Code is an authorization code (RFC 6749 §4.1), single use.
+type Code struct {
+	Hash        []byte // SHA-256 of the code
+	ClientID    string
+	User        string
+	Grant       string // the consent grant the code's tokens will carry
+	RedirectURI string
+	Challenge   string // PKCE S256 code_challenge
+	Resource    string
+	Scopes      []string
+	ExpiresAt   time.Time
+	UsedAt      time.Time
+}
+
+// RefreshToken is one member of a rotation family.
+type RefreshToken struct {
+	Hash      []byte // SHA-256 of the token
+	Family    string // the root grant id (revoking the family revokes the grant)
+	ClientID  string
+	User      string
+	Resource  string
+	Scopes    []string
+	CreatedAt time.Time
+	ExpiresAt time.Time
+	RotatedAt time.Time // when it was exchanged for its successor
+	RevokedAt time.Time
+}
+
+// AuthRequest is an /oauth/authorize request held server-side while the
+// user logs in and consents; the pages carry only its ID.
+type AuthRequest struct {
+	ID          string
+	ClientID    string
+	RedirectURI string
+	State       string
+	Challenge   string
+	Resource    string
+	Scopes      []string
+	ExpiresAt   time.Time
+}
+
+// Session is a logged-in browser session.
+type Session struct {
+	Hash      []byte // SHA-256 of the session cookie value
+	User      string
+	CSRF      string // per-session CSRF token (compared in constant time)
+	CreatedAt time.Time
+	ExpiresAt time.Time
+}
+
+// SigningKey is one of the issuer's keys. It is published in the JWKS from
+// CreatedAt until ExpiresAt, signs from ActiveAt until RetiredAt.
+type SigningKey struct {
+	KID       string
+	Private   []byte // private JWK (JSON)
+	CreatedAt time.Time
+	ActiveAt  time.Time
+	RetiredAt time.Time // zero: still signing (unless a newer key is active)
+	ExpiresAt time.Time // zero: published until retired + max token lifetime
+}
+
+// Store is the issuer's persistence. Methods that find nothing return
+// ErrNotFound; inserting an existing primary key (or user name) returns
+// ErrExists.
+type Store interface {
+	// Users.
+	CreateUser(ctx context.Context, u *User) error
+	GetUser(ctx context.Context, id string) (*User, error)
+	GetUserByName(ctx context.Context, name string) (*User, error)
+	ListUsers(ctx context.Context) ([]*User, error)
+	SetEntitlements(ctx context.Context, id string, ent map[string][]string) error
+	SetPassword(ctx context.Context, id, passwordHash string) error
+
+	// Grants and agents. CreateAgent inserts the agent and its grant (the
+	// last of a.Chain) in one transaction, failing with ErrInactive when
+	// the owner, the parent agent or any grant of g's chain is revoked or
+	// expired at now.
+	CreateAgent(ctx context.Context, a *Agent, g *Grant, now time.Time) error
+	GetAgent(ctx context.Context, id string) (*Agent, error)
+	// ListAgents lists every agent, or those of one owner when owner != "".
+	ListAgents(ctx context.Context, owner string) ([]*Agent, error)
+	Children(ctx context.Context, id string) ([]*Agent, error)
+	SetAgentCredential(ctx context.Context, id string, secretHash, publicKey []byte) error
+	CreateGrant(ctx context.Context, g *Grant) error
+	GetGrant(ctx context.Context, id string) (*Grant, error)
+	// ChainActive returns nil when every grant exists and none is revoked
+	// or expired at now, else ErrInactive (ErrNotFound for an unknown id).
+	ChainActive(ctx context.Context, grants []string, now time.Time) error
+
+	// RevokeAgent revokes the agent, every descendant agent and all their
+	// grants at now, and records one revocation entry per id (valid until
+	// until) in the same transaction. It returns every id it revoked,
+	// agents and grants, the agent first. Revoking a revoked agent again
+	// returns the same ids and changes nothing.
+	RevokeAgent(ctx context.Context, id string, now, until time.Time) ([]string, error)
+	// RevokeGrant revokes a grant (e.g. a refresh family), every grant
+	// below it and the agents those grants belong to, with revocation
+	// entries, like RevokeAgent.
+	RevokeGrant(ctx context.Context, id string, now, until time.Time) ([]string, error)
+	// RevokeUser revokes a user and records the given cutoff entry.
+	RevokeUser(ctx context.Context, id string, now time.Time, cutoff revocation.Entry) error
+
+	// Clients.
+	CreateClient(ctx context.Context, c *Client) error
+	GetClient(ctx context.Context, id string) (*Client, error)
+
+	// Authorization codes. ConsumeCode marks the code used at now and
+	// returns it; a code already used returns the code and ErrUsed (so
+	// the caller can revoke what the first use produced).
+	CreateCode(ctx context.Context, c *Code) error
+	ConsumeCode(ctx context.Context, hash []byte, now time.Time) (*Code, error)
+
+	// Refresh tokens. RotateRefresh marks old as rotated at now and inserts
+	// next in one transaction, returning old. When old was already rotated
+	// more than grace ago (or revoked) it returns old and ErrUsed and
+	// inserts nothing; within grace it rotates again (a retried request).
+	CreateRefresh(ctx context.Context, r *RefreshToken) error
+	GetRefresh(ctx context.Context, hash []byte) (*RefreshToken, error)
+	RotateRefresh(ctx context.Context, oldHash []byte, next *RefreshToken, now time.Time, grace time.Duration) (*RefreshToken, error)
+
+	// Authorization requests and browser sessions. Expired ones are not
+	// returned (ErrNotFound).
+	PutAuthRequest(ctx context.Context, r *AuthRequest) error
+	GetAuthRequest(ctx context.Context, id string, now time.Time) (*AuthRequest, error)
+	DeleteAuthRequest(ctx context.Context, id string) error
+	PutSession(ctx context.Context, s *Session) error
+	GetSession(ctx context.Context, hash []byte, now time.Time) (*Session, error)
+	DeleteSession(ctx context.Context, hash []byte) error
+
+	// Signing keys, oldest first.
+	AddSigningKey(ctx context.Context, k *SigningKey) error
+	ListSigningKeys(ctx context.Context) ([]*SigningKey, error)
+	RetireSigningKey(ctx context.Context, kid string, at time.Time) error
+
+	// Revocations: the entries gateways must hold, for re-seeding Redis.
+	AddRevocations(ctx context.Context, entries []revocation.Entry) error
+	// LiveRevocations returns entries whose Until is after now.
+	LiveRevocations(ctx context.Context, now time.Time) ([]revocation.Entry, error)
+
+	// Sweep deletes what expired before now (codes, auth requests,
+	// sessions, refresh tokens, revocation entries, unpublished keys).
+	Sweep(ctx context.Context, now time.Time) error
+
+	Close() error
+}

@@ -39,7 +39,14 @@ func (a *App) startAdmin() error {
 		return fmt.Errorf("kavach: admin listener: %w", err)
 	}
 	a.adminLn = ln.(net.Listener)
+	a.adminKey.Store(&secret)
 	mux := http.NewServeMux()
+	if len(a.issuers) > 0 {
+		// The agent admin API of the (first) issuer of this process.
+		if srv := a.issuers[0].srv.Load(); srv != nil {
+			mux.Handle("/v1/", srv.AdminHandler())
+		}
+	}
 	mux.Handle("/v1/revocations", revocation.NewHandler(a.rev, revocation.HandlerOptions{
 		MaxLifetime: a.maxLifetime(),
 		Leeway:      token.Leeway,

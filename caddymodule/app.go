@@ -2,6 +2,7 @@ package caddymodule
 
 import (
 	"context"
+	"crypto/subtle"
 	"errors"
 	"fmt"
 	"net"
@@ -9,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -81,6 +83,19 @@ type App struct {
 	cancel  context.CancelFunc
 	logger  *zap.Logger
 	adminLn net.Listener
+
+	issuers    []*IssuerHandler        // kavach_issuer handlers of this config
+	localKeys  map[string]*localSet    // issuers of this process, by identifier
+	adminKey   *atomic.Pointer[string] // a pointer: App is copied by value in CaddyModule
+	localCheck *atomic.Int64           // last on-demand look at local keys (a pointer: App is copied by value in CaddyModule)
+}
+
+// localSet is the key set of an issuer running in this process, read
+// from it directly rather than over HTTP.
+type localSet struct {
+	h    *IssuerHandler
+	last []byte
+	set  jwk.Set
 }
 
 // TrustedKeys names a Kavach issuer and the file holding its public JWK set.
@@ -115,6 +130,8 @@ func (App) CaddyModule() caddy.ModuleInfo {
 func (a *App) Provision(ctx caddy.Context) error {
 	a.logger = ctx.Logger()
 	a.ringMu = new(sync.Mutex)
+	a.localCheck = new(atomic.Int64)
+	a.adminKey = new(atomic.Pointer[string])
 	repl := caddy.NewReplacer()
 	for i, tk := range a.TrustedKeys {
 		data, err := os.ReadFile(repl.ReplaceKnown(tk.File, ""))
@@ -167,6 +184,14 @@ func (a *App) Provision(ctx caddy.Context) error {
 			for _, r := range a.remotes {
 				r.RefreshSoon()
 			}
+			// A token from a key the local issuer has just rotated in: look
+			// again, at most once a second (unknown kids are attacker input).
+			if len(a.localKeys) > 0 {
+				if t := time.Now().UnixNano(); t-a.localCheck.Load() > int64(time.Second) {
+					a.localCheck.Store(t)
+					a.refreshLocalKeys()
+				}
+			}
 		},
 	}
 	return nil
@@ -181,7 +206,11 @@ func (a *App) logf(format string, args ...any) {
 func (a *App) keyRing() (*token.KeyRing, error) {
 	issuers := append([]token.Issuer(nil), a.files...)
 	for i, iss := range a.Issuers {
-		issuers = append(issuers, token.Issuer{ID: iss, Keys: a.remotes[i].Keys()})
+		keys := a.remotes[i].Keys()
+		if ls := a.localKeys[iss]; ls != nil {
+			keys = ls.set
+		}
+		issuers = append(issuers, token.Issuer{ID: iss, Keys: keys})
 	}
 	for i, ext := range a.ExternalIssuers {
 		algs := ext.Algorithms
@@ -226,11 +255,6 @@ func (a *App) Validate() error {
 			return fmt.Errorf("issuer %s is configured twice", id)
 		}
 		seen[id] = true
-	}
-	// DESIGN.md §5: without Redis, a gateway could never hear the
-	// revocations of an issuer running in another process.
-	if len(a.Issuers) > 0 && a.Redis == "" {
-		return fmt.Errorf("issuer %s: trusting a Kavach issuer by URL needs shared revocation: add redis <url>, or use trusted_keys for offline keys", a.Issuers[0])
 	}
 	if a.Admin != "" {
 		if err := loopbackAddr(a.Admin); err != nil {
@@ -281,16 +305,37 @@ func loopbackAddr(addr string) error {
 	return nil
 }
 
-// Start fetches remote keys in the background, starts the revocation
-// sweeper and the admin listener.
+// registerIssuer is called by each kavach_issuer handler's Provision.
+func (a *App) registerIssuer(h *IssuerHandler) error {
+	for _, o := range a.issuers {
+		if o.Issuer == h.Issuer {
+			return fmt.Errorf("kavach_issuer %s is configured twice", h.Issuer)
+		}
+	}
+	a.issuers = append(a.issuers, h)
+	return nil
+}
+
+// Start starts the issuers of this process, fetches remote keys in the
+// background, starts the revocation sweeper and the admin listener.
 func (a *App) Start() error {
 	ctx, cancel := context.WithCancel(context.Background())
 	a.cancel = cancel
-	for _, r := range a.remotes {
-		go r.Run(ctx)
-	}
 	a.rev.start(a.logger)
 	activeRevocation.Store(a.rev)
+	if err := a.startIssuers(); err != nil {
+		cancel()
+		return err
+	}
+	for i, r := range a.remotes {
+		if i < len(a.Issuers) && a.localKeys[a.Issuers[i]] != nil {
+			continue // keys come from the issuer in this process
+		}
+		go r.Run(ctx)
+	}
+	if len(a.localKeys) > 0 {
+		go a.watchLocalKeys(ctx)
+	}
 	if a.Admin != "" {
 		if err := a.startAdmin(); err != nil {
 			cancel()
@@ -300,11 +345,94 @@ func (a *App) Start() error {
 	return nil
 }
 
+// startIssuers starts every kavach_issuer of the config and checks the
+// rule of DESIGN.md §5: a gateway trusting a Kavach issuer by URL must
+// hear its revocations, so that issuer runs in this process (sharing the
+// revocation set) or the gateways share Redis.
+func (a *App) startIssuers() error {
+	a.localKeys = map[string]*localSet{}
+	for _, h := range a.issuers {
+		if err := h.start(a); err != nil {
+			a.stopIssuers()
+			return err
+		}
+		a.localKeys[h.Issuer] = &localSet{h: h}
+	}
+	for _, iss := range a.Issuers {
+		if a.localKeys[iss] == nil && a.Redis == "" {
+			a.stopIssuers()
+			return fmt.Errorf("issuer %s: trusting a Kavach issuer of another process needs shared revocation: add redis <url>, run the issuer in this config (kavach_issuer), or use trusted_keys for offline keys", iss)
+		}
+	}
+	if len(a.issuers) > 0 {
+		a.refreshLocalKeys()
+	}
+	return nil
+}
+
+func (a *App) stopIssuers() {
+	for _, h := range a.issuers {
+		h.stop()
+	}
+}
+
+// refreshLocalKeys re-reads the key sets of the issuers in this process and
+// rebuilds the ring when one changed (a rotation).
+func (a *App) refreshLocalKeys() {
+	changed := false
+	for _, ls := range a.localKeys {
+		srv := ls.h.srv.Load()
+		if srv == nil {
+			continue
+		}
+		doc := srv.JWKS()
+		if string(doc) == string(ls.last) {
+			continue
+		}
+		set, err := jwk.Parse(doc)
+		if err != nil {
+			a.logger.Error("issuer key set unreadable", zap.String("issuer", ls.h.Issuer), zap.Error(err))
+			continue
+		}
+		a.ringMu.Lock()
+		ls.last, ls.set = doc, set
+		a.ringMu.Unlock()
+		changed = true
+	}
+	if changed {
+		a.rebuildKeys()
+	}
+}
+
+// watchLocalKeys follows key rotations of the issuers in this process.
+func (a *App) watchLocalKeys(ctx context.Context) {
+	t := time.NewTicker(10 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			a.refreshLocalKeys()
+		}
+	}
+}
+
+// isAdmin reports whether r carries the Kavach admin token.
+func (a *App) isAdmin(r *http.Request) bool {
+	secret := a.adminKey.Load()
+	if secret == nil {
+		return false
+	}
+	return subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), []byte("Bearer "+*secret)) == 1
+}
+
 // Stop ends what Start began.
 func (a *App) Stop() error {
 	if a.cancel != nil {
 		a.cancel()
 	}
+	a.stopIssuers()
 	if a.admin != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()

@@ -44,7 +44,6 @@ func init() {
 //	}
 func parseGlobal(d *caddyfile.Dispenser, _ any) (any, error) {
 	app := new(App)
-	var issuerErr error
 	d.Next() // option name
 	if d.NextArg() {
 		return nil, d.ArgErr()
@@ -57,11 +56,6 @@ func parseGlobal(d *caddyfile.Dispenser, _ any) (any, error) {
 				return nil, d.ArgErr()
 			}
 			app.Issuers = append(app.Issuers, iss)
-			if issuerErr == nil {
-				// DESIGN.md §5: without Redis a gateway could never hear
-				// the revocations of an issuer in another process.
-				issuerErr = d.Errf("issuer %s: trusting a Kavach issuer by URL needs shared revocation: add redis <url>, or use trusted_keys with the issuer's JWKS file", iss)
-			}
 		case "redis":
 			if !d.Args(&app.Redis) || d.NextArg() {
 				return nil, d.ArgErr()
@@ -140,9 +134,6 @@ func parseGlobal(d *caddyfile.Dispenser, _ any) (any, error) {
 		default:
 			return nil, d.Errf("unknown kavach option %q", d.Val())
 		}
-	}
-	if issuerErr != nil && app.Redis == "" {
-		return nil, issuerErr
 	}
 	return httpcaddyfile.App{Name: "kavach", Value: caddyconfig.JSON(app, nil)}, nil
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
@@ -16,7 +17,7 @@ import (
 func init() {
 	caddycmd.RegisterCommand(caddycmd.Command{
 		Name:  "keys",
-		Usage: "generate|jwks",
+		Usage: "generate|jwks|rotate",
 		Short: "Manages token signing keys",
 		Long: `
 Manages the keys that sign Kavach access tokens.
@@ -28,9 +29,14 @@ Manages the keys that sign Kavach access tokens.
   keys jwks --in key.jwk [--in other.jwk]
       Prints the public JWK set of the given keys, for a gateway's
       trusted_keys file.
+
+  keys rotate [--admin 127.0.0.1:2021]
+      Rotates the running issuer's signing key: the new key is published
+      at once and signs one JWKS refresh interval later; old keys stay
+      published until their tokens have expired.
 `,
 		CobraFunc: func(cmd *cobra.Command) {
-			cmd.AddCommand(keysGenerateCommand(), keysJWKSCommand())
+			cmd.AddCommand(keysGenerateCommand(), keysJWKSCommand(), keysRotateCommand())
 		},
 	})
 }
@@ -124,4 +130,18 @@ func writeNewFile(path string, data []byte, perm os.FileMode) error {
 		return err
 	}
 	return f.Close()
+}
+
+func keysRotateCommand() *cobra.Command {
+	var admin string
+	c := &cobra.Command{
+		Use:   "rotate [--admin 127.0.0.1:2021]",
+		Short: "Rotates the issuer's signing key",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return adminPrint(cmd, admin, http.MethodPost, "/v1/keys/rotate", nil)
+		},
+	}
+	c.Flags().StringVar(&admin, "admin", "127.0.0.1:2021", "address of the Kavach admin listener")
+	return c
 }

@@ -1,15 +1,11 @@
 package caddymodule
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
-	"os"
-	"strings"
 	"time"
 
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
@@ -138,39 +134,12 @@ func publishRevocation(ctx context.Context, url string, e revocation.Entry, maxL
 
 // postRevocation sends the entry to the admin listener.
 func postRevocation(admin string, e revocation.Entry) (string, error) {
-	secret := os.Getenv("KAVACH_ADMIN_TOKEN")
-	if secret == "" {
-		data, err := os.ReadFile(adminTokenFile())
-		if err != nil {
-			return "", errors.New("no admin token: set KAVACH_ADMIN_TOKEN")
-		}
-		secret = strings.TrimSpace(string(data))
-	}
 	// Until is left out when unset so the server applies its own default
 	// (it knows the gateway's max token lifetime).
-	body, err := json.Marshal(struct {
+	return adminCall(admin, http.MethodPost, "/v1/revocations", struct {
 		ID     string          `json:"id"`
 		Cutoff revocation.Kind `json:"cutoff,omitempty"`
 		Before time.Time       `json:"before,omitzero"`
 		Until  time.Time       `json:"until,omitzero"`
 	}{e.ID, e.Cutoff, e.Before, e.Until})
-	if err != nil {
-		return "", err
-	}
-	req, err := http.NewRequest(http.MethodPost, "http://"+admin+"/v1/revocations", bytes.NewReader(body))
-	if err != nil {
-		return "", err
-	}
-	req.Header.Set("Authorization", "Bearer "+secret)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
-	if err != nil {
-		return "", fmt.Errorf("admin listener %s: %w", admin, err)
-	}
-	defer resp.Body.Close()
-	out, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	if resp.StatusCode != http.StatusOK {
-		return "", fmt.Errorf("admin listener answered %s: %s", resp.Status, strings.TrimSpace(string(out)))
-	}
-	return strings.TrimSpace(string(out)), nil
 }

@@ -9,6 +9,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"testing"
+
+	"github.com/kavachgate/kavach/internal/pgtest"
 )
 
 // kavachBin is the binary under test, built once by TestMain with the flags
@@ -27,14 +29,20 @@ func run(m *testing.M) int {
 	}
 	defer os.RemoveAll(dir)
 	kavachBin = filepath.Join(dir, "kavach")
+
 	build := exec.Command("go", "build", "-trimpath", "-o", kavachBin, "../cmd/kavach")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "building kavach:", err)
 		return 1
 	}
-	return m.Run()
+	// pgtest.Run stops the PostgreSQL server a test may have started.
+	return pgtest.Run(m)
 }
+
+// postgresURL is a new, empty database on a real PostgreSQL server (one per
+// test binary, started on first use).
+func postgresURL(t *testing.T) string { return pgtest.Start(t) }
 
 // kavach runs the binary and returns stdout; a non-zero exit fails the test.
 func kavach(t *testing.T, dir string, args ...string) string {

@@ -31,5 +31,29 @@ apt_need() {
 # Revocation tests run real Redis servers (DESIGN.md §5).
 apt_need redis-server redis-server
 
+# apt_need_file GLOB PACKAGE...: apt_need for a program that is not on PATH.
+apt_need_file() {
+  local glob=$1; shift
+  compgen -G "$glob" >/dev/null && return 0
+  command -v apt-get >/dev/null || fail "$glob is missing and apt-get is not available to install $*"
+  local sudo=
+  [ "$(id -u)" -ne 0 ] && sudo=sudo
+  if [ -z "$apt_updated" ]; then
+    say "apt-get update"
+    $sudo apt-get update -qq >/dev/null || fail "apt-get update failed"
+    apt_updated=1
+  fi
+  say "installing $*"
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "$@" >/dev/null \
+    || fail "apt-get install $* failed"
+  compgen -G "$glob" >/dev/null || fail "$glob still missing after installing $*"
+}
+
+# Store and integration tests run a real PostgreSQL (DESIGN.md §7); Debian
+# keeps its binaries in /usr/lib/postgresql/<version>/bin. The package may
+# create and start a cluster of its own: tests never use it, they start
+# their own server (internal/pgtest).
+apt_need_file '/usr/lib/postgresql/*/bin/initdb' postgresql
+
 say "go modules"
 go mod download

@@ -169,8 +169,9 @@ type SigningKey struct {
 }
 
 // Store is the issuer's persistence. Methods that find nothing return
-// ErrNotFound; inserting an existing primary key (or user name) returns
-// ErrExists.
+// ErrNotFound (also when a row refers to a missing one, e.g. a session to
+// an unknown user); inserting an existing primary key (or user name)
+// returns ErrExists. Lists are in creation order (ties by id).
 type Store interface {
 	// Users.
 	CreateUser(ctx context.Context, u *User) error
@@ -183,30 +184,46 @@ type Store interface {
 	// Grants and agents. CreateAgent inserts the agent and its grant (the
 	// last of a.Chain) in one transaction, failing with ErrInactive when
 	// the owner, the parent agent or any grant of g's chain is revoked or
-	// expired at now.
+	// expired at now (ErrNotFound when one is unknown). The chain must be
+	// consistent: a.Chain and a.Agents extend the parent agent's by g.ID
+	// and a.ID (or are just those for a root agent), g.Parent is the
+	// parent agent's grant, g.Grantee is a.ID, and g.User, a.Owner and the
+	// parent's owner are the same user.
 	CreateAgent(ctx context.Context, a *Agent, g *Grant, now time.Time) error
 	GetAgent(ctx context.Context, id string) (*Agent, error)
-	// ListAgents lists every agent, or those of one owner when owner != "".
+	// ListAgents lists every agent, or those of one owner when owner != ""
+	// (ErrNotFound for an unknown owner).
 	ListAgents(ctx context.Context, owner string) ([]*Agent, error)
+	// Children lists an agent's direct children (ErrNotFound for an
+	// unknown agent).
 	Children(ctx context.Context, id string) ([]*Agent, error)
 	SetAgentCredential(ctx context.Context, id string, secretHash, publicKey []byte) error
+	// CreateGrant inserts a grant (e.g. a consent). Its user must exist and
+	// not be revoked, and a parent must exist, not be revoked, and act for
+	// the same user (ErrNotFound, ErrInactive).
 	CreateGrant(ctx context.Context, g *Grant) error
 	GetGrant(ctx context.Context, id string) (*Grant, error)
 	// ChainActive returns nil when every grant exists and none is revoked
-	// or expired at now, else ErrInactive (ErrNotFound for an unknown id).
+	// or expired at now, nor is its user revoked, else ErrInactive
+	// (ErrNotFound for an unknown id or an empty chain).
 	ChainActive(ctx context.Context, grants []string, now time.Time) error
 
 	// RevokeAgent revokes the agent, every descendant agent and all their
 	// grants at now, and records one revocation entry per id (valid until
-	// until) in the same transaction. It returns every id it revoked,
-	// agents and grants, the agent first. Revoking a revoked agent again
-	// returns the same ids and changes nothing.
+	// until) in the same transaction; refresh tokens of a revoked grant
+	// (family) are revoked too. It returns every id it revoked, agents and
+	// grants: breadth first, then by grant id, each agent before its
+	// grant, so the agent first. Revoking a revoked agent again returns
+	// the same ids and changes nothing: only ids not yet revoked are
+	// marked and get an entry.
 	RevokeAgent(ctx context.Context, id string, now, until time.Time) ([]string, error)
 	// RevokeGrant revokes a grant (e.g. a refresh family), every grant
 	// below it and the agents those grants belong to, with revocation
-	// entries, like RevokeAgent.
+	// entries, like RevokeAgent (the first id is the grant's agent when it
+	// has one, else the grant).
 	RevokeGrant(ctx context.Context, id string, now, until time.Time) ([]string, error)
-	// RevokeUser revokes a user and records the given cutoff entry.
+	// RevokeUser revokes a user (the first revocation time stays) and
+	// records the given cutoff entry.
 	RevokeUser(ctx context.Context, id string, now time.Time, cutoff revocation.Entry) error
 
 	// Clients.
@@ -221,14 +238,15 @@ type Store interface {
 
 	// Refresh tokens. RotateRefresh marks old as rotated at now and inserts
 	// next in one transaction, returning old. When old was already rotated
-	// more than grace ago (or revoked) it returns old and ErrUsed and
-	// inserts nothing; within grace it rotates again (a retried request).
+	// grace or more ago (or revoked) it returns old and ErrUsed and inserts
+	// nothing; within grace of the first rotation it rotates again (a
+	// retried request). With grace 0 every reuse is ErrUsed.
 	CreateRefresh(ctx context.Context, r *RefreshToken) error
 	GetRefresh(ctx context.Context, hash []byte) (*RefreshToken, error)
 	RotateRefresh(ctx context.Context, oldHash []byte, next *RefreshToken, now time.Time, grace time.Duration) (*RefreshToken, error)
 
-	// Authorization requests and browser sessions. Expired ones are not
-	// returned (ErrNotFound).
+	// Authorization requests and browser sessions. Put creates or
+	// replaces; expired ones are not returned (ErrNotFound).
 	PutAuthRequest(ctx context.Context, r *AuthRequest) error
 	GetAuthRequest(ctx context.Context, id string, now time.Time) (*AuthRequest, error)
 	DeleteAuthRequest(ctx context.Context, id string) error
@@ -236,17 +254,20 @@ type Store interface {
 	GetSession(ctx context.Context, hash []byte, now time.Time) (*Session, error)
 	DeleteSession(ctx context.Context, hash []byte) error
 
-	// Signing keys, oldest first.
+	// Signing keys, oldest first. RetireSigningKey keeps the first
+	// retirement time.
 	AddSigningKey(ctx context.Context, k *SigningKey) error
 	ListSigningKeys(ctx context.Context) ([]*SigningKey, error)
 	RetireSigningKey(ctx context.Context, kid string, at time.Time) error
 
 	// Revocations: the entries gateways must hold, for re-seeding Redis.
 	AddRevocations(ctx context.Context, entries []revocation.Entry) error
-	// LiveRevocations returns entries whose Until is after now.
+	// AddRevocations keeps, for an existing (Cutoff, ID), the later Until
+	// and Before. LiveRevocations returns entries whose Until is after
+	// now, by Cutoff then ID.
 	LiveRevocations(ctx context.Context, now time.Time) ([]revocation.Entry, error)
 
-	// Sweep deletes what expired before now (codes, auth requests,
+	// Sweep deletes what expired by now (codes, auth requests,
 	// sessions, refresh tokens, revocation entries, unpublished keys).
 	Sweep(ctx context.Context, now time.Time) error
 

@@ -1,0 +1,318 @@
+package caddymodule
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+
+	"github.com/kavachgate/kavach/issuer"
+	"github.com/kavachgate/kavach/issuer/store"
+)
+
+func init() {
+	caddy.RegisterModule(IssuerHandler{})
+	httpcaddyfile.RegisterHandlerDirective("kavach_issuer", parseIssuer)
+	httpcaddyfile.RegisterDirectiveOrder("kavach_issuer", httpcaddyfile.Before, "invoke")
+}
+
+// IssuerHandler (`http.handlers.kavach_issuer`) is the Kavach issuer: an
+// OAuth 2.1 authorization server for agents (package issuer). It serves
+// the OAuth endpoints on its site; its agent admin API is served by the
+// kavach app's admin listener, and it writes revocations into the app's
+// revocation set.
+type IssuerHandler struct {
+	// Issuer is the issuer identifier: the exact public base URL of this
+	// site (https unless loopback). Required.
+	Issuer string `json:"issuer"`
+	// Store is "sqlite" (default) or "postgres".
+	Store string `json:"store,omitempty"`
+	// DSN is the SQLite file or the PostgreSQL URL; placeholders such as
+	// {env.KAVACH_PG} are replaced. Default: kavach/issuer.db in Caddy's
+	// data directory.
+	DSN string `json:"dsn,omitempty"`
+	// AccessTokenTTL is the lifetime of access tokens. Default: 5m.
+	AccessTokenTTL caddy.Duration `json:"access_token_ttl,omitempty"`
+	// RefreshTokenTTL is the lifetime of refresh tokens. Default: 168h.
+	RefreshTokenTTL caddy.Duration `json:"refresh_token_ttl,omitempty"`
+	// MaxDepth is the longest delegation chain. Default: 5.
+	MaxDepth int `json:"max_depth,omitempty"`
+	// DisableRegistration turns off RFC 7591 dynamic client registration.
+	DisableRegistration bool `json:"disable_registration,omitempty"`
+	// DevLoopbackClientMetadata lets client ID metadata documents live on
+	// loopback http URLs. Development only.
+	DevLoopbackClientMetadata bool `json:"dev_loopback_client_metadata,omitempty"`
+
+	app *App
+	srv *atomic.Pointer[issuer.Server] // a pointer: the module is copied by value in CaddyModule
+	st  store.Store
+	key string
+}
+
+// CaddyModule returns the Caddy module information.
+func (IssuerHandler) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.kavach_issuer",
+		New: func() caddy.Module { return new(IssuerHandler) },
+	}
+}
+
+// Provision checks the configuration and registers the issuer with the
+// kavach app, which opens the store and starts it in App.Start (nothing
+// is opened here: Provision also runs under `kavach validate`).
+func (h *IssuerHandler) Provision(ctx caddy.Context) error {
+	appIface, err := ctx.App("kavach")
+	if err != nil {
+		return err
+	}
+	h.app = appIface.(*App)
+	h.srv = new(atomic.Pointer[issuer.Server])
+	if h.Store == "" {
+		h.Store = "sqlite"
+	}
+	return h.app.registerIssuer(h)
+}
+
+// Validate refuses a configuration the issuer could not run with.
+func (h *IssuerHandler) Validate() error {
+	if _, err := issuer.ValidateIssuerURL(h.Issuer); err != nil {
+		return fmt.Errorf("kavach_issuer: %w", err)
+	}
+	switch h.Store {
+	case "sqlite", "postgres":
+	default:
+		return fmt.Errorf("kavach_issuer: store must be sqlite or postgres, not %q", h.Store)
+	}
+	if h.Store == "postgres" && h.DSN == "" {
+		return errors.New("kavach_issuer: store postgres needs a URL (e.g. {env.KAVACH_PG})")
+	}
+	if h.MaxDepth < 0 || h.MaxDepth > 16 {
+		return errors.New("kavach_issuer: max_depth must be between 1 and 16")
+	}
+	return nil
+}
+
+// dsn resolves the store location.
+func (h *IssuerHandler) dsn() (string, error) {
+	if h.DSN == "" {
+		return filepath.Join(caddy.AppDataDir(), "kavach", "issuer.db"), nil
+	}
+	v := caddy.NewReplacer().ReplaceAll(h.DSN, "")
+	if v == "" {
+		return "", fmt.Errorf("kavach_issuer: store %s is empty", h.DSN)
+	}
+	return v, nil
+}
+
+// start opens the store (shared across reloads) and starts the issuer.
+func (h *IssuerHandler) start(a *App) error {
+	dsn, err := h.dsn()
+	if err != nil {
+		return err
+	}
+	h.key = "kavach.store:" + h.Store + ":" + dsn
+	val, _, err := storePool.LoadOrNew(h.key, func() (caddy.Destructor, error) {
+		if h.Store == "sqlite" {
+			// A fresh machine has no data directory yet.
+			if err := os.MkdirAll(filepath.Dir(dsn), 0o700); err != nil {
+				return nil, err
+			}
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		st, err := store.Open(ctx, h.Store, dsn)
+		if err != nil {
+			return nil, err
+		}
+		return pooledStore{st}, nil
+	})
+	if err != nil {
+		h.key = ""
+		return fmt.Errorf("kavach_issuer: %w", err)
+	}
+	h.st = val.(pooledStore).Store
+	srv, err := issuer.New(issuer.Config{
+		Issuer:                h.Issuer,
+		Store:                 h.st,
+		Revoked:               a.rev,
+		AccessTTL:             time.Duration(h.AccessTokenTTL),
+		RefreshTTL:            time.Duration(h.RefreshTokenTTL),
+		MaxTokenLifetime:      a.maxLifetime(),
+		MaxDepth:              h.MaxDepth,
+		DisableRegistration:   h.DisableRegistration,
+		AllowLoopbackMetadata: h.DevLoopbackClientMetadata,
+		AdminAuth:             a.isAdmin,
+		ClientIP: func(r *http.Request) string {
+			// Caddy's client_ip honours trusted_proxies.
+			ip, _ := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string)
+			return ip
+		},
+		Logger: slogFrom(a.logger.Named("issuer")),
+	})
+	if err != nil {
+		return err
+	}
+	if err := srv.Start(context.Background()); err != nil {
+		return err
+	}
+	h.srv.Store(srv)
+	a.logger.Info("kavach issuer started", zap.String("issuer", h.Issuer), zap.String("store", h.Store))
+	return nil
+}
+
+func (h *IssuerHandler) stop() {
+	if srv := h.srv.Load(); srv != nil {
+		_ = srv.Close()
+	}
+}
+
+// Cleanup releases the store.
+func (h *IssuerHandler) Cleanup() error {
+	if h.key != "" {
+		_, err := storePool.Delete(h.key)
+		return err
+	}
+	return nil
+}
+
+// ServeHTTP serves the issuer's endpoints and answers 404 to anything
+// else (never Caddy's empty 200): to serve more on the issuer's site, put
+// the handler under a matcher (`handle /oauth/* { kavach_issuer … }`, plus
+// the /.well-known/ paths).
+func (h *IssuerHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
+	srv := h.srv.Load()
+	if srv == nil {
+		return caddyhttp.Error(http.StatusServiceUnavailable, errors.New("issuer starting"))
+	}
+	if !srv.Handles(r) {
+		return caddyhttp.Error(http.StatusNotFound, errors.New("not found"))
+	}
+	srv.Handler().ServeHTTP(w, r)
+	return nil
+}
+
+// storePool keeps the issuer's database handle across config reloads.
+var storePool = caddy.NewUsagePool()
+
+type pooledStore struct{ store.Store }
+
+func (p pooledStore) Destruct() error { return p.Close() }
+
+// parseIssuer reads
+//
+//	kavach_issuer {
+//		issuer <url>
+//		store sqlite <file> | store postgres <url>
+//		access_token_ttl 5m
+//		refresh_token_ttl 168h
+//		max_depth 5
+//		registration off
+//		dev_loopback_client_metadata
+//	}
+func parseIssuer(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	ih := new(IssuerHandler)
+	return ih, ih.UnmarshalCaddyfile(h.Dispenser)
+}
+
+// UnmarshalCaddyfile implements caddyfile.Unmarshaler.
+func (h *IssuerHandler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next()
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	for d.NextBlock(0) {
+		switch d.Val() {
+		case "issuer":
+			if !d.Args(&h.Issuer) || d.NextArg() {
+				return d.ArgErr()
+			}
+			if _, err := issuer.ValidateIssuerURL(h.Issuer); err != nil {
+				return d.Errf("%v", err)
+			}
+		case "store":
+			if !d.Args(&h.Store, &h.DSN) || d.NextArg() {
+				return d.ArgErr()
+			}
+			if h.Store != "sqlite" && h.Store != "postgres" {
+				return d.Errf("store must be sqlite or postgres, not %q", h.Store)
+			}
+		case "access_token_ttl", "refresh_token_ttl":
+			name := d.Val()
+			var v string
+			if !d.Args(&v) || d.NextArg() {
+				return d.ArgErr()
+			}
+			dur, err := caddy.ParseDuration(v)
+			if err != nil || dur <= 0 {
+				return d.Errf("%s: %q is not a positive duration", name, v)
+			}
+			if name == "access_token_ttl" {
+				h.AccessTokenTTL = caddy.Duration(dur)
+			} else {
+				h.RefreshTokenTTL = caddy.Duration(dur)
+			}
+		case "max_depth":
+			var v string
+			if !d.Args(&v) || d.NextArg() {
+				return d.ArgErr()
+			}
+			n, err := parsePositive(v)
+			if err != nil || n > 16 {
+				return d.Errf("max_depth: %q is not between 1 and 16", v)
+			}
+			h.MaxDepth = n
+		case "registration":
+			var v string
+			if !d.Args(&v) || d.NextArg() {
+				return d.ArgErr()
+			}
+			switch v {
+			case "off":
+				h.DisableRegistration = true
+			case "on":
+				h.DisableRegistration = false
+			default:
+				return d.Errf("registration: want on or off")
+			}
+		case "dev_loopback_client_metadata":
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			h.DevLoopbackClientMetadata = true
+		default:
+			return d.Errf("unknown kavach_issuer option %q", d.Val())
+		}
+	}
+	if h.Issuer == "" {
+		return d.Err("kavach_issuer: issuer <url> is required (this site's exact public URL)")
+	}
+	return nil
+}
+
+// Interface guards
+var (
+	_ caddy.Provisioner           = (*IssuerHandler)(nil)
+	_ caddy.Validator             = (*IssuerHandler)(nil)
+	_ caddy.CleanerUpper          = (*IssuerHandler)(nil)
+	_ caddyhttp.MiddlewareHandler = (*IssuerHandler)(nil)
+	_ caddyfile.Unmarshaler       = (*IssuerHandler)(nil)
+)
+
+func parsePositive(v string) (int, error) {
+	n, err := strconv.Atoi(v)
+	if err != nil || n <= 0 {
+		return 0, fmt.Errorf("%q is not a positive number", v)
+	}
+	return n, nil
+}

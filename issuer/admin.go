@@ -1,0 +1,682 @@
+package issuer
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/kavachgate/kavach/issuer/store"
+	"github.com/kavachgate/kavach/policy"
+	"github.com/kavachgate/kavach/revocation"
+	"github.com/kavachgate/kavach/token"
+)
+
+// adminRoutes is the agent admin API (DESIGN.md §7), JSON in and out. The
+// Kavach admin listener authenticates every request before it gets here.
+func (s *Server) adminRoutes() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /v1/users", s.adminCreateUser)
+	mux.HandleFunc("GET /v1/users", s.adminListUsers)
+	mux.HandleFunc("GET /v1/users/{id}", s.adminGetUser)
+	mux.HandleFunc("PUT /v1/users/{id}/entitlements", s.adminSetEntitlements)
+	mux.HandleFunc("POST /v1/users/{id}/revoke", s.adminRevokeUser)
+	mux.HandleFunc("POST /v1/agents", s.adminCreateAgent)
+	mux.HandleFunc("GET /v1/agents", s.adminListAgents)
+	mux.HandleFunc("GET /v1/agents/{id}", s.adminGetAgent)
+	mux.HandleFunc("POST /v1/agents/{id}/children", s.adminCreateChild)
+	mux.HandleFunc("POST /v1/agents/{id}/revoke", s.adminRevokeAgent)
+	mux.HandleFunc("POST /v1/agents/{id}/rotate", s.adminRotateAgent)
+	mux.HandleFunc("POST /v1/clients", s.adminCreateClient)
+	mux.HandleFunc("POST /v1/keys/rotate", s.adminRotateKeys)
+	mux.HandleFunc("POST /v1/reseed", s.adminReseed)
+	return mux
+}
+
+// apiError is the admin API's error body.
+type apiError struct {
+	Status  int    `json:"-"`
+	Code    string `json:"error"`
+	Message string `json:"message"`
+}
+
+func (e *apiError) Error() string { return e.Message }
+
+func badRequest(format string, a ...any) *apiError {
+	return &apiError{http.StatusBadRequest, "invalid_request", fmt.Sprintf(format, a...)}
+}
+
+func (s *Server) adminError(w http.ResponseWriter, err error) {
+	var ae *apiError
+	var fe *policy.FieldError
+	switch {
+	case errors.As(err, &ae):
+	case errors.As(err, &fe):
+		code := "invalid_scope"
+		if fe.Field == "aud" {
+			code = "invalid_target"
+		}
+		ae = &apiError{http.StatusBadRequest, code, fe.Error()}
+	case errors.Is(err, store.ErrNotFound):
+		ae = &apiError{http.StatusNotFound, "not_found", "not found"}
+	case errors.Is(err, store.ErrExists):
+		ae = &apiError{http.StatusConflict, "conflict", "already exists"}
+	case errors.Is(err, store.ErrInactive):
+		ae = &apiError{http.StatusConflict, "inactive", "the parent, owner or chain is revoked or expired"}
+	default:
+		s.log.Error("issuer: admin request failed", "error", err)
+		ae = &apiError{http.StatusInternalServerError, "server_error", "internal error"}
+	}
+	writeJSON(w, ae.Status, ae)
+}
+
+// readJSON decodes a JSON body strictly: at most maxJSONBody bytes, no
+// unknown fields, nothing after the value.
+func readJSON(w http.ResponseWriter, r *http.Request, v any) error {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxJSONBody))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return &apiError{http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("body larger than %d bytes", maxJSONBody)}
+		}
+		return badRequest("could not read the body")
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return badRequest("body: %v", err)
+	}
+	if dec.More() {
+		return badRequest("body: data after the JSON value")
+	}
+	return nil
+}
+
+// Duration is a JSON duration: a Go duration string ("10m", "1h") or
+// seconds.
+type Duration time.Duration
+
+// UnmarshalJSON accepts "90s"/"1h" or a number of seconds.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if json.Unmarshal(b, &s) == nil {
+		v, err := time.ParseDuration(s)
+		if err != nil {
+			return fmt.Errorf("ttl %q: want a duration such as \"10m\" or \"24h\"", s)
+		}
+		*d = Duration(v)
+		return nil
+	}
+	var n int64
+	if err := json.Unmarshal(b, &n); err != nil {
+		return errors.New("ttl: want a duration string or seconds")
+	}
+	*d = Duration(time.Duration(n) * time.Second)
+	return nil
+}
+
+// userJSON is a user as the admin API shows it (never the password hash).
+type userJSON struct {
+	ID           string              `json:"id"`
+	Name         string              `json:"name"`
+	Entitlements map[string][]string `json:"entitlements"`
+	CreatedAt    time.Time           `json:"created_at"`
+	RevokedAt    *time.Time          `json:"revoked_at,omitempty"`
+}
+
+func showUser(u *store.User) *userJSON {
+	return &userJSON{ID: u.ID, Name: u.Name, Entitlements: u.Entitlements, CreatedAt: u.CreatedAt, RevokedAt: optTime(u.RevokedAt)}
+}
+
+func optTime(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
+}
+
+// validEntitlements checks resource URLs and scope patterns.
+func validEntitlements(ent map[string][]string) error {
+	for res, scopes := range ent {
+		u, err := url.Parse(res)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+			return badRequest("entitlements: resource %s must be an absolute http(s) URL without query or fragment", quote(res))
+		}
+		parsed, err := policy.ParseScopes(strings.Join(scopes, " "))
+		if err != nil {
+			return badRequest("entitlements for %s: %v", quote(res), err)
+		}
+		if len(parsed) != len(scopes) {
+			return badRequest("entitlements for %s: repeated scope", quote(res))
+		}
+	}
+	return nil
+}
+
+func (s *Server) adminCreateUser(w http.ResponseWriter, r *http.Request) {
+	var in struct {
+		ID           string              `json:"id"`
+		Name         string              `json:"name"`
+		Password     string              `json:"password"`
+		Entitlements map[string][]string `json:"entitlements"`
+	}
+	if err := readJSON(w, r, &in); err != nil {
+		s.adminError(w, err)
+		return
+	}
+	if in.ID == "" {
+		in.ID = token.NewID(token.PrefixUser)
+	}
+	if !strings.HasPrefix(in.ID, token.PrefixUser) || !validIDChars(in.ID) {
+		s.adminError(w, badRequest("id must start with %s and use only letters, digits, '-' and '_'", token.PrefixUser))
+		return
+	}
+	if in.Name == "" || len(in.Name) > 128 {
+		s.adminError(w, badRequest("name is required (at most 128 bytes)"))
+		return
+	}
+	if err := validEntitlements(in.Entitlements); err != nil {
+		s.adminError(w, err)
+		return
+	}
+	u := &store.User{ID: in.ID, Name: in.Name, Entitlements: in.Entitlements, CreatedAt: now()}
+	if in.Password != "" {
+		h, err := hashPassword(in.Password)
+		if err != nil {
+			s.adminError(w, badRequest("password: %v", err))
+			return
+		}
+		u.PasswordHash = h
+	}
+	if err := s.store.CreateUser(r.Context(), u); err != nil {
+		s.adminError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, showUser(u))
+}
+
+func (s *Server) adminListUsers(w http.ResponseWriter, r *http.Request) {
+	users, err := s.store.ListUsers(r.Context())
+	if err != nil {
+		s.adminError(w, err)
+		return
+	}
+	out := make([]*userJSON, len(users))
+	for i, u := range users {
+		out[i] = showUser(u)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"users": out})
+}
+
+func (s *Server) adminGetUser(w http.ResponseWriter, r *http.Request) {
+	u, err := s.store.GetUser(r.Context(), r.PathValue("id"))
+	if err != nil {
+		s.adminError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, showUser(u))
+}
+
+func (s *Server) adminSetEntitlements(w http.ResponseWriter, r *http.Request) {
+	var ent map[string][]string
+	if err := readJSON(w, r, &ent); err != nil {
+		s.adminError(w, err)
+		return
+	}
+	if err := validEntitlements(ent); err != nil {
+		s.adminError(w, err)
+		return
+	}
+	id := r.PathValue("id")
+	if err := s.store.SetEntitlements(r.Context(), id, ent); err != nil {
+		s.adminError(w, err)
+		return
+	}
+	u, err := s.store.GetUser(r.Context(), id)
+	if err != nil {
+		s.adminError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, showUser(u))
+}
+
+// adminRevokeUser revokes a user: the store refuses every mint for them
+// and an issued-before cutoff on sub stops every token of theirs.
+func (s *Server) adminRevokeUser(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	at := now()
+	cut := revocation.Entry{ID: id, Cutoff: revocation.CutoffSubject, Before: at, Until: s.revocationUntil(at)}
+	if err := s.store.RevokeUser(r.Context(), id, at, cut); err != nil {
+		s.adminError(w, err)
+		return
+	}
+	s.publishRevocations(r.Context(), []revocation.Entry{cut})
+	s.event(Event{Kind: "revoked", Subject: id, IDs: []string{id}, Reason: "user revoked"})
+	writeJSON(w, http.StatusOK, map[string]any{"revoked": []string{id}})
+}
+
+// agentJSON is an agent as the admin API shows it.
+type agentJSON struct {
+	ID           string              `json:"id"`
+	ClientID     string              `json:"client_id"`
+	ClientSecret string              `json:"client_secret,omitempty"` // only when created or rotated
+	Name         string              `json:"name"`
+	Owner        string              `json:"owner"`
+	Parent       string              `json:"parent,omitempty"`
+	Grant        string              `json:"grant"`
+	Chain        []string            `json:"chain"`
+	Agents       []string            `json:"agents"`
+	Scopes       []string            `json:"scopes"`
+	Constraints  *policy.Constraints `json:"constraints,omitempty"`
+	Auth         string              `json:"token_endpoint_auth_method"`
+	Children     []string            `json:"children,omitempty"`
+	CreatedAt    time.Time           `json:"created_at"`
+	ExpiresAt    time.Time           `json:"expires_at"`
+	RevokedAt    *time.Time          `json:"revoked_at,omitempty"`
+}
+
+func showAgent(a *store.Agent) *agentJSON {
+	out := &agentJSON{
+		ID: a.ID, ClientID: a.ID, Name: a.Name, Owner: a.Owner, Parent: a.Parent,
+		Grant: a.Chain[len(a.Chain)-1], Chain: a.Chain, Agents: a.Agents, Scopes: a.Scopes,
+		Auth: "client_secret_basic", CreatedAt: a.CreatedAt, ExpiresAt: a.ExpiresAt, RevokedAt: optTime(a.RevokedAt),
+	}
+	if a.PublicKey != nil {
+		out.Auth = "private_key_jwt"
+	}
+	if !a.Constraints.IsZero() {
+		c := a.Constraints
+		out.Constraints = &c
+	}
+	return out
+}
+
+// agentInput is the body of POST /v1/agents and …/children.
+type agentInput struct {
+	Name        string             `json:"name"`
+	Owner       string             `json:"owner"`
+	Scopes      []string           `json:"scopes"`
+	TTL         Duration           `json:"ttl"`
+	Constraints policy.Constraints `json:"constraints"`
+	PublicKey   json.RawMessage    `json:"public_key"`
+}
+
+// credential returns the agent's credential: the registered public key,
+// or a new secret (returned once, stored hashed).
+func credential(in *agentInput) (secret string, secretHash, publicKey []byte, err error) {
+	if len(in.PublicKey) > 0 && string(in.PublicKey) != "null" {
+		if _, _, err := parseAgentKey(in.PublicKey); err != nil {
+			return "", nil, nil, badRequest("public_key: %v", err)
+		}
+		return "", nil, append([]byte(nil), in.PublicKey...), nil
+	}
+	secret = newSecret()
+	return secret, hashSecret(secret), nil, nil
+}
+
+// newSecret returns 256 random bits, base64url.
+func newSecret() string {
+	var b [32]byte
+	_, _ = rand.Read(b[:])
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+func (s *Server) agentTTL(in *agentInput) (time.Duration, error) {
+	ttl := time.Duration(in.TTL)
+	if ttl == 0 {
+		ttl = DefaultAgentTTL
+	}
+	if ttl < 0 || ttl > s.cfg.MaxAgentTTL {
+		return 0, badRequest("ttl must be positive and at most %v", s.cfg.MaxAgentTTL)
+	}
+	return ttl, nil
+}
+
+func (in *agentInput) validate() error {
+	if in.Name == "" || len(in.Name) > 128 {
+		return badRequest("name is required (at most 128 bytes)")
+	}
+	if len(in.Scopes) == 0 {
+		return badRequest("scopes are required")
+	}
+	parsed, err := policy.ParseScopes(strings.Join(in.Scopes, " "))
+	if err != nil {
+		return badRequest("scopes: %v", err)
+	}
+	if len(parsed) != len(in.Scopes) {
+		return badRequest("scopes: repeated scope")
+	}
+	if err := in.Constraints.Validate(); err != nil {
+		return badRequest("constraints: %v", err)
+	}
+	return nil
+}
+
+// adminCreateAgent creates a root agent for a user: scopes within the
+// union of the owner's entitlements; its root grant is the user's.
+func (s *Server) adminCreateAgent(w http.ResponseWriter, r *http.Request) {
+	var in agentInput
+	if err := readJSON(w, r, &in); err != nil {
+		s.adminError(w, err)
+		return
+	}
+	if err := in.validate(); err != nil {
+		s.adminError(w, err)
+		return
+	}
+	ttl, err := s.agentTTL(&in)
+	if err != nil {
+		s.adminError(w, err)
+		return
+	}
+	ctx := r.Context()
+	owner, err := s.store.GetUser(ctx, in.Owner)
+	if errors.Is(err, store.ErrNotFound) {
+		s.adminError(w, badRequest("owner %s does not exist", quote(in.Owner)))
+		return
+	}
+	if err != nil {
+		s.adminError(w, err)
+		return
+	}
+	var union []string
+	for _, scopes := range owner.Entitlements {
+		union = append(union, scopes...)
+	}
+	if out := policy.Uncovered(union, in.Scopes); out != nil {
+		s.adminError(w, &apiError{http.StatusBadRequest, "invalid_scope", fmt.Sprintf("scope: %s beyond the owner's entitlements", quote(out[0]))})
+		return
+	}
+	secret, sh, pk, err := credential(&in)
+	if err != nil {
+		s.adminError(w, err)
+		return
+	}
+	at := now()
+	a := &store.Agent{
+		ID: token.NewID(token.PrefixAgent), Name: in.Name, Owner: owner.ID,
+		Scopes: in.Scopes, Constraints: in.Constraints, SecretHash: sh, PublicKey: pk,
+		CreatedAt: at, ExpiresAt: at.Add(ttl),
+	}
+	g := &store.Grant{ID: token.NewID(token.PrefixGrant), User: owner.ID, Grantee: a.ID, Scopes: a.Scopes, Constraints: a.Constraints, CreatedAt: at, ExpiresAt: a.ExpiresAt}
+	a.Chain, a.Agents = []string{g.ID}, []string{a.ID}
+	if err := s.store.CreateAgent(ctx, a, g, at); err != nil {
+		s.adminError(w, err)
+		return
+	}
+	s.event(Event{Kind: "delegated", Subject: owner.ID, ClientID: a.ID, Agents: a.Agents, Chain: a.Chain, Reason: "agent created"})
+	out := showAgent(a)
+	out.ClientSecret = secret
+	writeJSON(w, http.StatusCreated, out)
+}
+
+// adminCreateChild registers a child agent of an agent, with its grant:
+// attenuated from the parent by policy.Attenuate (DESIGN.md §3).
+func (s *Server) adminCreateChild(w http.ResponseWriter, r *http.Request) {
+	var in agentInput
+	if err := readJSON(w, r, &in); err != nil {
+		s.adminError(w, err)
+		return
+	}
+	if in.Owner != "" {
+		s.adminError(w, badRequest("a child's owner is its parent's"))
+		return
+	}
+	if err := in.validate(); err != nil {
+		s.adminError(w, err)
+		return
+	}
+	ttl, err := s.agentTTL(&in)
+	if err != nil {
+		s.adminError(w, err)
+		return
+	}
+	ctx := r.Context()
+	parent, err := s.store.GetAgent(ctx, r.PathValue("id"))
+	if err != nil {
+		s.adminError(w, err)
+		return
+	}
+	at := now()
+	if !parent.RevokedAt.IsZero() || !at.Before(parent.ExpiresAt) {
+		s.adminError(w, store.ErrInactive)
+		return
+	}
+	// A child lives at most as long as its parent: a longer ttl is capped
+	// to the parent's expiry (the response's expires_at says so).
+	exp := at.Add(ttl)
+	if exp.After(parent.ExpiresAt) {
+		exp = parent.ExpiresAt
+	}
+	rights, err := policy.Attenuate(
+		policy.Rights{Scopes: parent.Scopes, Constraints: parent.Constraints, Expiry: parent.ExpiresAt, Depth: len(parent.Chain)},
+		policy.Request{Scopes: in.Scopes, Constraints: in.Constraints, Expiry: exp, Delegate: true, MaxDepth: s.cfg.MaxDepth},
+	)
+	if err != nil {
+		s.adminError(w, err)
+		return
+	}
+	secret, sh, pk, err := credential(&in)
+	if err != nil {
+		s.adminError(w, err)
+		return
+	}
+	a := &store.Agent{
+		ID: token.NewID(token.PrefixAgent), Name: in.Name, Owner: parent.Owner, Parent: parent.ID,
+		Scopes: rights.Scopes, Constraints: rights.Constraints, SecretHash: sh, PublicKey: pk,
+		CreatedAt: at, ExpiresAt: rights.Expiry,
+	}
+	g := &store.Grant{
+		ID: token.NewID(token.PrefixGrant), Parent: parent.Chain[len(parent.Chain)-1], User: parent.Owner, Grantee: a.ID,
+		Scopes: a.Scopes, Constraints: a.Constraints, CreatedAt: at, ExpiresAt: a.ExpiresAt,
+	}
+	a.Chain = append(slices.Clone(parent.Chain), g.ID)
+	a.Agents = append(slices.Clone(parent.Agents), a.ID)
+	if err := s.store.CreateAgent(ctx, a, g, at); err != nil {
+		s.adminError(w, err)
+		return
+	}
+	s.event(Event{Kind: "delegated", Subject: a.Owner, ClientID: a.ID, Agents: a.Agents, Chain: a.Chain, Reason: "child agent created"})
+	out := showAgent(a)
+	out.ClientSecret = secret
+	writeJSON(w, http.StatusCreated, out)
+}
+
+func (s *Server) adminListAgents(w http.ResponseWriter, r *http.Request) {
+	agents, err := s.store.ListAgents(r.Context(), r.URL.Query().Get("owner"))
+	if err != nil {
+		s.adminError(w, err)
+		return
+	}
+	out := make([]*agentJSON, len(agents))
+	for i, a := range agents {
+		out[i] = showAgent(a)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"agents": out})
+}
+
+func (s *Server) adminGetAgent(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	a, err := s.store.GetAgent(ctx, r.PathValue("id"))
+	if err != nil {
+		s.adminError(w, err)
+		return
+	}
+	kids, err := s.store.Children(ctx, a.ID)
+	if err != nil {
+		s.adminError(w, err)
+		return
+	}
+	out := showAgent(a)
+	for _, k := range kids {
+		out.Children = append(out.Children, k.ID)
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// adminRevokeAgent revokes an agent, its grants and every descendant:
+// first in the store (which then refuses to mint for them), then in the
+// gateways' set.
+func (s *Server) adminRevokeAgent(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	at := now()
+	ids, err := s.store.RevokeAgent(ctx, r.PathValue("id"), at, s.revocationUntil(at))
+	if err != nil {
+		s.adminError(w, err)
+		return
+	}
+	s.publishIDs(ctx, ids, at)
+	s.event(Event{Kind: "revoked", IDs: ids, Reason: "agent revoked"})
+	writeJSON(w, http.StatusOK, map[string]any{"revoked": ids})
+}
+
+// adminRotateAgent replaces an agent's credential (a new secret, or the
+// public key in the body) and stops every token the old one obtained (an
+// issued-before cutoff on the client id): rotation usually follows a leak.
+func (s *Server) adminRotateAgent(w http.ResponseWriter, r *http.Request) {
+	var in struct {
+		PublicKey json.RawMessage `json:"public_key"`
+	}
+	if r.ContentLength != 0 {
+		if err := readJSON(w, r, &in); err != nil {
+			s.adminError(w, err)
+			return
+		}
+	}
+	ctx := r.Context()
+	a, err := s.store.GetAgent(ctx, r.PathValue("id"))
+	if err != nil {
+		s.adminError(w, err)
+		return
+	}
+	if !a.RevokedAt.IsZero() {
+		s.adminError(w, store.ErrInactive)
+		return
+	}
+	secret, sh, pk, err := credential(&agentInput{PublicKey: in.PublicKey})
+	if err != nil {
+		s.adminError(w, err)
+		return
+	}
+	if err := s.store.SetAgentCredential(ctx, a.ID, sh, pk); err != nil {
+		s.adminError(w, err)
+		return
+	}
+	at := now()
+	cut := revocation.Entry{ID: a.ID, Cutoff: revocation.CutoffClient, Before: at, Until: s.revocationUntil(at)}
+	if err := s.store.AddRevocations(ctx, []revocation.Entry{cut}); err != nil {
+		s.adminError(w, err)
+		return
+	}
+	s.publishRevocations(ctx, []revocation.Entry{cut})
+	out := map[string]any{"id": a.ID, "client_id": a.ID, "token_endpoint_auth_method": "private_key_jwt"}
+	if secret != "" {
+		out["client_secret"] = secret
+		out["token_endpoint_auth_method"] = "client_secret_basic"
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// adminCreateClient registers an OAuth client by hand: a resource server
+// that may introspect, or a confidential client with redirect URIs.
+func (s *Server) adminCreateClient(w http.ResponseWriter, r *http.Request) {
+	var in struct {
+		Name         string   `json:"name"`
+		Kind         string   `json:"kind"`
+		RedirectURIs []string `json:"redirect_uris"`
+	}
+	if err := readJSON(w, r, &in); err != nil {
+		s.adminError(w, err)
+		return
+	}
+	if in.Name == "" {
+		s.adminError(w, badRequest("name is required"))
+		return
+	}
+	switch in.Kind {
+	case store.ClientResourceServer, store.ClientConfidential:
+	case "":
+		in.Kind = store.ClientResourceServer
+	default:
+		s.adminError(w, badRequest("kind must be %s or %s", store.ClientResourceServer, store.ClientConfidential))
+		return
+	}
+	for _, u := range in.RedirectURIs {
+		if err := checkRedirectURI(u); err != nil {
+			s.adminError(w, badRequest("redirect_uris: %v", err))
+			return
+		}
+	}
+	secret := newSecret()
+	c := &store.Client{ID: token.NewID(token.PrefixClient), Name: in.Name, Kind: in.Kind, RedirectURIs: in.RedirectURIs, SecretHash: hashSecret(secret), CreatedAt: now()}
+	if err := s.store.CreateClient(r.Context(), c); err != nil {
+		s.adminError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, map[string]any{"client_id": c.ID, "client_secret": secret, "name": c.Name, "kind": c.Kind, "redirect_uris": c.RedirectURIs})
+}
+
+// adminRotateKeys adds a signing key, published now and signing after
+// KeyPublishAhead (one gateway JWKS refresh interval).
+func (s *Server) adminRotateKeys(w http.ResponseWriter, r *http.Request) {
+	k, err := s.keys.rotate(r.Context(), now(), s.cfg.KeyPublishAhead)
+	if err != nil {
+		s.adminError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"kid": k.KID, "published_at": k.CreatedAt, "signs_from": k.ActiveAt})
+}
+
+// adminReseed rewrites every live revocation of the store into the
+// gateways' set (after Redis lost its data).
+func (s *Server) adminReseed(w http.ResponseWriter, r *http.Request) {
+	n, err := s.Reseed(r.Context())
+	if err != nil {
+		s.adminError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"entries": n})
+}
+
+// Reseeder is a revocation set that can be rewritten wholesale (Redis).
+type Reseeder interface {
+	Reseed(ctx context.Context, entries []revocation.Entry) error
+}
+
+// Reseed writes the store's live revocations to the gateways' set: all at
+// once when the set can be re-seeded (Redis: entries and epoch), else one
+// by one.
+func (s *Server) Reseed(ctx context.Context) (int, error) {
+	entries, err := s.store.LiveRevocations(ctx, now())
+	if err != nil {
+		return 0, err
+	}
+	if rs, ok := s.cfg.Revoked.(Reseeder); ok {
+		return len(entries), rs.Reseed(ctx, entries)
+	}
+	s.publishRevocations(ctx, entries)
+	return len(entries), nil
+}
+
+// validIDChars: ids are URL-safe.
+func validIDChars(id string) bool {
+	if len(id) > 128 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,296 @@
+package issuer
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/lestrrat-go/jwx/v2/jwa"
+	"github.com/lestrrat-go/jwx/v2/jwk"
+	"github.com/lestrrat-go/jwx/v2/jws"
+
+	"github.com/kavachgate/kavach/issuer/store"
+	"github.com/kavachgate/kavach/token"
+)
+
+// Assertion types (RFC 7523 §2.2, RFC 8693 §3).
+const (
+	assertionTypeJWTBearer = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+	// maxAssertionLifetime bounds exp − now of a client assertion, so the
+	// replay cache holds each jti only briefly.
+	maxAssertionLifetime = 5 * time.Minute
+)
+
+// caller is the client a token-endpoint request authenticated as.
+type caller struct {
+	ID     string
+	Agent  *store.Agent  // an agent (client_credentials, token exchange)
+	Client *store.Client // an OAuth client (code flow), registered or from a metadata document
+	// Public: identified by client_id only (PKCE public client).
+	Public bool
+}
+
+// authenticateClient identifies the caller (RFC 6749 §2.3): HTTP Basic
+// (client_secret_basic), client_secret_post, private_key_jwt (RFC 7523
+// §2.2), or a public client's bare client_id. Exactly one method may be
+// used. Failures are invalid_client without saying which part was wrong.
+func (s *Server) authenticateClient(r *http.Request, form url.Values) (*caller, error) {
+	ctx := r.Context()
+	basicID, basicSecret, hasBasic := r.BasicAuth()
+	if hasBasic {
+		// RFC 6749 §2.3.1: both are form-urlencoded before Basic encoding.
+		var err1, err2 error
+		basicID, err1 = url.QueryUnescape(basicID)
+		basicSecret, err2 = url.QueryUnescape(basicSecret)
+		if err1 != nil || err2 != nil {
+			return nil, errInvalidClient("malformed Basic credentials")
+		}
+	}
+	formID, formSecret := form.Get("client_id"), form.Get("client_secret")
+	assertionType, assertion := form.Get("client_assertion_type"), form.Get("client_assertion")
+	methods := 0
+	for _, used := range []bool{hasBasic, formSecret != "", assertion != "" || assertionType != ""} {
+		if used {
+			methods++
+		}
+	}
+	if methods > 1 {
+		return nil, errInvalidRequest("use exactly one client authentication method")
+	}
+	switch {
+	case hasBasic:
+		if formID != "" && formID != basicID {
+			return nil, errInvalidRequest("client_id does not match the Basic credentials")
+		}
+		return s.checkSecret(ctx, basicID, basicSecret)
+	case formSecret != "":
+		return s.checkSecret(ctx, formID, formSecret)
+	case assertion != "" || assertionType != "":
+		if assertionType != assertionTypeJWTBearer {
+			return nil, errInvalidClient("unsupported client_assertion_type")
+		}
+		return s.checkAssertion(ctx, formID, assertion)
+	case formID != "":
+		return s.publicClient(ctx, formID)
+	}
+	return nil, errInvalidClient("client authentication required")
+}
+
+// checkSecret authenticates an agent or a confidential client by its
+// secret, compared as SHA-256 digests in constant time.
+func (s *Server) checkSecret(ctx context.Context, id, secret string) (*caller, error) {
+	bad := errInvalidClient("client authentication failed")
+	if id == "" || secret == "" {
+		return nil, bad
+	}
+	got := hashSecret(secret)
+	switch {
+	case strings.HasPrefix(id, token.PrefixAgent):
+		a, err := s.store.GetAgent(ctx, id)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, bad
+		}
+		if err != nil {
+			return nil, err
+		}
+		if a.SecretHash == nil || subtle.ConstantTimeCompare(a.SecretHash, got) != 1 {
+			return nil, bad
+		}
+		return &caller{ID: a.ID, Agent: a}, nil
+	case strings.HasPrefix(id, token.PrefixClient):
+		c, err := s.store.GetClient(ctx, id)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, bad
+		}
+		if err != nil {
+			return nil, err
+		}
+		if c.SecretHash == nil || !c.RevokedAt.IsZero() || subtle.ConstantTimeCompare(c.SecretHash, got) != 1 {
+			return nil, bad
+		}
+		return &caller{ID: c.ID, Client: c}, nil
+	}
+	return nil, bad
+}
+
+// publicClient identifies a public client by client_id alone: a
+// registered public client, or a client ID metadata document URL.
+func (s *Server) publicClient(ctx context.Context, id string) (*caller, error) {
+	bad := errInvalidClient("unknown client")
+	if strings.HasPrefix(id, "https://") || strings.HasPrefix(id, "http://") {
+		c, err := s.cimd.lookup(ctx, id)
+		if err != nil {
+			return nil, errInvalidClient("client metadata document: " + err.Error())
+		}
+		return &caller{ID: id, Client: c, Public: true}, nil
+	}
+	if !strings.HasPrefix(id, token.PrefixClient) {
+		return nil, bad
+	}
+	c, err := s.store.GetClient(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, bad
+	}
+	if err != nil {
+		return nil, err
+	}
+	if c.Kind != store.ClientPublic || !c.RevokedAt.IsZero() {
+		return nil, errInvalidClient("client authentication required")
+	}
+	return &caller{ID: c.ID, Client: c, Public: true}, nil
+}
+
+// assertionClaims are the RFC 7523 §3 claims of a client assertion (and of
+// an actor_token, which has the same shape).
+type assertionClaims struct {
+	Issuer    string          `json:"iss"`
+	Subject   string          `json:"sub"`
+	Audience  json.RawMessage `json:"aud"`
+	Expiry    int64           `json:"exp"`
+	NotBefore int64           `json:"nbf"`
+	IssuedAt  int64           `json:"iat"`
+	ID        string          `json:"jti"`
+}
+
+// checkAssertion authenticates an agent by a JWT it signed with its
+// registered key (private_key_jwt).
+func (s *Server) checkAssertion(ctx context.Context, formID, assertion string) (*caller, error) {
+	a, err := s.verifyAgentAssertion(ctx, assertion)
+	if err != nil {
+		return nil, err
+	}
+	if formID != "" && formID != a.ID {
+		return nil, errInvalidClient("client_id does not match the assertion")
+	}
+	return &caller{ID: a.ID, Agent: a}, nil
+}
+
+// verifyAgentAssertion checks a JWT an agent signed with its registered
+// key: RFC 7523 §3 (iss = sub = the agent, aud = this issuer or its token
+// endpoint, exp within maxAssertionLifetime, a jti never seen before).
+func (s *Server) verifyAgentAssertion(ctx context.Context, assertion string) (*store.Agent, error) {
+	bad := errInvalidClient("client assertion rejected")
+	if assertion == "" || len(assertion) > token.MaxTokenSize {
+		return nil, bad
+	}
+	msg, err := jws.Parse([]byte(assertion))
+	if err != nil || len(msg.Signatures()) != 1 {
+		return nil, bad
+	}
+	var c assertionClaims
+	if err := json.Unmarshal(msg.Payload(), &c); err != nil {
+		return nil, bad
+	}
+	if c.Issuer == "" || c.Issuer != c.Subject || !strings.HasPrefix(c.Subject, token.PrefixAgent) {
+		return nil, bad
+	}
+	a, err := s.store.GetAgent(ctx, c.Subject)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, bad
+	}
+	if err != nil {
+		return nil, err
+	}
+	if a.PublicKey == nil {
+		return nil, bad
+	}
+	key, alg, err := parseAgentKey(a.PublicKey)
+	if err != nil {
+		return nil, bad
+	}
+	// The signature first, with the registered key and its algorithm only;
+	// nothing about the assertion is trusted (or remembered) before.
+	if _, err := jws.Verify([]byte(assertion), jws.WithKey(alg, key)); err != nil {
+		return nil, bad
+	}
+	at := now()
+	exp := time.Unix(c.Expiry, 0)
+	if c.Expiry == 0 || !at.Before(exp.Add(token.Leeway)) || exp.Sub(at) > maxAssertionLifetime+token.Leeway {
+		return nil, errInvalidClient("client assertion expired or too long-lived")
+	}
+	if c.NotBefore != 0 && at.Add(token.Leeway).Before(time.Unix(c.NotBefore, 0)) {
+		return nil, bad
+	}
+	if !s.audienceIsMe(c.Audience) {
+		return nil, errInvalidClient("client assertion aud must be this issuer")
+	}
+	if c.ID == "" {
+		return nil, errInvalidClient("client assertion has no jti")
+	}
+	if !s.jtis.use(a.ID+" "+c.ID, exp.Add(token.Leeway)) {
+		return nil, errInvalidClient("client assertion replayed")
+	}
+	return a, nil
+}
+
+// audienceIsMe accepts the issuer identifier or the token endpoint URL
+// (RFC 7523 §3 item 3), as a string or in an array.
+func (s *Server) audienceIsMe(raw json.RawMessage) bool {
+	var list []string
+	var one string
+	if json.Unmarshal(raw, &one) == nil {
+		list = []string{one}
+	} else if json.Unmarshal(raw, &list) != nil {
+		return false
+	}
+	return slices.Contains(list, s.cfg.Issuer) || slices.Contains(list, s.endpoint(pathToken))
+}
+
+// parseAgentKey reads an agent's registered public JWK: Ed25519 (EdDSA) or
+// P-256 (ES256), public only.
+func parseAgentKey(data []byte) (jwk.Key, jwa.SignatureAlgorithm, error) {
+	key, err := jwk.ParseKey(data)
+	if err != nil {
+		return nil, "", err
+	}
+	if _, err := key.PublicKey(); err != nil {
+		return nil, "", err
+	}
+	switch k := key.(type) {
+	case jwk.OKPPublicKey:
+		if k.Crv() == jwa.Ed25519 {
+			return key, jwa.EdDSA, nil
+		}
+	case jwk.ECDSAPublicKey:
+		if k.Crv() == jwa.P256 {
+			return key, jwa.ES256, nil
+		}
+	}
+	return nil, "", errors.New("the key must be a public Ed25519 (OKP) or P-256 (EC) JWK")
+}
+
+// replayCache remembers assertion ids until they expire.
+type replayCache struct {
+	mu   sync.Mutex
+	seen map[string]time.Time
+}
+
+func newReplayCache() *replayCache { return &replayCache{seen: map[string]time.Time{}} }
+
+// use records id until exp and reports whether it was new.
+func (c *replayCache) use(id string, exp time.Time) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if until, ok := c.seen[id]; ok && now().Before(until) {
+		return false
+	}
+	c.seen[id] = exp
+	return true
+}
+
+func (c *replayCache) sweep(at time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for id, until := range c.seen {
+		if !at.Before(until) {
+			delete(c.seen, id)
+		}
+	}
+}

@@ -1,0 +1,155 @@
+package issuer
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/kavachgate/kavach/issuer/store"
+	"github.com/kavachgate/kavach/policy"
+	"github.com/kavachgate/kavach/revocation"
+	"github.com/kavachgate/kavach/token"
+)
+
+// mintRequest is everything an access token says. Only the token endpoint
+// builds one (DESIGN.md §7: /oauth/token is the only place tokens are
+// minted).
+type mintRequest struct {
+	User     string // sub
+	ClientID string
+	Chain    []string // grant ids, root first
+	Agents   []string // actors, root first; the last is the current actor
+	Rights   policy.Rights
+}
+
+// issued is a minted access token.
+type issued struct {
+	Token   string
+	ID      string
+	Expiry  time.Time
+	Scope   string
+	Request *mintRequest
+}
+
+// mint checks with the store that the chain is still alive, then signs.
+// A revocation that commits after the check still reaches the token: the
+// gateways reject it by its chain ids (DESIGN.md §5).
+func (s *Server) mint(ctx context.Context, m *mintRequest) (*issued, error) {
+	at := now()
+	if err := s.chainAlive(ctx, m.User, m.Chain, at); err != nil {
+		return nil, err
+	}
+	exp := at.Add(s.cfg.AccessTTL)
+	if !m.Rights.Expiry.IsZero() && m.Rights.Expiry.Before(exp) {
+		exp = m.Rights.Expiry
+	}
+	if !exp.After(at) {
+		return nil, errInvalidGrant("the grant has expired")
+	}
+	key, err := s.keys.signer(at)
+	if err != nil {
+		return nil, err
+	}
+	c := &token.Claims{
+		Issuer:   s.cfg.Issuer,
+		Subject:  m.User,
+		Actor:    token.ActorFor(m.Agents),
+		ClientID: m.ClientID,
+		Audience: token.Audience(m.Rights.Audience),
+		Scope:    policy.FormatScopes(m.Rights.Scopes),
+		ID:       token.NewID(token.PrefixToken),
+		IssuedAt: at.Unix(),
+		Expiry:   exp.Unix(),
+		Kavach:   &token.Kavach{Version: token.KavachVersion, Chain: m.Chain, Agents: m.Agents},
+	}
+	if !m.Rights.Constraints.IsZero() {
+		cn := m.Rights.Constraints
+		c.Kavach.Constraints = &cn
+	}
+	raw, err := token.Mint(key, c)
+	if err != nil {
+		return nil, err
+	}
+	return &issued{Token: raw, ID: c.ID, Expiry: exp, Scope: c.Scope, Request: m}, nil
+}
+
+// chainAlive refuses to mint for a revoked or expired user or grant, or a
+// chain the gateways' set already holds as revoked.
+func (s *Server) chainAlive(ctx context.Context, user string, chain []string, at time.Time) error {
+	u, err := s.store.GetUser(ctx, user)
+	if errors.Is(err, store.ErrNotFound) {
+		return errInvalidGrant("the user no longer exists")
+	}
+	if err != nil {
+		return err
+	}
+	if !u.RevokedAt.IsZero() {
+		return errInvalidGrant("the user is revoked")
+	}
+	if err := s.store.ChainActive(ctx, chain, at); err != nil {
+		if errors.Is(err, store.ErrInactive) || errors.Is(err, store.ErrNotFound) {
+			return errInvalidGrant("the delegation chain is revoked or expired")
+		}
+		return err
+	}
+	if r := s.cfg.Revoked; r != nil {
+		for _, id := range chain {
+			if r.IsRevoked(id) {
+				return errInvalidGrant("the delegation chain is revoked")
+			}
+		}
+	}
+	return nil
+}
+
+// errTokenRevoked is checkLive's verdict on a dead token (as opposed to a
+// failing store).
+var errTokenRevoked = errors.New("token revoked or its chain inactive")
+
+// checkLive runs the gateway's revocation checks on a verified token of
+// this issuer and the store's view of its chain: the test a subject_token
+// and an introspected token must pass.
+func (s *Server) checkLive(ctx context.Context, t *token.Token) error {
+	if t.Kavach == nil {
+		return errTokenRevoked
+	}
+	if r := s.cfg.Revoked; r != nil {
+		ids := append([]string{t.ID}, t.Kavach.Chain...)
+		ids = append(ids, t.Kavach.Agents...)
+		for _, id := range ids {
+			if r.IsRevoked(id) {
+				return errTokenRevoked
+			}
+		}
+		if r.RevokedBefore(revocation.CutoffSubject, t.Subject, t.IssuedAt) ||
+			(t.ClientID != "" && r.RevokedBefore(revocation.CutoffClient, t.ClientID, t.IssuedAt)) ||
+			r.RevokedBefore(revocation.CutoffKey, t.KeyID, t.IssuedAt) {
+			return errTokenRevoked
+		}
+	}
+	err := s.chainAlive(ctx, t.Subject, t.Kavach.Chain, now())
+	var oe *oauthError
+	if errors.As(err, &oe) {
+		return errTokenRevoked
+	}
+	return err
+}
+
+// tokenResponse is RFC 6749 §5.1 (and RFC 8693 §2.2.1).
+type tokenResponse struct {
+	AccessToken     string `json:"access_token"`
+	IssuedTokenType string `json:"issued_token_type,omitempty"`
+	TokenType       string `json:"token_type"`
+	ExpiresIn       int64  `json:"expires_in"`
+	Scope           string `json:"scope,omitempty"`
+	RefreshToken    string `json:"refresh_token,omitempty"`
+}
+
+func (is *issued) response() *tokenResponse {
+	return &tokenResponse{
+		AccessToken: is.Token,
+		TokenType:   "Bearer",
+		ExpiresIn:   int64(is.Expiry.Sub(now()).Round(time.Second) / time.Second),
+		Scope:       is.Scope,
+	}
+}

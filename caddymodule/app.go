@@ -87,6 +87,7 @@ type App struct {
 	issuers    []*IssuerHandler        // kavach_issuer handlers of this config
 	localKeys  map[string]*localSet    // issuers of this process, by identifier
 	adminKey   *atomic.Pointer[string] // a pointer: App is copied by value in CaddyModule
+	done       <-chan struct{}         // closed when Stop cancels the background work
 	localCheck *atomic.Int64           // last on-demand look at local keys (a pointer: App is copied by value in CaddyModule)
 }
 
@@ -320,7 +321,7 @@ func (a *App) registerIssuer(h *IssuerHandler) error {
 // background, starts the revocation sweeper and the admin listener.
 func (a *App) Start() error {
 	ctx, cancel := context.WithCancel(context.Background())
-	a.cancel = cancel
+	a.cancel, a.done = cancel, ctx.Done()
 	a.rev.start(a.logger)
 	activeRevocation.Store(a.rev)
 	if err := a.startIssuers(); err != nil {
@@ -366,8 +367,51 @@ func (a *App) startIssuers() error {
 	}
 	if len(a.issuers) > 0 {
 		a.refreshLocalKeys()
+		a.seedRevocations()
 	}
 	return nil
+}
+
+// seedRevocations makes the gateways' set hold what the issuers' stores
+// revoked (DESIGN.md §5: the store is the source of truth). In memory mode
+// the set starts empty with every process, so it is seeded at start; in
+// Redis mode the set is re-seeded whenever Redis has lost its data (the
+// epoch is missing), checked every few seconds.
+func (a *App) seedRevocations() {
+	seed := func() {
+		for _, h := range a.issuers {
+			srv := h.srv.Load()
+			if srv == nil {
+				continue
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			n, err := srv.Reseed(ctx)
+			cancel()
+			if err != nil {
+				a.logger.Error("seeding the revocation set from the issuer's store failed", zap.String("issuer", h.Issuer), zap.Error(err))
+				continue
+			}
+			a.logger.Info("revocation set seeded from the issuer's store", zap.String("issuer", h.Issuer), zap.Int("entries", n))
+		}
+	}
+	if a.rev.redis == nil {
+		seed()
+		return
+	}
+	go func() {
+		t := time.NewTicker(2 * time.Second)
+		defer t.Stop()
+		for {
+			if st := a.rev.status(); st.Fresh && st.EpochMissing {
+				seed()
+			}
+			select {
+			case <-a.done:
+				return
+			case <-t.C:
+			}
+		}
+	}()
 }
 
 func (a *App) stopIssuers() {

@@ -137,6 +137,21 @@ func (s *sharedRevocation) Destruct() error {
 	return nil
 }
 
+// Reseed rewrites entries into the set: Redis gets every entry and its
+// epoch back (it lost its data); memory mode adds them (a process
+// restarted with an in-process issuer whose store holds revocations).
+func (s *sharedRevocation) Reseed(ctx context.Context, entries []revocation.Entry) error {
+	if s.redis != nil {
+		return s.redis.Reseed(ctx, entries)
+	}
+	for _, e := range entries {
+		if err := s.memory.Revoke(ctx, e); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // revocationStatus is what readiness and metrics report.
 type revocationStatus struct {
 	Mode         string  `json:"mode"`

@@ -293,3 +293,44 @@ func TestIssuerWithGateway(t *testing.T) {
 		})
 	}
 }
+
+// TestIssuerRestartKeepsRevocations: a single-node gateway keeps its
+// revocation set in memory, so a restarted process must rebuild it from
+// the issuer's store before it decides anything: a token of an agent
+// revoked before the restart stays rejected after it.
+func TestIssuerRestartKeepsRevocations(t *testing.T) {
+	f := startIssuer(t, "sqlite ./data/kavach.db")
+	ctx := context.Background()
+	f.cli(t, nil, "user", "create", "--id", "usr_bob", "--name", "bob", "--entitle", f.resource+"=repo:read")
+	var a, b agentOut
+	f.cli(t, &a, "agent", "create", "--name", "a", "--owner", "usr_bob", "--scope", "repo:read", "--ttl", "1h")
+	f.cli(t, &b, "agent", "create", "--name", "b", "--owner", "usr_bob", "--scope", "repo:read", "--ttl", "1h")
+	ta, err := f.clientToken(ctx, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tb, err := f.clientToken(ctx, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.cli(t, nil, "agent", "revoke", a.ID)
+
+	// Restart: the old process dies (SIGKILL, nothing flushed on the way
+	// out) and a new one starts on the same store and ports.
+	_ = f.proc.cmd.Process.Kill()
+	<-f.proc.exited
+	u, _ := url.Parse(f.issuer)
+	g, _ := url.Parse(f.gateway)
+	port := func(u *url.URL) int { var p int; fmt.Sscan(u.Port(), &p); return p }
+	_, ap, _ := strings.Cut(f.admin, ":")
+	var apn int
+	fmt.Sscan(ap, &apn)
+	f.proc = startGateway(t, f.dir, f.env, port(u), port(g), apn)
+
+	if r := f.get(t, "/api/repos/x", ta); r.Status != http.StatusUnauthorized {
+		t.Errorf("revoked agent's token after a restart: %d %s", r.Status, r.Body)
+	}
+	if r := f.get(t, "/api/repos/x", tb); r.Status != http.StatusOK {
+		t.Errorf("other agent's token after a restart: %d %s", r.Status, r.Body)
+	}
+}

@@ -505,6 +505,7 @@ echo "their range; a missed target is reported, not an error."
 # Revocation propagation (DESIGN.md §9: p99 <= 50 ms): from Revoke returning
 # on one gateway's set to another's rejecting, over a real redis-server on
 # loopback, 3 x 300 revocations.
+cd "$ROOT"
 echo
 echo "== revocation propagation through a real redis-server (3 x 300 revocations)"
 prop=$(go test -run '^$' -bench '^BenchmarkRedisPropagation$' -benchtime 300x -count 3 ./revocation/ 2>&1) \
@@ -514,3 +515,18 @@ echo "$prop" | awk '/^BenchmarkRedisPropagation/ {for (i = 1; i <= NF; i++) {if 
        for (i = 1; i <= n; i++) printf "  run %d: p50 %.2f ms  p99 %.2f ms\n", i, p50[i] / 1000, p99[i] / 1000
        m = 0; for (i = 1; i <= n; i++) if (p99[i] > m) m = p99[i]
        printf "revocation propagation p99 (worst run)  %.2f ms   target <= 50 ms  %s\n", m / 1000, (m <= 50000 ? "ok" : "MISSED")}'
+
+# Issuer throughput (issue budget: >= 2,000 tokens/s on SQLite): tokens
+# minted over loopback HTTP by 8 concurrent clients, ROUNDS runs each.
+echo
+echo "== issuer: tokens/s on SQLite over loopback HTTP (8 concurrent clients; target >= 2000 tokens/s)"
+go test -c -o "$out/ibench.test" ./bench/ >/dev/null || { echo "bench: ./bench does not build" >&2; exit 1; }
+for b in BenchmarkIssuerClientCredentials BenchmarkIssuerTokenExchange; do
+  "$out/ibench.test" -test.run '^$' -test.bench "^${b}\$" -test.benchtime 4000x -test.count "$ROUNDS" >"$out/ibench.txt" 2>&1 \
+    || { cat "$out/ibench.txt" >&2; echo "bench: $b failed" >&2; exit 1; }
+  field() { awk -v b="$b" -v u="$1" '$1 ~ "^"b"(-[0-9]+)?$" {for (i = 2; i <= NF; i++) if ($i == u) print $(i-1)}' "$out/ibench.txt"; }
+  tps=$(field tokens/s | median) || { cat "$out/ibench.txt" >&2; echo "bench: no results for $b" >&2; exit 1; }
+  printf '%-34s %8.0f tokens/s (median of %s; %s..%s)  p50 %s ms  p99 %s ms  %s\n' "$b" "$tps" "$ROUNDS" \
+    "$(field tokens/s | sort -g | head -1)" "$(field tokens/s | sort -g | tail -1)" "$(field p50-ms | median)" "$(field p99-ms | median)" \
+    "$(verdict "$tps" '>=' 2000)"
+done

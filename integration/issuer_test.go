@@ -334,3 +334,31 @@ func TestIssuerRestartKeepsRevocations(t *testing.T) {
 		t.Errorf("other agent's token after a restart: %d %s", r.Status, r.Body)
 	}
 }
+
+// TestRemoteIssuerNeedsRedis: a gateway that trusts a Kavach issuer of
+// another process, without Redis, could never hear its revocations: it
+// refuses to start and says why (DESIGN.md §5).
+func TestRemoteIssuerNeedsRedis(t *testing.T) {
+	dir := t.TempDir()
+	p := freePort(t)
+	caddyfile := fmt.Sprintf(`{
+	admin off
+	kavach {
+		issuer http://127.0.0.1:%d
+	}
+}
+http://127.0.0.1:%d {
+	kavach /api/* {
+		resource http://127.0.0.1:%d/api
+	}
+	respond "ok"
+}
+`, freePort(t), p, p)
+	if err := os.WriteFile(filepath.Join(dir, "Caddyfile"), []byte(caddyfile), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, stderr, err := kavachEnv(dir, nil, "run", "--config", "Caddyfile", "--adapter", "caddyfile")
+	if err == nil || !strings.Contains(stderr, "needs shared revocation") {
+		t.Fatalf("kavach run with a remote issuer and no redis: err %v\n%s", err, stderr)
+	}
+}

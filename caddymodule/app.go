@@ -328,12 +328,15 @@ func (a *App) Start() error {
 		cancel()
 		return err
 	}
+	var fetching []*token.RemoteKeys
 	for i, r := range a.remotes {
 		if i < len(a.Issuers) && a.localKeys[a.Issuers[i]] != nil {
 			continue // keys come from the issuer in this process
 		}
 		go r.Run(ctx)
+		fetching = append(fetching, r)
 	}
+	waitFirstKeys(fetching, firstLoadWait)
 	if len(a.localKeys) > 0 {
 		go a.watchLocalKeys(ctx)
 	}
@@ -344,6 +347,18 @@ func (a *App) Start() error {
 		}
 	}
 	return nil
+}
+
+// waitFirstKeys gives remote key sets a moment to arrive, so a gateway
+// that has just started does not answer 401 to every token (an issuer that
+// is down costs at most wait; its keys then come with a later refresh).
+func waitFirstKeys(remotes []*token.RemoteKeys, wait time.Duration) {
+	deadline := time.Now().Add(wait)
+	for _, r := range remotes {
+		for r.LastSuccess().IsZero() && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
 }
 
 // startIssuers starts every kavach_issuer of the config and checks the

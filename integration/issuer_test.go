@@ -33,6 +33,13 @@ type issuerFixture struct {
 // or "postgres <url>") and a gateway protecting /api/* for the resource.
 func startIssuer(t *testing.T, storeLine string) *issuerFixture {
 	t.Helper()
+	return startIssuerWith(t, storeLine, "")
+}
+
+// startIssuerWith is startIssuer with extra lines for the global kavach
+// block (e.g. redis).
+func startIssuerWith(t *testing.T, storeLine, globalExtra string) *issuerFixture {
+	t.Helper()
 	dir := t.TempDir()
 	pi, pg, pa := freePort(t), freePort(t), freePort(t)
 	f := &issuerFixture{
@@ -52,6 +59,7 @@ func startIssuer(t *testing.T, storeLine string) *issuerFixture {
 		issuer %[1]s
 		admin %[3]s
 		admin_token {env.KAVACH_ADMIN_TOKEN}
+		%[6]s
 	}
 }
 %[1]s {
@@ -68,7 +76,7 @@ func startIssuer(t *testing.T, storeLine string) *issuerFixture {
 	}
 	reverse_proxy /api/* %[5]s
 }
-`, f.issuer, f.gateway, f.admin, storeLine, f.up.addr())
+`, f.issuer, f.gateway, f.admin, storeLine, f.up.addr(), globalExtra)
 	if err := os.WriteFile(filepath.Join(dir, "Caddyfile"), []byte(caddyfile), 0o600); err != nil {
 		t.Fatal(err)
 	}

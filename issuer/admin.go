@@ -38,6 +38,7 @@ func (s *Server) adminRoutes() http.Handler {
 	mux.HandleFunc("POST /v1/agents/{id}/rotate", s.adminRotateAgent)
 	mux.HandleFunc("POST /v1/clients", s.adminCreateClient)
 	mux.HandleFunc("POST /v1/keys/rotate", s.adminRotateKeys)
+	mux.HandleFunc("POST /v1/keys/{kid}/revoke", s.adminRevokeKey)
 	mux.HandleFunc("POST /v1/reseed", s.adminReseed)
 	return mux
 }
@@ -634,6 +635,50 @@ func (s *Server) adminRotateKeys(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"kid": k.KID, "published_at": k.CreatedAt, "signs_from": k.ActiveAt})
+}
+
+// adminRevokeKey withdraws a (compromised) signing key at once: if it
+// signs now, a new key replaces it immediately (no publish-ahead: tokens of
+// the old key must stop anyway), and an issued-before cutoff on its kid
+// stops every token it signed.
+func (s *Server) adminRevokeKey(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	kid := r.PathValue("kid")
+	at := now()
+	current, err := s.keys.signer(at)
+	if err != nil {
+		s.adminError(w, err)
+		return
+	}
+	found := false
+	for _, k := range s.keys.records() {
+		found = found || k.KID == kid
+	}
+	if !found {
+		s.adminError(w, store.ErrNotFound)
+		return
+	}
+	if current.KID == kid {
+		if _, err := s.keys.rotate(ctx, at, 0); err != nil {
+			s.adminError(w, err)
+			return
+		}
+	} else if err := s.store.RetireSigningKey(ctx, kid, at); err != nil {
+		s.adminError(w, err)
+		return
+	}
+	cut := revocation.Entry{ID: kid, Cutoff: revocation.CutoffKey, Before: at.Add(time.Second), Until: s.revocationUntil(at)}
+	if err := s.store.AddRevocations(ctx, []revocation.Entry{cut}); err != nil {
+		s.adminError(w, err)
+		return
+	}
+	s.publishRevocations(ctx, []revocation.Entry{cut})
+	if err := s.keys.load(ctx, at); err != nil {
+		s.adminError(w, err)
+		return
+	}
+	s.event(Event{Kind: "revoked", IDs: []string{kid}, Reason: "signing key revoked"})
+	writeJSON(w, http.StatusOK, map[string]any{"revoked": []string{kid}})
 }
 
 // adminReseed rewrites every live revocation of the store into the

@@ -160,6 +160,17 @@ func (km *keyManager) jwks(at time.Time) []byte {
 
 func (km *keyManager) verifier() *token.Verifier { return km.verify }
 
+// records lists the keys as loaded.
+func (km *keyManager) records() []*store.SigningKey {
+	km.mu.RLock()
+	defer km.mu.RUnlock()
+	out := make([]*store.SigningKey, len(km.keys))
+	for i, k := range km.keys {
+		out[i] = k.rec
+	}
+	return out
+}
+
 // rotate adds a key that is published now and signs from at+ahead; the
 // keys signing until then are retired at that moment (and stay published
 // until their tokens have expired).

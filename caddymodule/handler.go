@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/netip"
+	"slices"
 	"strconv"
 
 	"github.com/caddyserver/caddy/v2"
@@ -101,7 +102,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		}
 	}
 	if h.Metadata {
-		h.meta = &Metadata{Resource: h.Resource}
+		// scopes_supported: what this route asks for, so clients (MCP's
+		// among them) can request no more than they need.
+		h.meta = &Metadata{Resource: h.Resource, ScopesSupported: h.routeScopes()}
 		if err := h.meta.Provision(ctx); err != nil {
 			return fmt.Errorf("kavach: metadata: %w", err)
 		}
@@ -109,6 +112,23 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	registerMetrics(ctx)
 	return nil
+}
+
+// routeScopes lists every scope the route and its rules require, once.
+func (h *Handler) routeScopes() []string {
+	var out []string
+	add := func(list []string) {
+		for _, sc := range list {
+			if !slices.Contains(out, sc) {
+				out = append(out, sc)
+			}
+		}
+	}
+	add(h.Scopes)
+	for _, r := range h.Rules {
+		add(r.Scopes)
+	}
+	return out
 }
 
 // Validate refuses a route that could never let anything through.

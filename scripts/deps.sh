@@ -55,5 +55,9 @@ apt_need_file() {
 # their own server (internal/pgtest).
 apt_need_file '/usr/lib/postgresql/*/bin/initdb' postgresql
 
+# The browser test drives the issuer's login and consent pages in headless
+# Chromium over the DevTools Protocol (integration/browser_test.go).
+apt_need chromium chromium
+
 say "go modules"
 go mod download

@@ -255,7 +255,9 @@ func (s *Server) adminSetEntitlements(w http.ResponseWriter, r *http.Request) {
 func (s *Server) adminRevokeUser(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	at := now()
-	cut := revocation.Entry{ID: id, Cutoff: revocation.CutoffSubject, Before: at, Until: s.revocationUntil(at)}
+	// iat is whole seconds: the cutoff covers the current second too (the
+	// store mints nothing more for a revoked user).
+	cut := revocation.Entry{ID: id, Cutoff: revocation.CutoffSubject, Before: at.Truncate(time.Second).Add(time.Second), Until: s.revocationUntil(at)}
 	if err := s.store.RevokeUser(r.Context(), id, at, cut); err != nil {
 		s.adminError(w, err)
 		return
@@ -573,7 +575,9 @@ func (s *Server) adminRotateAgent(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	at := now()
-	cut := revocation.Entry{ID: a.ID, Cutoff: revocation.CutoffClient, Before: at, Until: s.revocationUntil(at)}
+	// iat is whole seconds: the cutoff covers the current second, and
+	// mint issues the new credential's tokens from the next (see issuedAt).
+	cut := revocation.Entry{ID: a.ID, Cutoff: revocation.CutoffClient, Before: at.Truncate(time.Second).Add(time.Second), Until: s.revocationUntil(at)}
 	if err := s.store.AddRevocations(ctx, []revocation.Entry{cut}); err != nil {
 		s.adminError(w, err)
 		return

@@ -250,8 +250,8 @@ func parseAgentKey(data []byte) (jwk.Key, jwa.SignatureAlgorithm, error) {
 	if err != nil {
 		return nil, "", err
 	}
-	if _, err := key.PublicKey(); err != nil {
-		return nil, "", err
+	if private, err := jwk.IsPrivateKey(key); err != nil || private {
+		return nil, "", errors.New("the key must be a public Ed25519 (OKP) or P-256 (EC) JWK")
 	}
 	switch k := key.(type) {
 	case jwk.OKPPublicKey:

@@ -1,6 +1,7 @@
 package issuer
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"time"
@@ -15,11 +16,14 @@ import (
 // builds one (DESIGN.md §7: /oauth/token is the only place tokens are
 // minted).
 type mintRequest struct {
-	User     string // sub
-	ClientID string
-	Chain    []string // grant ids, root first
-	Agents   []string // actors, root first; the last is the current actor
-	Rights   policy.Rights
+	// AuthAgent is the agent record whose credential authenticated the
+	// request for ClientID, as read then (nil for OAuth clients).
+	AuthAgent *store.Agent
+	User      string // sub
+	ClientID  string
+	Chain     []string // grant ids, root first
+	Agents    []string // actors, root first; the last is the current actor
+	Rights    policy.Rights
 }
 
 // issued is a minted access token.
@@ -36,7 +40,16 @@ type issued struct {
 // gateways reject it by its chain ids (DESIGN.md §5).
 func (s *Server) mint(ctx context.Context, m *mintRequest) (*issued, error) {
 	at := now()
+	// The gateways do not know max_depth; the issuer is the only check
+	// (a lowered max_depth also stops deeper agents registered before).
+	if len(m.Chain) > s.cfg.MaxDepth {
+		return nil, errInvalidGrant("depth: the delegation chain is deeper than max_depth")
+	}
 	if err := s.chainAlive(ctx, m.User, m.Chain, at); err != nil {
+		return nil, err
+	}
+	iat, err := s.issuedAt(ctx, m, at)
+	if err != nil {
 		return nil, err
 	}
 	exp := at.Add(s.cfg.AccessTTL)
@@ -50,6 +63,9 @@ func (s *Server) mint(ctx context.Context, m *mintRequest) (*issued, error) {
 	if err != nil {
 		return nil, err
 	}
+	if !exp.After(iat) {
+		return nil, errInvalidGrant("the grant has expired")
+	}
 	c := &token.Claims{
 		Issuer:   s.cfg.Issuer,
 		Subject:  m.User,
@@ -58,7 +74,7 @@ func (s *Server) mint(ctx context.Context, m *mintRequest) (*issued, error) {
 		Audience: token.Audience(m.Rights.Audience),
 		Scope:    policy.FormatScopes(m.Rights.Scopes),
 		ID:       token.NewID(token.PrefixToken),
-		IssuedAt: at.Unix(),
+		IssuedAt: iat.Unix(),
 		Expiry:   exp.Unix(),
 		Kavach:   &token.Kavach{Version: token.KavachVersion, Chain: m.Chain, Agents: m.Agents},
 	}
@@ -71,6 +87,36 @@ func (s *Server) mint(ctx context.Context, m *mintRequest) (*issued, error) {
 		return nil, err
 	}
 	return &issued{Token: raw, ID: c.ID, Expiry: exp, Scope: c.Scope, Request: m}, nil
+}
+
+// issuedAt is the token's iat: now, unless an issued-before cutoff on the
+// client covers the current second (iat is whole seconds, so a credential
+// rotation's cutoff is rounded up to the next second to catch every token
+// of the old credential). Then the token is issued at the next second, so
+// it survives the cutoff, but only when the credential that authenticated
+// this request is still the agent's: a request that authenticated with
+// the old secret just before the rotation gets nothing.
+func (s *Server) issuedAt(ctx context.Context, m *mintRequest, at time.Time) (time.Time, error) {
+	r := s.cfg.Revoked
+	if r == nil || !r.RevokedBefore(revocation.CutoffClient, m.ClientID, at.Unix()) {
+		return at, nil
+	}
+	if m.AuthAgent == nil {
+		return time.Time{}, errInvalidGrant("the client's tokens are being revoked; retry")
+	}
+	cur, err := s.store.GetAgent(ctx, m.AuthAgent.ID)
+	if err != nil {
+		return time.Time{}, err
+	}
+	if !bytes.Equal(cur.SecretHash, m.AuthAgent.SecretHash) || !bytes.Equal(cur.PublicKey, m.AuthAgent.PublicKey) {
+		return time.Time{}, errInvalidClient("the credential was rotated")
+	}
+	next := at.Truncate(time.Second).Add(time.Second)
+	if r.RevokedBefore(revocation.CutoffClient, m.ClientID, next.Unix()) {
+		// A cutoff beyond the next second (set by hand): fail closed.
+		return time.Time{}, errInvalidGrant("the client's tokens are revoked")
+	}
+	return next, nil
 }
 
 // chainAlive refuses to mint for a revoked or expired user or grant, or a

@@ -1,6 +1,7 @@
 package issuer
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"net/http"
@@ -85,7 +86,8 @@ func (s *Server) grantClientCredentials(ctx context.Context, c *caller, form url
 		return nil, err
 	}
 	is, err := s.mint(ctx, &mintRequest{
-		User: a.Owner, ClientID: a.ID, Chain: a.Chain, Agents: a.Agents,
+		AuthAgent: a,
+		User:      a.Owner, ClientID: a.ID, Chain: a.Chain, Agents: a.Agents,
 		Rights: policy.Rights{Scopes: scopes, Audience: []string{resource}, Constraints: a.Constraints, Expiry: a.ExpiresAt, Depth: len(a.Chain)},
 	})
 	if err != nil {
@@ -205,7 +207,7 @@ func (s *Server) grantTokenExchange(ctx context.Context, c *caller, form url.Val
 		req.Expiry = now().Add(time.Duration(n) * time.Second)
 	}
 
-	m := &mintRequest{User: t.Subject, ClientID: a.ID, Chain: t.Kavach.Chain, Agents: t.Kavach.Agents}
+	m := &mintRequest{AuthAgent: a, User: t.Subject, ClientID: a.ID, Chain: t.Kavach.Chain, Agents: t.Kavach.Agents}
 	var child *store.Agent
 	if at := form.Get("actor_token"); at != "" {
 		if form.Get("actor_token_type") != tokenTypeJWT {
@@ -222,10 +224,10 @@ func (s *Server) grantTokenExchange(ctx context.Context, c *caller, form url.Val
 			req.Scopes = slices.DeleteFunc(slices.Clone(child.Scopes), func(sc string) bool { return !policy.Allows(t.Scopes, sc) })
 		}
 		req.Constraints = mergeConstraints(req.Constraints, child.Constraints)
-		if req.Expiry.IsZero() || (!child.ExpiresAt.IsZero() && child.ExpiresAt.Before(req.Expiry)) {
+		if !child.ExpiresAt.IsZero() && child.ExpiresAt.Before(cmp.Or(req.Expiry, parent.Expiry)) {
 			req.Expiry = child.ExpiresAt
 		}
-		m.ClientID = child.ID
+		m.ClientID, m.AuthAgent = child.ID, child
 		m.Chain = append(slices.Clone(t.Kavach.Chain), child.Chain[len(child.Chain)-1])
 		m.Agents = append(slices.Clone(t.Kavach.Agents), child.ID)
 	} else if form.Get("actor_token_type") != "" {

@@ -11,6 +11,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"reflect"
 	"slices"
 	"strings"
 	"time"
@@ -91,6 +92,9 @@ func readJSON(w http.ResponseWriter, r *http.Request, v any) error {
 		}
 		return badRequest("could not read the body")
 	}
+	if err := checkMembers(body, v); err != nil {
+		return badRequest("body: %v", err)
+	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
@@ -98,6 +102,47 @@ func readJSON(w http.ResponseWriter, r *http.Request, v any) error {
 	}
 	if dec.More() {
 		return badRequest("body: data after the JSON value")
+	}
+	return nil
+}
+
+// checkMembers closes the gaps encoding/json leaves in a top-level
+// object: a repeated member (the last would silently win) and a member
+// whose case differs from the field's name (matched case-insensitively)
+// are errors. For a struct, member names must be its json names exactly.
+func checkMembers(body []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return nil // not an object: the decoder reports what is wrong
+	}
+	var names map[string]bool
+	if rt := reflect.TypeOf(v); rt.Kind() == reflect.Pointer && rt.Elem().Kind() == reflect.Struct {
+		names = map[string]bool{}
+		for f := range rt.Elem().Fields() {
+			name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+			if name != "" && name != "-" {
+				names[name] = true
+			}
+		}
+	}
+	seen := map[string]bool{}
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return nil
+		}
+		key, _ := t.(string)
+		if seen[strings.ToLower(key)] {
+			return fmt.Errorf("member %s is repeated", quote(key))
+		}
+		seen[strings.ToLower(key)] = true
+		if names != nil && !names[key] {
+			return fmt.Errorf("unknown member %s", quote(key))
+		}
+		var skip json.RawMessage
+		if err := dec.Decode(&skip); err != nil {
+			return nil
+		}
 	}
 	return nil
 }

@@ -88,7 +88,9 @@ type App struct {
 	localKeys  map[string]*localSet    // issuers of this process, by identifier
 	adminKey   *atomic.Pointer[string] // a pointer: App is copied by value in CaddyModule
 	done       <-chan struct{}         // closed when Stop cancels the background work
-	localCheck *atomic.Int64           // last on-demand look at local keys (a pointer: App is copied by value in CaddyModule)
+	keysReady  chan struct{}           // closed once remote keys had their chance to load (see waitKeys)
+	keysOnce   *sync.Once
+	localCheck *atomic.Int64 // last on-demand look at local keys (a pointer: App is copied by value in CaddyModule)
 }
 
 // localSet is the key set of an issuer running in this process, read
@@ -132,6 +134,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 	a.logger = ctx.Logger()
 	a.ringMu = new(sync.Mutex)
 	a.localCheck = new(atomic.Int64)
+	a.keysReady, a.keysOnce = make(chan struct{}), new(sync.Once)
 	a.adminKey = new(atomic.Pointer[string])
 	repl := caddy.NewReplacer()
 	for i, tk := range a.TrustedKeys {
@@ -337,6 +340,7 @@ func (a *App) Start() error {
 		fetching = append(fetching, r)
 	}
 	waitFirstKeys(fetching, firstLoadWait)
+	a.keysOnce.Do(func() { close(a.keysReady) })
 	if len(a.localKeys) > 0 {
 		go a.watchLocalKeys(ctx)
 	}
@@ -358,6 +362,26 @@ func waitFirstKeys(remotes []*token.RemoteKeys, wait time.Duration) {
 		for r.LastSuccess().IsZero() && time.Now().Before(deadline) {
 			time.Sleep(20 * time.Millisecond)
 		}
+	}
+}
+
+// waitKeys holds a request that arrives before Start has given remote
+// issuers' keys their first chance to load (Caddy may start serving before
+// the kavach app starts): without it, a gateway's first requests would get
+// 401 for tokens that are fine. Bounded: at most a little over the wait
+// Start itself allows.
+func (a *App) waitKeys(ctx context.Context) {
+	select {
+	case <-a.keysReady:
+		return
+	default:
+	}
+	t := time.NewTimer(firstLoadWait + time.Second)
+	defer t.Stop()
+	select {
+	case <-a.keysReady:
+	case <-ctx.Done():
+	case <-t.C:
 	}
 }
 

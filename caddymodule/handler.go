@@ -168,6 +168,7 @@ func (h *Handler) enforce(w http.ResponseWriter, r *http.Request, next caddyhttp
 	ipStr, _ := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string)
 	ip, _ := netip.ParseAddr(ipStr) // unparseable: the zero Addr, which no cidrs constraint allows
 	h.app.rev.waitFirstLoad(r.Context())
+	h.app.waitKeys(r.Context())
 	d := h.app.gw.Decide(&h.route, gateway.Request{HTTP: r, ClientIP: ip})
 	observe(&d)
 	if ce := h.logger.Check(zapcore.DebugLevel, "kavach decision"); ce != nil {

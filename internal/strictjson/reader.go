@@ -45,6 +45,11 @@ func (r *Reader) space() {
 	}
 }
 
+// Offset is the position of the next byte to read: callers that need the
+// span of a value take Offset after Peek (which skips whitespace) and again
+// after reading it.
+func (r *Reader) Offset() int { return r.pos }
+
 // Peek returns the next non-space byte, or 0 at the end.
 func (r *Reader) Peek() byte {
 	r.space()

@@ -76,6 +76,25 @@ func TestReaderRejects(t *testing.T) {
 	}
 }
 
+func TestReaderOffset(t *testing.T) {
+	t.Parallel()
+	data := []byte(`{ "a" : [1, {"b":2}] , "c":"d"}`)
+	r := NewReader(data)
+	var spans []string
+	err := r.Object(func(key []byte) error {
+		r.Peek()
+		start := r.Offset()
+		if err := r.Skip(); err != nil {
+			return err
+		}
+		spans = append(spans, string(data[start:r.Offset()]))
+		return nil
+	})
+	if err != nil || !slices.Equal(spans, []string{`[1, {"b":2}]`, `"d"`}) {
+		t.Errorf("spans %q, err %v", spans, err)
+	}
+}
+
 // FuzzSkip: Skip accepts only what encoding/json accepts as one value.
 func FuzzSkip(f *testing.F) {
 	for _, s := range []string{`{"a":[1,-2.5E+3,"x\n",true,null]}`, `"\ud800"`, `[[[]]]`, `-0`, `{"a":{"b":{}}}`} {

@@ -1,0 +1,104 @@
+package mcp_test
+
+import (
+	"fmt"
+	"net/http"
+	"os"
+	"strings"
+
+	"github.com/kavachgate/kavach/mcp"
+)
+
+// The demo route of DESIGN.md §8: each tool of the code-review server has
+// its scope.
+func demoRules() *mcp.Rules {
+	rules := &mcp.Rules{Tools: []mcp.Rule{
+		{Pattern: "read_diff", Scopes: []string{"pullrequest:read"}},
+		{Pattern: "read_file", Scopes: []string{"repository:read"}},
+		{Pattern: "write_file", Scopes: []string{"repository:write"}},
+		{Pattern: "post_comment", Scopes: []string{"comment:write"}},
+	}}
+	if err := rules.Compile(); err != nil {
+		panic(err)
+	}
+	return rules
+}
+
+func Example() {
+	rules := demoRules()
+	reviewer := []string{"mcp:review", "pullrequest:read", "repository:read"}
+
+	for _, body := range []string{
+		`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"read_file","arguments":{"path":"main.go"}}}`,
+		`{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"write_file","arguments":{"path":"main.go"}}}`,
+		`{"jsonrpc":"2.0","id":3,"method":"Tools/Call","params":{"name":"read_file"}}`,
+		`{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"read_file","Name":"write_file"}}`,
+		`[{"jsonrpc":"2.0","id":5,"method":"ping"}]`,
+	} {
+		msg, err := mcp.Decode([]byte(body))
+		if err != nil {
+			fmt.Println(mcp.HTTPStatus(err), err.(*mcp.Error).Public)
+			continue
+		}
+		header := http.Header{"Mcp-Method": {msg.Method}}
+		if err := mcp.CheckHeaders(header, &msg); err != nil {
+			fmt.Println(mcp.HTTPStatus(err))
+			continue
+		}
+		ok, missing := mcp.Decide(rules, reviewer, &msg)
+		switch {
+		case ok:
+			fmt.Println(msg.Method, msg.Name, "allowed")
+		case missing != "":
+			fmt.Println(msg.Method, msg.Name, "403 insufficient_scope, needs", mcp.RequiredScopes(rules, &msg))
+		default:
+			fmt.Println(msg.Method, "403")
+		}
+	}
+	// Output:
+	// tools/call read_file allowed
+	// tools/call write_file 403 insufficient_scope, needs [repository:write]
+	// Tools/Call 403
+	// 400 invalid params for this method
+	// 400 JSON-RPC batches are not supported
+}
+
+func ExampleToolsFilter() {
+	reviewer := []string{"pullrequest:read", "repository:read"}
+	upstream := `{"jsonrpc":"2.0","id":7,"result":{"tools":[` +
+		`{"name":"read_diff"},{"name":"read_file"},{"name":"write_file"},{"name":"post_comment"}]}}`
+
+	header := http.Header{"Content-Type": {"application/json"}, "Content-Length": {"120"}}
+	format, err := mcp.PrepareToolsListResponse(http.StatusOK, header)
+	if err != nil {
+		panic(err) // the gateway answers 502
+	}
+	err = mcp.FilterTools(os.Stdout, strings.NewReader(upstream), mcp.FilterConfig{
+		Format:  format,
+		Request: mcp.IntID(7), // the id of the tools/list request
+		Rules:   demoRules(),
+		Scopes:  reviewer,
+	})
+	fmt.Println()
+	fmt.Println(err, header.Get("Cache-Control"))
+	// Output:
+	// {"jsonrpc":"2.0","id":7,"result":{"tools":[{"name":"read_diff"},{"name":"read_file"}]}}
+	// <nil> private, no-store
+}
+
+func ExampleSessions() {
+	sessions := mcp.NewSessions(0, 0) // defaults: 65,536 bindings, 24 h idle
+	orchestrator := mcp.ChainKey("http://127.0.0.1:8081", "usr_alice", "dlg_a1")
+	reviewer := mcp.ChainKey("http://127.0.0.1:8081", "usr_alice", "dlg_a1", "dlg_b2")
+
+	// The upstream answered orchestrator's initialize with Mcp-Session-Id: s-1.
+	sessions.Bind("s-1", orchestrator)
+
+	fmt.Println(sessions.Check("s-1", orchestrator))
+	fmt.Println(sessions.Check("s-1", reviewer))       // another chain: 403
+	fmt.Println(sessions.Check("s-unknown", reviewer)) // the upstream decides
+	// Output:
+	// true
+	// false
+	// true
+}

@@ -1,0 +1,277 @@
+package mcp
+
+import (
+	"bytes"
+	"encoding/json"
+	"strconv"
+
+	"github.com/kavachgate/kavach/internal/strictjson"
+)
+
+// walker is the strict JSON pass shared by Decode and the tools/list
+// filter. On top of internal/strictjson's RFC 8259 grammar it enforces, at
+// every level of the document:
+//
+//   - no duplicate member names in an object, compared after unescaping
+//     ("a" and "\u0061" are the same name), so no two parsers can disagree
+//     on which of two values counts;
+//   - no escaped UTF-16 surrogate that is not part of a pair ("\ud800"):
+//     parsers decode a lone surrogate differently (U+FFFD, an error, a lone
+//     UTF-16 code unit);
+//   - nesting at most MaxDepth.
+//
+// Callers check UTF-8 validity of the whole input first (RFC 8259 §8.1).
+// Case-sensitivity of member names is the callers' rule: they reject case
+// variants of the names they interpret, because decoders such as Go's
+// encoding/json match names case-insensitively.
+type walker struct {
+	r    strictjson.Reader
+	data []byte
+	// keys holds the member names of the objects currently open, innermost
+	// last, for duplicate detection in small objects.
+	keys [][]byte
+}
+
+// reset readies w for data; reset(nil) drops every reference to the last
+// input, so a pooled walker does not keep a body alive.
+func (w *walker) reset(data []byte) {
+	w.r.Reset(data)
+	w.data = data
+	clear(w.keys[:cap(w.keys)])
+	w.keys = w.keys[:0]
+}
+
+// smallObject is the member count up to which duplicates are found by
+// comparing with each earlier name; beyond it a set is built, so a large
+// object costs linear time, not quadratic.
+const smallObject = 16
+
+// objIter reads one object's members.
+type objIter struct {
+	depth int
+	base  int // w.keys[base:] are this object's names while it is small
+	n     int
+	set   map[string]struct{}
+}
+
+var errSyntax = invalid(pubSyntax, "JSON syntax")
+
+// openObject reads '{' of an object at depth.
+func (w *walker) openObject(depth int) (objIter, error) {
+	if depth > MaxDepth {
+		return objIter{}, invalid(pubSyntax, "nesting deeper than "+strconv.Itoa(MaxDepth))
+	}
+	if !w.r.Consume('{') {
+		return objIter{}, errSyntax
+	}
+	return objIter{depth: depth, base: len(w.keys)}, nil
+}
+
+// next reads the separator before a member, then its name and ':'; the
+// caller then reads exactly one value. more is false after '}'.
+func (w *walker) next(it *objIter) (key []byte, more bool, err error) {
+	if it.n > 0 {
+		if !w.r.Consume(',') {
+			if w.r.Consume('}') {
+				w.keys = w.keys[:it.base]
+				return nil, false, nil
+			}
+			return nil, false, errSyntax
+		}
+	} else if w.r.Consume('}') {
+		return nil, false, nil
+	}
+	if w.r.Peek() != '"' {
+		return nil, false, errSyntax
+	}
+	tok, err := w.r.Raw()
+	if err != nil {
+		return nil, false, errSyntax
+	}
+	if key, err = unquoteBytes(tok); err != nil {
+		return nil, false, err
+	}
+	if !w.r.Consume(':') {
+		return nil, false, errSyntax
+	}
+	switch {
+	case it.set != nil:
+		if _, dup := it.set[string(key)]; dup {
+			return nil, false, duplicate(key)
+		}
+		it.set[string(key)] = struct{}{}
+	case it.n < smallObject:
+		for _, k := range w.keys[it.base:] {
+			if bytes.Equal(k, key) {
+				return nil, false, duplicate(key)
+			}
+		}
+		w.keys = append(w.keys, key)
+	default:
+		it.set = make(map[string]struct{}, 2*smallObject)
+		for _, k := range w.keys[it.base:] {
+			it.set[string(k)] = struct{}{}
+		}
+		w.keys = w.keys[:it.base]
+		if _, dup := it.set[string(key)]; dup {
+			return nil, false, duplicate(key)
+		}
+		it.set[string(key)] = struct{}{}
+	}
+	it.n++
+	return key, true, nil
+}
+
+func duplicate(key []byte) *Error {
+	return invalid(pubSyntax, "duplicate member name "+excerpt(string(key)))
+}
+
+// value reads and checks one value at depth (the depth of the container
+// holding it; a value inside it is at depth+1).
+func (w *walker) value(depth int) error {
+	switch w.r.Peek() {
+	case '{':
+		it, err := w.openObject(depth + 1)
+		if err != nil {
+			return err
+		}
+		for {
+			_, more, err := w.next(&it)
+			if err != nil {
+				return err
+			}
+			if !more {
+				return nil
+			}
+			if err := w.value(depth + 1); err != nil {
+				return err
+			}
+		}
+	case '[':
+		if depth+1 > MaxDepth {
+			return invalid(pubSyntax, "nesting deeper than "+strconv.Itoa(MaxDepth))
+		}
+		w.r.Consume('[')
+		if w.r.Consume(']') {
+			return nil
+		}
+		for {
+			if err := w.value(depth + 1); err != nil {
+				return err
+			}
+			if w.r.Consume(',') {
+				continue
+			}
+			if w.r.Consume(']') {
+				return nil
+			}
+			return errSyntax
+		}
+	case '"':
+		_, err := w.stringToken()
+		return err
+	case 0:
+		return errSyntax
+	default:
+		// A number or a literal: strictjson's Skip reads scalars without
+		// recursion.
+		if w.r.Skip() != nil {
+			return errSyntax
+		}
+		return nil
+	}
+}
+
+// stringToken reads a string value and returns its token, quotes included,
+// after checking its escapes.
+func (w *walker) stringToken() ([]byte, error) {
+	if w.r.Peek() != '"' {
+		return nil, errSyntax
+	}
+	tok, err := w.r.Raw()
+	if err != nil {
+		return nil, errSyntax
+	}
+	if bytes.IndexByte(tok, '\\') >= 0 && !pairedSurrogates(tok) {
+		return nil, invalid(pubSyntax, "unpaired UTF-16 surrogate escape")
+	}
+	return tok, nil
+}
+
+// unquoteBytes returns the value of a string token: the bytes between the
+// quotes when there is no escape (the input is valid UTF-8, checked up
+// front), else a decoded copy.
+func unquoteBytes(tok []byte) ([]byte, error) {
+	if bytes.IndexByte(tok, '\\') < 0 {
+		return tok[1 : len(tok)-1], nil
+	}
+	if !pairedSurrogates(tok) {
+		return nil, invalid(pubSyntax, "unpaired UTF-16 surrogate escape")
+	}
+	var s string
+	if json.Unmarshal(tok, &s) != nil {
+		return nil, errSyntax
+	}
+	return []byte(s), nil
+}
+
+// unquote is unquoteBytes as a string.
+func unquote(tok []byte) (string, error) {
+	b, err := unquoteBytes(tok)
+	return string(b), err
+}
+
+// pairedSurrogates reports whether every \u escape of a UTF-16 surrogate
+// in a string token is a high surrogate followed by a low one. The token
+// is already known to be well-formed (strictjson checked the escapes).
+func pairedSurrogates(tok []byte) bool {
+	end := len(tok) - 1 // the closing quote
+	for i := 1; i < end; i++ {
+		if tok[i] != '\\' {
+			continue
+		}
+		i++
+		if tok[i] != 'u' {
+			continue
+		}
+		v := hex4(tok[i+1 : i+5])
+		i += 4
+		switch {
+		case v >= 0xDC00 && v <= 0xDFFF:
+			return false
+		case v >= 0xD800 && v <= 0xDBFF:
+			// tok[i+1:i+7] must be `\uDC00`…`\uDFFF`.
+			if i+6 >= end || tok[i+1] != '\\' || tok[i+2] != 'u' {
+				return false
+			}
+			if lo := hex4(tok[i+3 : i+7]); lo < 0xDC00 || lo > 0xDFFF {
+				return false
+			}
+			i += 6
+		}
+	}
+	return true
+}
+
+func hex4(b []byte) rune {
+	var v rune
+	for _, c := range b[:4] {
+		v <<= 4
+		switch {
+		case '0' <= c && c <= '9':
+			v |= rune(c - '0')
+		case 'a' <= c && c <= 'f':
+			v |= rune(c - 'a' + 10)
+		case 'A' <= c && c <= 'F':
+			v |= rune(c - 'A' + 10)
+		}
+	}
+	return v
+}
+
+// foldEqual reports whether key is name up to case, with the Unicode
+// simple folding Go's encoding/json uses to match member names (so
+// "ſ" (U+017F) matches "s" and "K" (U+212A) matches "k").
+func foldEqual(key []byte, name string) bool {
+	return bytes.EqualFold(key, []byte(name))
+}

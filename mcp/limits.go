@@ -1,0 +1,45 @@
+package mcp
+
+import "time"
+
+// Every limit of MCP inspection, in one place (DESIGN.md §4.1).
+const (
+	// DefaultMaxBody is how many bytes of a POST body the gateway reads for
+	// inspection unless the route sets another limit; a longer body is
+	// refused with 413 (ReadBody). The body is read whole because the bytes
+	// checked are the bytes forwarded.
+	DefaultMaxBody = 1 << 20
+
+	// MaxDepth bounds the nesting of objects and arrays in any message
+	// Decode or the tools/list filter accepts (the message itself is depth 1).
+	MaxDepth = 64
+
+	// MaxMethodLen bounds a JSON-RPC method name, in bytes once decoded. No
+	// MCP method comes close; a longer one is malformed, not merely unknown.
+	MaxMethodLen = 128
+
+	// MaxIDLen bounds a string JSON-RPC id, in bytes once decoded. Integer
+	// ids must fit in an int64.
+	MaxIDLen = 256
+
+	// MaxNameLen bounds a tool or prompt name or a resource URI, in bytes
+	// once decoded, and a rule pattern. 8 KiB is the usual limit of one
+	// HTTP header line, which the SEP-2243 Mcp-Name header must carry.
+	MaxNameLen = 8 << 10
+
+	// DefaultMaxResponse bounds what the tools/list filter buffers: the
+	// whole body of an application/json response, or one event of an SSE
+	// stream. Anything larger fails closed (the gateway answers 502).
+	DefaultMaxResponse = 4 << 20
+
+	// MaxSessionIDLen bounds an Mcp-Session-Id. The store keeps a SHA-256 of
+	// the id, so the limit bounds hashing work, not memory.
+	MaxSessionIDLen = 1024
+
+	// DefaultMaxSessions bounds the session-binding store (entries).
+	DefaultMaxSessions = 65536
+
+	// DefaultSessionTTL is how long a session binding lives after its last
+	// use.
+	DefaultSessionTTL = 24 * time.Hour
+)

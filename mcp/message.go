@@ -1,0 +1,426 @@
+package mcp
+
+import (
+	"io"
+	"strconv"
+	"sync"
+	"unicode/utf8"
+)
+
+// Kind is what a JSON-RPC message is, from the members it has.
+type Kind uint8
+
+const (
+	// KindRequest has "id" and "method".
+	KindRequest Kind = iota + 1
+	// KindNotification has "method" and no "id".
+	KindNotification
+	// KindResponse has "id", exactly one of "result" and "error", and no
+	// "method": a client's answer to a server request (sampling,
+	// elicitation, roots/list, ping).
+	KindResponse
+)
+
+func (k Kind) String() string {
+	switch k {
+	case KindRequest:
+		return "request"
+	case KindNotification:
+		return "notification"
+	case KindResponse:
+		return "response"
+	}
+	return "invalid"
+}
+
+// ID is a JSON-RPC request id. MCP allows a string or an integer, never
+// null (MCP 2025-06-18 "Requests"); Kavach also bounds both: a string at
+// most MaxIDLen bytes, an integer within int64. IDs compare with ==: a
+// string id never equals an integer id ("1" ≠ 1), as JSON-RPC 2.0 §4
+// has responses echo the id unchanged. The zero ID is no id.
+type ID struct {
+	str   string
+	num   int64
+	isStr bool
+	set   bool
+}
+
+// StringID and IntID make IDs (tests, callers building expectations).
+func StringID(s string) ID { return ID{str: s, isStr: true, set: true} }
+
+// IntID makes an integer ID.
+func IntID(n int64) ID { return ID{num: n, set: true} }
+
+// IsZero reports whether id is no id.
+func (id ID) IsZero() bool { return !id.set }
+
+// String is the id in JSON form, for logs and audit.
+func (id ID) String() string {
+	switch {
+	case !id.set:
+		return ""
+	case id.isStr:
+		return strconv.Quote(id.str)
+	}
+	return strconv.FormatInt(id.num, 10)
+}
+
+// Message is what Decode learned from a body. It holds no reference to the
+// body: the caller forwards the body it decoded, byte for byte.
+type Message struct {
+	Kind Kind
+	// Method is the JSON-RPC method of a request or notification, exactly
+	// as sent once unescaped (case preserved: "Tools/Call" is unknown, not
+	// tools/call). Empty for a response.
+	Method string
+	// ID is the id of a request or response; zero for a notification.
+	ID ID
+	// Name is the target of the method: params.name of tools/call and
+	// prompts/get, params.uri of resources/read, resources/subscribe and
+	// resources/unsubscribe; empty for every other method. It is the value
+	// the SEP-2243 Mcp-Name header mirrors.
+	Name string
+}
+
+// IsToolsList reports whether m is a tools/list request, whose response
+// the gateway filters (NewToolsFilter with FilterConfig.Request = m.ID).
+func (m *Message) IsToolsList() bool {
+	return m.Kind == KindRequest && m.Method == MethodToolsList
+}
+
+// Top-level members of a JSON-RPC 2.0 message; no other member is allowed.
+const (
+	memJSONRPC = 1 << iota
+	memID
+	memMethod
+	memParams
+	memResult
+	memError
+)
+
+func topMember(key []byte) int {
+	switch string(key) {
+	case "jsonrpc":
+		return memJSONRPC
+	case "id":
+		return memID
+	case "method":
+		return memMethod
+	case "params":
+		return memParams
+	case "result":
+		return memResult
+	case "error":
+		return memError
+	}
+	return 0
+}
+
+var walkers = sync.Pool{New: func() any { return new(walker) }}
+
+// Decode checks that body is exactly one MCP JSON-RPC 2.0 message, under
+// the strict rules of DESIGN.md §4.1, and classifies it. It never changes
+// or keeps body: the bytes checked are the bytes the gateway forwards.
+//
+// Rules, each a refusal (ErrBatch or ErrInvalid, HTTP 400):
+//
+//  1. body is non-empty UTF-8 (RFC 8259 §8.1); a JSON array (a batch) is
+//     ErrBatch; anything else that is not one JSON object followed only by
+//     whitespace is refused (trailing data included).
+//  2. Strict JSON at every depth: no duplicate member names (compared
+//     unescaped), no unpaired surrogate escape, nesting ≤ MaxDepth.
+//  3. Member names are case-sensitive: the only top-level members are
+//     "jsonrpc", "id", "method", "params", "result" and "error", so
+//     "Method" or "ID" is refused rather than ignored (Go's encoding/json,
+//     which many servers use, would read them as "method" and "id").
+//  4. "jsonrpc" is the string "2.0"; "id" a string of at most MaxIDLen
+//     bytes or an integer fitting int64 (null, fractions, exponents and
+//     larger integers are refused); "method" a string of at most
+//     MaxMethodLen bytes; "params", "result" and "error" objects.
+//  5. Kind: "method" and "id" make a request, "method" alone a
+//     notification (neither may carry "result" or "error"); without
+//     "method", "id" and exactly one of "result" and "error" make a
+//     response. Anything else is refused.
+//  6. For tools/call and prompts/get, params.name; for resources/read,
+//     resources/subscribe and resources/unsubscribe, params.uri: a
+//     non-empty string of at most MaxNameLen bytes without control
+//     characters, and no case variant of that member ("Name") beside it.
+//
+// An unknown method is not an error here: the message is well-formed, and
+// Decide denies it (HTTP 403).
+func Decode(body []byte) (Message, error) {
+	var m Message
+	if len(body) == 0 {
+		return m, invalid(pubSyntax, "empty body")
+	}
+	if !utf8.Valid(body) {
+		return m, invalid(pubSyntax, "body is not UTF-8")
+	}
+	w := walkers.Get().(*walker)
+	defer walkers.Put(w)
+	w.reset(body)
+	err := w.decode(&m)
+	w.reset(nil)
+	if err != nil {
+		return Message{}, err
+	}
+	return m, nil
+}
+
+func (w *walker) decode(m *Message) error {
+	switch w.r.Peek() {
+	case '{':
+	case '[':
+		return &Error{Kind: ErrBatch, Public: "JSON-RPC batches are not supported", Detail: "body is a JSON array"}
+	default:
+		return invalid(pubSyntax, "body is not a JSON object")
+	}
+	var (
+		seen      int
+		method    []byte // the "method" token
+		class     methodClass
+		target    paramTarget
+		jsonrpcOK bool
+	)
+	it, err := w.openObject(1)
+	if err != nil {
+		return err
+	}
+	for {
+		key, more, err := w.next(&it)
+		if err != nil {
+			return err
+		}
+		if !more {
+			break
+		}
+		bit := topMember(key)
+		if bit == 0 {
+			return invalid(pubMessage, "unknown member "+excerpt(string(key)))
+		}
+		seen |= bit // a repeat was already refused by next
+		switch bit {
+		case memJSONRPC:
+			tok, err := w.stringToken()
+			if err != nil {
+				return invalid(pubMessage, `"jsonrpc" is not a string`)
+			}
+			jsonrpcOK = string(tok) == `"2.0"` || (len(tok) <= 64 && mustUnquote(tok) == "2.0")
+		case memID:
+			if m.ID, err = w.id(); err != nil {
+				return err
+			}
+		case memMethod:
+			if method, err = w.stringToken(); err != nil {
+				return invalid(pubMessage, `"method" is not a string`)
+			}
+		case memParams:
+			if w.r.Peek() != '{' {
+				return invalid(pubMessage, `"params" is not an object`)
+			}
+			if err := w.params(&target); err != nil {
+				return err
+			}
+		case memResult, memError:
+			if w.r.Peek() != '{' {
+				return invalid(pubMessage, `"result" or "error" is not an object`)
+			}
+			if err := w.value(1); err != nil {
+				return err
+			}
+		}
+	}
+	if !w.r.End() {
+		return invalid(pubSyntax, "data after the JSON object")
+	}
+	if !jsonrpcOK {
+		return invalid(pubMessage, `"jsonrpc" is not "2.0"`)
+	}
+
+	switch {
+	case seen&memMethod != 0:
+		if seen&(memResult|memError) != 0 {
+			return invalid(pubMessage, `"method" with "result" or "error"`)
+		}
+		name, err := unquoteBytes(method)
+		if err != nil {
+			return err
+		}
+		if len(name) > MaxMethodLen {
+			return invalid(pubMessage, "method longer than "+strconv.Itoa(MaxMethodLen)+" bytes")
+		}
+		class, m.Method = classify(name)
+		m.Kind = KindNotification
+		if seen&memID != 0 {
+			m.Kind = KindRequest
+		}
+	case seen&memID != 0:
+		if seen&(memResult|memError) == 0 || seen&(memResult|memError) == memResult|memError {
+			return invalid(pubMessage, `a response needs exactly one of "result" and "error"`)
+		}
+		if seen&memParams != 0 {
+			return invalid(pubMessage, `"params" in a response`)
+		}
+		m.Kind = KindResponse
+		return nil
+	default:
+		return invalid(pubMessage, `neither "method" nor "id"`)
+	}
+
+	// A target only means something for the request it belongs to: a
+	// notification named tools/call is unknown to Decide, not a tool call.
+	if m.Kind != KindRequest {
+		return nil
+	}
+	switch class.targetMember() {
+	case "name":
+		m.Name, err = target.get(&target.name, "name")
+	case "uri":
+		m.Name, err = target.get(&target.uri, "uri")
+	}
+	return err
+}
+
+// mustUnquote unquotes a short, checked token ("" on failure).
+func mustUnquote(tok []byte) string {
+	s, _ := unquote(tok)
+	return s
+}
+
+// id reads a JSON-RPC id (Decode rule 4).
+func (w *walker) id() (ID, error) {
+	switch c := w.r.Peek(); {
+	case c == '"':
+		tok, err := w.stringToken()
+		if err != nil {
+			return ID{}, err
+		}
+		if len(tok) > 6*MaxIDLen+2 { // cheap bound before unescaping
+			return ID{}, invalid(pubMessage, "id longer than "+strconv.Itoa(MaxIDLen)+" bytes")
+		}
+		s, err := unquote(tok)
+		if err != nil {
+			return ID{}, err
+		}
+		if len(s) > MaxIDLen {
+			return ID{}, invalid(pubMessage, "id longer than "+strconv.Itoa(MaxIDLen)+" bytes")
+		}
+		return StringID(s), nil
+	case c == '-' || ('0' <= c && c <= '9'):
+		n, err := w.r.Int()
+		if err != nil {
+			return ID{}, invalid(pubMessage, "id is not an integer within int64")
+		}
+		return IntID(n), nil
+	}
+	return ID{}, invalid(pubMessage, "id is not a string or an integer")
+}
+
+// paramTarget collects, while params is read, the members a method may
+// name its target with, before the method is known (members come in any
+// order).
+type paramTarget struct {
+	name, uri member
+}
+
+type member struct {
+	tok     []byte // the string token, if the member is a string
+	present bool
+	variant bool // a case variant of the name was seen
+}
+
+// params reads the params object, noting "name" and "uri".
+func (w *walker) params(t *paramTarget) error {
+	it, err := w.openObject(2)
+	if err != nil {
+		return err
+	}
+	for {
+		key, more, err := w.next(&it)
+		if err != nil {
+			return err
+		}
+		if !more {
+			return nil
+		}
+		var mem *member
+		switch {
+		case string(key) == "name":
+			mem = &t.name
+		case string(key) == "uri":
+			mem = &t.uri
+		case foldEqual(key, "name"):
+			t.name.variant = true
+		case foldEqual(key, "uri"):
+			t.uri.variant = true
+		}
+		if mem != nil {
+			mem.present = true
+			if w.r.Peek() == '"' {
+				if mem.tok, err = w.stringToken(); err != nil {
+					return err
+				}
+				continue
+			}
+		}
+		if err := w.value(2); err != nil {
+			return err
+		}
+	}
+}
+
+// get returns the target in mem (Decode rule 6).
+func (t *paramTarget) get(mem *member, field string) (string, error) {
+	switch {
+	case mem.variant:
+		return "", invalid(pubParams, "a case variant of params."+field)
+	case !mem.present:
+		return "", invalid(pubParams, "params."+field+" is missing")
+	case mem.tok == nil:
+		return "", invalid(pubParams, "params."+field+" is not a string")
+	}
+	s, err := unquote(mem.tok)
+	if err != nil {
+		return "", err
+	}
+	if reason := checkName(s); reason != "" {
+		return "", invalid(pubParams, "params."+field+" "+reason)
+	}
+	return s, nil
+}
+
+// checkName is the rule for every target name or URI, in Decode and in
+// Decide alike: non-empty, at most MaxNameLen bytes, no C0 or C1 control
+// character and no DEL (a NUL or a line break reads differently to
+// different servers and logs). It returns why s fails, or "".
+func checkName(s string) string {
+	if s == "" {
+		return "is empty"
+	}
+	if len(s) > MaxNameLen {
+		return "is longer than " + strconv.Itoa(MaxNameLen) + " bytes"
+	}
+	for _, r := range s {
+		if r < 0x20 || (r >= 0x7f && r < 0xa0) {
+			return "contains a control character"
+		}
+	}
+	return ""
+}
+
+// ReadBody reads a request body for inspection: at most limit bytes
+// (DefaultMaxBody when limit ≤ 0). A longer body is ErrTooLarge (HTTP 413);
+// the caller forwards the returned bytes, never the original reader.
+func ReadBody(r io.Reader, limit int64) ([]byte, error) {
+	if limit <= 0 {
+		limit = DefaultMaxBody
+	}
+	b, err := io.ReadAll(io.LimitReader(r, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b)) > limit {
+		return nil, &Error{Kind: ErrTooLarge, Public: "request body too large", Detail: "over " + strconv.FormatInt(limit, 10) + " bytes"}
+	}
+	return b, nil
+}

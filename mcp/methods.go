@@ -1,0 +1,113 @@
+package mcp
+
+// MCP methods a client may send (DESIGN.md §4.1). The table is closed: a
+// method not listed here, including a case variant of one that is
+// ("Tools/Call"), is unknown and Decide denies it. Sources: the MCP
+// 2025-06-18 and 2025-11-25 schemas (ClientRequest, ClientNotification)
+// and, for the stateless 2026-07-28 revision that DESIGN.md §4.1 requires
+// to work through the gateway, SEP-2575's server/discover and
+// subscriptions/listen.
+//
+// Deliberately absent: the experimental tasks/* methods of 2025-11-25 (a
+// task's result would be fetched by task id alone, outside any tool rule)
+// and methods only servers send (sampling/createMessage, elicitation/create,
+// roots/list: a client answers those with a response, which passes on the
+// route rule).
+const (
+	MethodInitialize             = "initialize"
+	MethodPing                   = "ping"
+	MethodToolsList              = "tools/list"
+	MethodToolsCall              = "tools/call"
+	MethodResourcesList          = "resources/list"
+	MethodResourcesTemplatesList = "resources/templates/list"
+	MethodResourcesRead          = "resources/read"
+	MethodResourcesSubscribe     = "resources/subscribe"
+	MethodResourcesUnsubscribe   = "resources/unsubscribe"
+	MethodPromptsList            = "prompts/list"
+	MethodPromptsGet             = "prompts/get"
+	MethodCompletionComplete     = "completion/complete"
+	MethodLoggingSetLevel        = "logging/setLevel"
+	MethodServerDiscover         = "server/discover"      // 2026-07-28 (SEP-2575)
+	MethodSubscriptionsListen    = "subscriptions/listen" // 2026-07-28 (SEP-2575)
+
+	NotificationInitialized      = "notifications/initialized"
+	NotificationCancelled        = "notifications/cancelled"
+	NotificationProgress         = "notifications/progress"
+	NotificationRootsListChanged = "notifications/roots/list_changed"
+)
+
+// methodClass says what a known method is and which params member names
+// its target (the SEP-2243 Mcp-Name value).
+type methodClass uint8
+
+const (
+	unknownMethod   methodClass = iota
+	plainRequest                // allowed on the route rule alone
+	toolRequest                 // tools/call: params.name, tool rules
+	resourceRequest             // resources/read: params.uri, resource rules
+	promptRequest               // prompts/get: params.name, prompt rules
+	uriRequest                  // resources/(un)subscribe: params.uri, route rule
+	notification                // a client notification: route rule
+)
+
+type methodEntry struct {
+	class methodClass
+	name  string
+}
+
+var methods = map[string]methodEntry{}
+
+func init() {
+	for class, names := range map[methodClass][]string{
+		plainRequest: {MethodInitialize, MethodPing, MethodToolsList, MethodResourcesList,
+			MethodResourcesTemplatesList, MethodPromptsList, MethodCompletionComplete,
+			MethodLoggingSetLevel, MethodServerDiscover, MethodSubscriptionsListen},
+		toolRequest:     {MethodToolsCall},
+		resourceRequest: {MethodResourcesRead},
+		promptRequest:   {MethodPromptsGet},
+		uriRequest:      {MethodResourcesSubscribe, MethodResourcesUnsubscribe},
+		notification: {NotificationInitialized, NotificationCancelled, NotificationProgress,
+			NotificationRootsListChanged},
+	} {
+		for _, n := range names {
+			methods[n] = methodEntry{class, n}
+		}
+	}
+}
+
+// classify returns the class of method b and its canonical string: the
+// constant for a known method (no allocation), else a copy of b.
+func classify(b []byte) (methodClass, string) {
+	if e, ok := methods[string(b)]; ok {
+		return e.class, e.name
+	}
+	return unknownMethod, string(b)
+}
+
+// classOf is classify for a string.
+func classOf(method string) methodClass {
+	return methods[method].class
+}
+
+// KnownMethod reports whether method is in the table above: a request
+// method when request is true, else a client notification method. Decide
+// denies everything else; the gateway uses this to word the denial.
+func KnownMethod(method string, request bool) bool {
+	c := classOf(method)
+	if request {
+		return c != unknownMethod && c != notification
+	}
+	return c == notification
+}
+
+// targetMember is the params member naming the target of a method of class
+// c ("name" or "uri"), or "" when the method has no target.
+func (c methodClass) targetMember() string {
+	switch c {
+	case toolRequest, promptRequest:
+		return "name"
+	case resourceRequest, uriRequest:
+		return "uri"
+	}
+	return ""
+}

@@ -1,0 +1,263 @@
+package mcp
+
+import (
+	"slices"
+	"strings"
+	"testing"
+)
+
+func mustRules(t testing.TB, r Rules) *Rules {
+	t.Helper()
+	if err := r.Compile(); err != nil {
+		t.Fatal(err)
+	}
+	return &r
+}
+
+func scopes(s ...string) []string { return s }
+
+func TestCompileErrors(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name  string
+		rules Rules
+		want  string // in the error
+	}{
+		{"bad scope", Rules{Tools: []Rule{{"read_file", scopes("a::b")}}}, `tool "read_file"`},
+		{"wildcard scope", Rules{Tools: []Rule{{"read_file", scopes("repository:*")}}}, "concrete"},
+		{"wildcard scope names it", Rules{Prompts: []Rule{{"p", scopes("ok", "x:*")}}}, `"x:*"`},
+		{"no scope", Rules{Tools: []Rule{{"read_file", nil}}}, "requires no scope"},
+		{"empty pattern", Rules{Tools: []Rule{{"", scopes("a")}}}, "is empty"},
+		{"control character", Rules{Tools: []Rule{{"a\nb", scopes("a")}}}, "control"},
+		{"tool glob", Rules{Tools: []Rule{{"git_*", scopes("a")}}}, "whole pattern"},
+		{"prompt glob", Rules{Prompts: []Rule{{"*x", scopes("a")}}}, "whole pattern"},
+		{"resource inner star", Rules{Resources: []Rule{{"file:///a*/b", scopes("a")}}}, "last character"},
+		{"resource two stars", Rules{Resources: []Rule{{"file:///a**", scopes("a")}}}, "last character"},
+		{"resource without scheme", Rules{Resources: []Rule{{"/repo/*", scopes("a")}}}, "absolute URI"},
+		{"resource star after scheme only", Rules{Resources: []Rule{{"fi*", scopes("a")}}}, "absolute URI"},
+		{"duplicate tool", Rules{Tools: []Rule{{"x", scopes("a")}, {"x", scopes("b")}}}, "twice"},
+		{"duplicate star", Rules{Tools: []Rule{{"*", scopes("a")}, {"*", scopes("b")}}}, "twice"},
+		{"duplicate resource by scheme case", Rules{Resources: []Rule{{"file:///a", scopes("a")}, {"FILE:///a", scopes("b")}}}, "twice"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			err := c.rules.Compile()
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("error %v, want one containing %q", err, c.want)
+			}
+			if c.rules.compiled {
+				t.Error("compiled despite the error")
+			}
+		})
+	}
+}
+
+func call(name string) *Message {
+	return &Message{Kind: KindRequest, Method: MethodToolsCall, ID: IntID(1), Name: name}
+}
+
+func TestDecideTools(t *testing.T) {
+	t.Parallel()
+	withStar := mustRules(t, Rules{Tools: []Rule{
+		{"read_file", scopes("files:read")},
+		{"write_file", scopes("files:write", "files:read")},
+		{"*", scopes("mcp:demo:call")},
+	}})
+	exactOnly := mustRules(t, Rules{Tools: []Rule{{"read_file", scopes("files:read")}}})
+	cases := []struct {
+		name        string
+		rules       *Rules
+		have        []string
+		tool        string
+		ok          bool
+		missing     string
+		requiredAll []string
+	}{
+		{"exact and star both held", withStar, scopes("files:read", "mcp:demo:call"), "read_file", true, "", scopes("files:read", "mcp:demo:call")},
+		{"star applies to a named tool too", withStar, scopes("files:read"), "read_file", false, "mcp:demo:call", scopes("files:read", "mcp:demo:call")},
+		{"exact scope missing", withStar, scopes("mcp:demo:call"), "read_file", false, "files:read", scopes("files:read", "mcp:demo:call")},
+		{"every scope of the rule", withStar, scopes("files:write", "mcp:demo:call"), "write_file", false, "files:read", scopes("files:write", "files:read", "mcp:demo:call")},
+		{"granted wildcard", withStar, scopes("files:*", "mcp:*:call"), "write_file", true, "", scopes("files:write", "files:read", "mcp:demo:call")},
+		{"unnamed tool under star", withStar, scopes("mcp:demo:call"), "post_comment", true, "", scopes("mcp:demo:call")},
+		{"unnamed tool under star, no scope", withStar, nil, "post_comment", false, "mcp:demo:call", scopes("mcp:demo:call")},
+		{"names are case-sensitive", exactOnly, scopes("files:read"), "Read_File", false, "", nil},
+		{"no rule matches: denied", exactOnly, scopes("files:read", "mcp:demo:call"), "write_file", false, "", nil},
+		{"exact only", exactOnly, scopes("files:read"), "read_file", true, "", scopes("files:read")},
+		{"invalid name", withStar, scopes("mcp:demo:call"), "a\x00", false, "", scopes("mcp:demo:call")},
+		{"empty name", withStar, scopes("mcp:demo:call"), "", false, "", scopes("mcp:demo:call")},
+		{"nil rules", nil, scopes("files:read"), "read_file", false, "", nil},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			ok, missing := Decide(c.rules, c.have, call(c.tool))
+			if ok != c.ok || missing != c.missing {
+				t.Errorf("Decide = %v, %q; want %v, %q", ok, missing, c.ok, c.missing)
+			}
+			if got := RequiredScopes(c.rules, call(c.tool)); !slices.Equal(got, c.requiredAll) {
+				t.Errorf("RequiredScopes = %q, want %q", got, c.requiredAll)
+			}
+		})
+	}
+}
+
+func TestDecideUncompiled(t *testing.T) {
+	t.Parallel()
+	r := &Rules{Tools: []Rule{{"*", scopes("a")}}}
+	if ok, _ := Decide(r, scopes("a"), call("x")); ok {
+		t.Error("uncompiled rules allowed a call")
+	}
+	if RequiredScopes(r, call("x")) != nil {
+		t.Error("uncompiled rules required scopes")
+	}
+}
+
+func TestDecideMethods(t *testing.T) {
+	t.Parallel()
+	// No rules at all: only targeted methods are refused.
+	empty := mustRules(t, Rules{})
+	cases := []struct {
+		name string
+		m    Message
+		ok   bool
+	}{
+		{"response", Message{Kind: KindResponse, ID: IntID(1)}, true},
+		{"initialized", Message{Kind: KindNotification, Method: NotificationInitialized}, true},
+		{"cancelled", Message{Kind: KindNotification, Method: NotificationCancelled}, true},
+		{"unknown notification", Message{Kind: KindNotification, Method: "notifications/message"}, false},
+		{"notification with a request method", Message{Kind: KindNotification, Method: MethodToolsCall}, false},
+		{"request with a notification method", Message{Kind: KindRequest, Method: NotificationInitialized, ID: IntID(1)}, false},
+		{"initialize", Message{Kind: KindRequest, Method: MethodInitialize, ID: IntID(1)}, true},
+		{"tools/list", Message{Kind: KindRequest, Method: MethodToolsList, ID: IntID(1)}, true},
+		{"resources/subscribe", Message{Kind: KindRequest, Method: MethodResourcesSubscribe, ID: IntID(1), Name: "file:///x"}, true},
+		{"server/discover", Message{Kind: KindRequest, Method: MethodServerDiscover, ID: IntID(1)}, true},
+		{"case variant", Message{Kind: KindRequest, Method: "Tools/List", ID: IntID(1)}, false},
+		{"unknown", Message{Kind: KindRequest, Method: "tasks/result", ID: IntID(1)}, false},
+		{"server-only method", Message{Kind: KindRequest, Method: "sampling/createMessage", ID: IntID(1)}, false},
+		{"tools/call without a rule", *call("x"), false},
+		{"resources/read without a rule", Message{Kind: KindRequest, Method: MethodResourcesRead, ID: IntID(1), Name: "file:///x"}, false},
+		{"prompts/get without a rule", Message{Kind: KindRequest, Method: MethodPromptsGet, ID: IntID(1), Name: "p"}, false},
+		{"zero kind", Message{Method: MethodToolsList}, false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			ok, missing := Decide(empty, nil, &c.m)
+			if ok != c.ok || missing != "" {
+				t.Errorf("Decide = %v, %q; want %v", ok, missing, c.ok)
+			}
+		})
+	}
+	if ok, _ := Decide(empty, nil, nil); ok {
+		t.Error("nil message allowed")
+	}
+}
+
+func read(uri string) *Message {
+	return &Message{Kind: KindRequest, Method: MethodResourcesRead, ID: IntID(1), Name: uri}
+}
+
+func TestDecideResources(t *testing.T) {
+	t.Parallel()
+	r := mustRules(t, Rules{Resources: []Rule{
+		{"file:///repo/README.md", scopes("docs:read")},
+		{"file:///repo/*", scopes("repository:read")},
+		{"file:///repo/secret/*", scopes("secret:read")},
+		{"https://api.example/items", scopes("items:read")},
+	}})
+	all := scopes("docs:read", "repository:read", "secret:read", "items:read")
+	cases := []struct {
+		uri     string
+		have    []string
+		ok      bool
+		missing string
+	}{
+		{"file:///repo/README.md", scopes("docs:read", "repository:read"), true, ""},
+		{"file:///repo/README.md", scopes("docs:read"), false, "repository:read"},
+		{"file:///repo/src/main.go", scopes("repository:read"), true, ""},
+		{"file:///repo/secret/key", scopes("repository:read"), false, "secret:read"},
+		{"file:///repo/secret/key", scopes("repository:read", "secret:read"), true, ""},
+		{"FILE:///repo/secret/key", scopes("repository:read"), false, "secret:read"},
+		{"File:///repo/src/a", scopes("repository:read"), true, ""},
+		{"file:///REPO/src/a", all, false, ""}, // only the scheme folds
+		{"file:///repository", all, false, ""},
+		{"file:///other", all, false, ""},
+		{"https://api.example/items", scopes("items:read"), true, ""},
+		{"https://api.example/items/1", all, false, ""},
+		{"file:///repo/a%20b.txt", scopes("repository:read"), true, ""},
+		// Spellings that could name another resource are denied outright.
+		{"file:///repo/../etc/passwd", all, false, ""},
+		{"file:///repo/src/..", all, false, ""},
+		{"file:///repo/./secret/key", all, false, ""},
+		{"file:///repo/x/..?a", all, false, ""},
+		{"file:///repo/%2e%2e/etc/passwd", all, false, ""},
+		{"file:///repo/%2Fetc", all, false, ""},
+		{"file:///repo/%73ecret/key", all, false, ""},
+		{"file:///repo/%7E", all, false, ""},
+		{"file:///repo\\secret\\key", all, false, ""},
+		{"file:///repo/%zz", all, false, ""},
+		{"file:///repo/%4", all, false, ""},
+		{"file:///repo/%00", all, false, ""},
+		{"file:///repo/a..b", scopes("repository:read"), true, ""},
+		{"file:///repo/.hidden", scopes("repository:read"), true, ""},
+	}
+	for _, c := range cases {
+		ok, missing := Decide(r, c.have, read(c.uri))
+		if ok != c.ok || missing != c.missing {
+			t.Errorf("%s with %q: %v, %q; want %v, %q", c.uri, c.have, ok, missing, c.ok, c.missing)
+		}
+	}
+	anyRes := mustRules(t, Rules{Resources: []Rule{{"*", scopes("res:read")}}})
+	if ok, _ := Decide(anyRes, scopes("res:read"), read("urn:x")); !ok {
+		t.Error(`"*" does not cover a URI`)
+	}
+	if ok, _ := Decide(anyRes, scopes("res:read"), read("file:///a/../b")); ok {
+		t.Error(`"*" allowed a dot segment`)
+	}
+	if got := RequiredScopes(r, read("file:///repo/secret/k")); !slices.Equal(got, scopes("repository:read", "secret:read")) {
+		t.Errorf("RequiredScopes %q", got)
+	}
+}
+
+func TestDecidePrompts(t *testing.T) {
+	t.Parallel()
+	r := mustRules(t, Rules{Prompts: []Rule{{"review", scopes("pullrequest:read")}}})
+	get := func(name string) *Message {
+		return &Message{Kind: KindRequest, Method: MethodPromptsGet, ID: IntID(1), Name: name}
+	}
+	if ok, _ := Decide(r, scopes("pullrequest:read"), get("review")); !ok {
+		t.Error("review denied")
+	}
+	if ok, missing := Decide(r, nil, get("review")); ok || missing != "pullrequest:read" {
+		t.Errorf("review without scope: %v, %q", ok, missing)
+	}
+	if ok, _ := Decide(r, scopes("pullrequest:read"), get("other")); ok {
+		t.Error("unnamed prompt allowed")
+	}
+	// Tool rules do not leak into prompts, nor prompt rules into tools.
+	if ok, _ := Decide(r, scopes("pullrequest:read"), call("review")); ok {
+		t.Error("a prompt rule allowed a tool")
+	}
+}
+
+// Decide is what a decoded body gets: no rule check can be skipped by
+// spelling the body differently.
+func TestDecideOnDecodedBodies(t *testing.T) {
+	t.Parallel()
+	r := mustRules(t, Rules{Tools: []Rule{{"read_file", scopes("files:read")}}})
+	for _, body := range []string{
+		`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"write_file"}}`,
+		`{"jsonrpc":"2.0","id":1,"method":"Tools/Call","params":{"name":"read_file"}}`,
+		`{"jsonrpc":"2.0","method":"tools/call","params":{"name":"write_file"}}`,
+		`{"jsonrpc":"2.0","id":1,"method":"notifications/initialized","params":{"name":"write_file"}}`,
+	} {
+		m, err := Decode([]byte(body))
+		if err != nil {
+			t.Fatalf("%s: %v", body, err)
+		}
+		if ok, _ := Decide(r, scopes("files:read"), &m); ok {
+			t.Errorf("%s allowed", body)
+		}
+	}
+}

@@ -19,6 +19,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/kavachgate/kavach/gateway"
+	"github.com/kavachgate/kavach/mcp"
 	"github.com/kavachgate/kavach/token"
 )
 
@@ -84,13 +85,14 @@ type App struct {
 	logger  *zap.Logger
 	adminLn net.Listener
 
-	issuers    []*IssuerHandler        // kavach_issuer handlers of this config
-	localKeys  map[string]*localSet    // issuers of this process, by identifier
-	adminKey   *atomic.Pointer[string] // a pointer: App is copied by value in CaddyModule
-	done       <-chan struct{}         // closed when Stop cancels the background work
-	keysReady  chan struct{}           // closed once remote keys had their chance to load (see waitKeys)
-	keysOnce   *sync.Once
-	localCheck *atomic.Int64 // last on-demand look at local keys (a pointer: App is copied by value in CaddyModule)
+	issuers     []*IssuerHandler        // kavach_issuer handlers of this config
+	localKeys   map[string]*localSet    // issuers of this process, by identifier
+	adminKey    *atomic.Pointer[string] // a pointer: App is copied by value in CaddyModule
+	mcpSessions *mcp.Sessions           // MCP sessions bound to chains, shared across reloads
+	done        <-chan struct{}         // closed when Stop cancels the background work
+	keysReady   chan struct{}           // closed once remote keys had their chance to load (see waitKeys)
+	keysOnce    *sync.Once
+	localCheck  *atomic.Int64 // last on-demand look at local keys (a pointer: App is copied by value in CaddyModule)
 }
 
 // localSet is the key set of an issuer running in this process, read
@@ -180,6 +182,13 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if err := a.provisionRevocation(); err != nil {
 		return err
 	}
+	sess, _, err := sessionsPool.LoadOrNew("kavach.mcp.sessions", func() (caddy.Destructor, error) {
+		return pooledSessions{mcp.NewSessions(mcp.DefaultMaxSessions, mcp.DefaultSessionTTL)}, nil
+	})
+	if err != nil {
+		return err
+	}
+	a.mcpSessions = sess.(pooledSessions).Sessions
 	a.gw = &gateway.Gateway{
 		Verifier: token.NewVerifier(ring, token.VerifierOptions{MaxLifetime: time.Duration(a.MaxTokenLifetime)}),
 		Cache:    gateway.NewCache(a.CacheSize),
@@ -524,8 +533,18 @@ func (a *App) Stop() error {
 	return nil
 }
 
-// Cleanup releases the shared revocation set.
+// sessionsPool keeps MCP session bindings across config reloads.
+var sessionsPool = caddy.NewUsagePool()
+
+type pooledSessions struct{ *mcp.Sessions }
+
+func (pooledSessions) Destruct() error { return nil }
+
+// Cleanup releases the shared revocation set and session bindings.
 func (a *App) Cleanup() error {
+	if a.mcpSessions != nil {
+		_, _ = sessionsPool.Delete("kavach.mcp.sessions")
+	}
 	if a.rev != nil {
 		_, err := revocationPool.Delete(a.revKey)
 		return err

@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/kavachgate/kavach/gateway"
+	"github.com/kavachgate/kavach/mcp"
 )
 
 func init() {
@@ -46,6 +47,12 @@ type Handler struct {
 	// Caddy to walk on every request.
 	MatchRaw caddyhttp.RawMatcherSets `json:"match,omitempty" caddy:"namespace=http.matchers"`
 
+	// MCP makes this an MCP route (DESIGN.md §4.1): every POST is decoded
+	// strictly and checked against per-tool, per-resource and per-prompt
+	// rules, tools/list answers are filtered by the same rules, Origin is
+	// checked and sessions are bound to the chain that opened them.
+	MCP *MCPConfig `json:"mcp,omitempty"`
+
 	// Metadata serves the resource's RFC 9728 metadata (authorization
 	// servers: the Kavach issuers the app trusts) at its well-known path,
 	// /.well-known/oauth-protected-resource plus the resource's path.
@@ -57,6 +64,21 @@ type Handler struct {
 	meta     *Metadata
 	metaPath string
 	logger   *zap.Logger
+}
+
+// MCPConfig is the MCP part of a route.
+type MCPConfig struct {
+	// Tools: `tool <name|*> <scope…>`; every matching rule applies, and a
+	// tool no rule matches is denied.
+	Tools []mcp.Rule `json:"tools,omitempty"`
+	// Resources: `resource <uri|prefix*|*> <scope…>` (resources/read).
+	Resources []mcp.Rule `json:"resources,omitempty"`
+	// Prompts: `prompt <name|*> <scope…>` (prompts/get).
+	Prompts []mcp.Rule `json:"prompts,omitempty"`
+	// AllowedOrigins are Origin values accepted besides the resource's own.
+	AllowedOrigins []string `json:"allowed_origins,omitempty"`
+	// MaxBody bounds a POST body, in bytes. Default: 1 MiB.
+	MaxBody int64 `json:"max_body,omitempty"`
 }
 
 // Rule is `scope <METHOD> <PATH> <scope…>`.
@@ -88,6 +110,14 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	h.route = gateway.Route{Resource: h.Resource, Scopes: h.Scopes}
 	for _, r := range h.Rules {
 		h.route.Rules = append(h.route.Rules, gateway.Rule{Method: r.Method, Path: r.Path, Scopes: r.Scopes})
+	}
+	if c := h.MCP; c != nil {
+		h.route.MCP = &gateway.MCP{
+			Rules:    mcp.Rules{Tools: c.Tools, Resources: c.Resources, Prompts: c.Prompts},
+			MaxBody:  c.MaxBody,
+			Origins:  c.AllowedOrigins,
+			Sessions: h.app.mcpSessions,
+		}
 	}
 	if err := h.route.Compile(); err != nil {
 		return fmt.Errorf("kavach: %w", err)
@@ -127,6 +157,13 @@ func (h *Handler) routeScopes() []string {
 	add(h.Scopes)
 	for _, r := range h.Rules {
 		add(r.Scopes)
+	}
+	if c := h.MCP; c != nil {
+		for _, list := range [][]mcp.Rule{c.Tools, c.Resources, c.Prompts} {
+			for _, r := range list {
+				add(r.Scopes)
+			}
+		}
 	}
 	return out
 }
@@ -191,6 +228,19 @@ func (h *Handler) enforce(w http.ResponseWriter, r *http.Request, next caddyhttp
 	}
 
 	t := d.Token
+	var mw *gateway.MCPWriter
+	if h.route.MCP != nil {
+		ex, md := gateway.InspectMCP(&h.route, r, t)
+		if md.Status != 0 {
+			observe(&md)
+			if md.Error != "" {
+				w.Header().Set("WWW-Authenticate", md.Challenge(&h.route))
+			}
+			return caddyhttp.Error(md.Status, errors.New(md.Reason))
+		}
+		mw = ex.Wrap(w, r)
+		w = mw
+	}
 	v := logValues{subject: t.Subject, actor: gateway.Actor(t), chain: gateway.Chain(t), scope: t.Scope, jti: t.ID}
 	gateway.ApplyValues(r, v.subject, v.actor, v.chain, v.scope)
 	limit := gateway.LimitBody(r, t)
@@ -203,6 +253,11 @@ func (h *Handler) enforce(w http.ResponseWriter, r *http.Request, next caddyhttp
 		extra.Add(zap.Object("kavach", &v))
 	}
 	err := next.ServeHTTP(w, r)
+	if mw != nil {
+		if ferr := mw.Finish(); ferr != nil && err == nil {
+			h.logger.Warn("MCP response refused", zap.Error(ferr))
+		}
+	}
 	if err != nil && limit.Exceeded() {
 		// The proxy reports the cut body as an upstream failure (502); the
 		// client sent too much.
@@ -268,16 +323,55 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	for d.NextBlock(0) {
 		switch d.Val() {
 		case "resource":
-			if !d.NextArg() {
+			args := d.RemainingArgs()
+			if len(args) >= 2 {
+				// `resource <uri-pattern> <scope…>`: an MCP resource rule.
+				if h.MCP == nil {
+					h.MCP = new(MCPConfig)
+				}
+				h.MCP.Resources = append(h.MCP.Resources, mcp.Rule{Pattern: args[0], Scopes: args[1:]})
+				if err := (&mcp.Rules{Tools: h.MCP.Tools, Resources: h.MCP.Resources, Prompts: h.MCP.Prompts}).Compile(); err != nil {
+					return d.Errf("%v", err)
+				}
+				continue
+			}
+			if len(args) != 1 {
 				return d.ArgErr()
 			}
-			h.Resource = d.Val()
-			if d.NextArg() {
-				return d.ArgErr()
-			}
+			h.Resource = args[0]
 			if err := gateway.ValidateResource(h.Resource); err != nil {
 				return d.Errf("%v", err)
 			}
+		case "tool", "prompt":
+			kind := d.Val()
+			args := d.RemainingArgs()
+			if len(args) < 2 {
+				return d.Errf("%s <name|*> <scope…>", kind)
+			}
+			if h.MCP == nil {
+				h.MCP = new(MCPConfig)
+			}
+			rule := mcp.Rule{Pattern: args[0], Scopes: args[1:]}
+			if kind == "tool" {
+				h.MCP.Tools = append(h.MCP.Tools, rule)
+			} else {
+				h.MCP.Prompts = append(h.MCP.Prompts, rule)
+			}
+			if err := (&mcp.Rules{Tools: h.MCP.Tools, Resources: h.MCP.Resources, Prompts: h.MCP.Prompts}).Compile(); err != nil {
+				return d.Errf("%v", err)
+			}
+		case "mcp":
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			if h.MCP == nil {
+				h.MCP = new(MCPConfig)
+			}
+		case "allowed_origins":
+			if h.MCP == nil {
+				h.MCP = new(MCPConfig)
+			}
+			h.MCP.AllowedOrigins = append(h.MCP.AllowedOrigins, d.RemainingArgs()...)
 		case "scope":
 			args := d.RemainingArgs()
 			if len(args) == 0 {

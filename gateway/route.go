@@ -39,6 +39,8 @@ type Route struct {
 	// Rules add scopes per method and path. When there are rules, a request
 	// matching none is denied: nothing is allowed by omission.
 	Rules []Rule
+	// MCP, when set, makes this an MCP route (DESIGN.md §4.1).
+	MCP *MCP
 
 	host        string // Resource's host, for the hosts constraint
 	metadataURL string // RFC 9728 metadata URL, for challenges
@@ -62,6 +64,9 @@ func (rt *Route) Compile() error {
 		if err := rt.Rules[i].Validate(); err != nil {
 			return err
 		}
+	}
+	if rt.MCP != nil {
+		return rt.MCP.compile(rt.Resource)
 	}
 	return nil
 }

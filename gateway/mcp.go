@@ -1,0 +1,360 @@
+package gateway
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+
+	"github.com/kavachgate/kavach/mcp"
+	"github.com/kavachgate/kavach/token"
+)
+
+// MCP is a route's MCP inspection (DESIGN.md §4.1): per-tool, per-resource
+// and per-prompt rules, strict decoding of every POST, Origin checks,
+// tools/list filtering and sessions bound to the chain that opened them.
+type MCP struct {
+	// Rules are the tool, resource and prompt rules; a route scope and a
+	// tool scope both apply.
+	Rules mcp.Rules
+	// MaxBody bounds a POST body. Default mcp.DefaultMaxBody (1 MiB).
+	MaxBody int64
+	// Origins are allowed Origin header values besides the resource's own
+	// origin (DNS-rebinding protection: a browser page of another origin
+	// never reaches the MCP server).
+	Origins []string
+	// Sessions binds Mcp-Session-Id values to chains; shared by the
+	// routes of a process. Required.
+	Sessions *mcp.Sessions
+
+	origin string // the resource's scheme://host[:port]
+}
+
+// Additional outcomes of MCP inspection.
+const (
+	BadOrigin       Outcome = "bad_origin"
+	BadEncoding     Outcome = "unsupported_encoding"
+	ToolDenied      Outcome = "mcp_denied"
+	SessionMismatch Outcome = "session_mismatch"
+)
+
+func (m *MCP) compile(resource string) error {
+	if err := m.Rules.Compile(); err != nil {
+		return err
+	}
+	u, err := url.Parse(resource)
+	if err != nil {
+		return err
+	}
+	m.origin = strings.ToLower(u.Scheme + "://" + u.Host)
+	for _, o := range m.Origins {
+		if _, err := url.Parse(o); err != nil || !strings.Contains(o, "://") || strings.Count(o, "/") != 2 {
+			return errors.New("allowed origin " + quoteValue(o) + " must be scheme://host[:port]")
+		}
+	}
+	if m.MaxBody <= 0 {
+		m.MaxBody = mcp.DefaultMaxBody
+	}
+	if m.Sessions == nil {
+		return errors.New("mcp: no session store")
+	}
+	return nil
+}
+
+func quoteValue(s string) string { return `"` + strings.ReplaceAll(s, `"`, `\"`) + `"` }
+
+// MCPExchange is one request's MCP state, from InspectMCP to the end of
+// the response.
+type MCPExchange struct {
+	route    *Route
+	Message  *mcp.Message // the decoded POST body; nil for GET and DELETE
+	chainKey string
+	scopes   []string
+	filter   bool   // the response may carry a tools/list result
+	request  mcp.ID // the tools/list request id (zero for GET streams)
+
+	reqHeader http.Header
+}
+
+// ChainKeyOf is the identity a session is bound to: issuer, user and the
+// delegation chain (or the client for tokens without one).
+func ChainKeyOf(t *token.Token) string {
+	if t.Kavach != nil {
+		return mcp.ChainKey(append([]string{t.Issuer, t.Subject}, t.Kavach.Chain...)...)
+	}
+	return mcp.ChainKey(t.Issuer, t.Subject, t.ClientID)
+}
+
+// InspectMCP runs the MCP checks of DESIGN.md §4.1 on a request the token
+// checks allowed, in this order: Origin; request Content-Encoding (415);
+// the body, bounded (413), decoded strictly (400: batches, duplicate or
+// case-variant members, unknown methods…); Mcp-Method/Mcp-Name agreeing
+// with it (400); the session belonging to this chain (403); the tool,
+// resource or prompt rules (403, insufficient_scope naming what would
+// help). The body forwarded is exactly the bytes checked.
+func InspectMCP(rt *Route, r *http.Request, t *token.Token) (*MCPExchange, Decision) {
+	m := rt.MCP
+	ex := &MCPExchange{route: rt, chainKey: ChainKeyOf(t), scopes: t.Scopes, reqHeader: r.Header}
+	if o := r.Header.Get("Origin"); o != "" && !strings.EqualFold(o, m.origin) && !slices.Contains(m.Origins, o) {
+		return nil, Decision{Outcome: BadOrigin, Status: http.StatusForbidden, Reason: "origin not allowed", Detail: "Origin " + o}
+	}
+	sid, err := mcp.SessionID(r.Header)
+	if err != nil {
+		return nil, mcpDecision(err)
+	}
+	if sid != "" && !m.Sessions.Check(sid, ex.chainKey) {
+		return nil, Decision{Outcome: SessionMismatch, Status: http.StatusForbidden, Reason: "session belongs to another delegation chain"}
+	}
+	switch r.Method {
+	case http.MethodPost:
+	case http.MethodGet:
+		// A GET stream may replay earlier responses (Last-Event-ID), a
+		// tools/list result among them: filter it too.
+		ex.filter = true
+		mcp.PrepareToolsListRequest(r.Header)
+		return ex, Decision{}
+	default:
+		return ex, Decision{}
+	}
+	if ce := r.Header.Get("Content-Encoding"); ce != "" && !strings.EqualFold(ce, "identity") {
+		return nil, Decision{Outcome: BadEncoding, Status: http.StatusUnsupportedMediaType, Reason: "request Content-Encoding is not supported on MCP routes"}
+	}
+	body, err := mcp.ReadBody(r.Body, m.MaxBody)
+	if err != nil {
+		return nil, mcpDecision(err)
+	}
+	msg, err := mcp.Decode(body)
+	if err != nil {
+		return nil, mcpDecision(err)
+	}
+	if err := mcp.CheckHeaders(r.Header, &msg); err != nil {
+		return nil, mcpDecision(err)
+	}
+	ex.Message = &msg
+	if ok, missing := mcp.Decide(&m.Rules, t.Scopes, &msg); !ok {
+		d := Decision{Outcome: ToolDenied, Status: http.StatusForbidden, Reason: "the token does not allow this " + targetKind(&msg)}
+		if missing != "" {
+			// RFC 6750 §3.1 insufficient_scope with every scope the call
+			// needs, so a client can step up (MCP authorization spec).
+			d.Error = "insufficient_scope"
+			d.Scope = strings.Join(unique(append(slices.Clone(rt.Scopes), mcp.RequiredScopes(&m.Rules, &msg)...)), " ")
+			d.Reason = "insufficient scope"
+		}
+		return nil, d
+	}
+	if msg.IsToolsList() {
+		ex.filter, ex.request = true, msg.ID
+		mcp.PrepareToolsListRequest(r.Header)
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	r.ContentLength = int64(len(body))
+	r.Header.Set("Content-Length", itoa(len(body)))
+	r.Header.Del("Transfer-Encoding")
+	r.TransferEncoding = nil
+	return ex, Decision{}
+}
+
+func targetKind(m *mcp.Message) string {
+	switch m.Method {
+	case mcp.MethodToolsCall:
+		return "tool"
+	case mcp.MethodResourcesRead:
+		return "resource"
+	case mcp.MethodPromptsGet:
+		return "prompt"
+	}
+	return "method"
+}
+
+func unique(in []string) []string {
+	var out []string
+	for _, s := range in {
+		if !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func itoa(n int) string {
+	var b [20]byte
+	i := len(b)
+	for {
+		i--
+		b[i] = byte('0' + n%10)
+		n /= 10
+		if n == 0 {
+			return string(b[i:])
+		}
+	}
+}
+
+// mcpDecision maps an mcp error to its answer (400, 413 or 502).
+func mcpDecision(err error) Decision {
+	status := mcp.HTTPStatus(err)
+	reason := "bad MCP request"
+	var me *mcp.Error
+	if errors.As(err, &me) && me.Public != "" {
+		reason = me.Public
+	}
+	out := BadRequest
+	if status == http.StatusRequestEntityTooLarge {
+		out = TooLarge
+	}
+	return Decision{Outcome: out, Status: status, Reason: reason, Detail: err.Error()}
+}
+
+// Wrap returns the ResponseWriter the upstream's answer goes through:
+// it binds a new session to the chain (initialize) or forgets a closed one
+// (DELETE), and filters tools/list results by the same rules that decide
+// tools/call. Call Finish after the upstream returned.
+func (ex *MCPExchange) Wrap(w http.ResponseWriter, r *http.Request) *MCPWriter {
+	return &MCPWriter{ResponseWriter: w, ex: ex, method: r.Method}
+}
+
+// MCPWriter is the response side of an MCPExchange.
+type MCPWriter struct {
+	http.ResponseWriter
+	ex          *MCPExchange
+	method      string
+	wroteHeader bool
+	code        int
+	filter      *mcp.ToolsFilter
+	held        bool // a JSON tools/list answer: the header waits for the filtered body
+	out         *lazyHeader
+	err         error
+}
+
+// WriteHeader applies the session rules and sets up filtering before the
+// header goes out.
+func (w *MCPWriter) WriteHeader(code int) {
+	if w.wroteHeader {
+		return
+	}
+	w.wroteHeader, w.code = true, code
+	h := w.Header()
+	m := w.ex.route.MCP
+	if sid := h.Get(mcp.HeaderSessionID); sid != "" && code/100 == 2 && w.ex.Message != nil && w.ex.Message.Method == mcp.MethodInitialize {
+		if !m.Sessions.Bind(sid, w.ex.chainKey) {
+			w.fail(errors.New("upstream session id refused"))
+			return
+		}
+	}
+	if w.method == http.MethodDelete && (code/100 == 2 || code == http.StatusNotFound) {
+		if sid, _ := mcp.SessionID(w.ex.requestHeaderSession()); sid != "" {
+			m.Sessions.Forget(sid)
+		}
+	}
+	if w.ex.filter {
+		format, err := mcp.PrepareToolsListResponse(code, h)
+		if err != nil {
+			w.fail(err)
+			return
+		}
+		if format != mcp.FormatNone {
+			w.out = &lazyHeader{w: w.ResponseWriter, code: code}
+			w.filter = mcp.NewToolsFilter(w.out, mcp.FilterConfig{Format: format, Request: w.ex.request, Rules: &m.Rules, Scopes: w.ex.scopes})
+			w.held = format == mcp.FormatJSON
+			if !w.held {
+				w.out.send()
+			}
+			return
+		}
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (ex *MCPExchange) requestHeaderSession() http.Header { return ex.reqHeader }
+
+func (w *MCPWriter) fail(err error) {
+	w.err = err
+	w.filter = nil
+	h := w.ResponseWriter.Header()
+	for k := range h {
+		delete(h, k)
+	}
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	w.ResponseWriter.WriteHeader(http.StatusBadGateway)
+	_, _ = io.WriteString(w.ResponseWriter, "bad gateway: unusable MCP response from the upstream\n")
+}
+
+// Write sends body bytes through the filter when there is one.
+func (w *MCPWriter) Write(p []byte) (int, error) {
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	if w.err != nil {
+		return 0, w.err
+	}
+	if w.filter != nil {
+		n, err := w.filter.Write(p)
+		if err != nil {
+			w.abort(err)
+		}
+		return n, err
+	}
+	return w.ResponseWriter.Write(p)
+}
+
+// abort ends a response the filter cannot pass: a 502 when nothing went
+// out yet, else the stream is cut.
+func (w *MCPWriter) abort(err error) {
+	w.filter = nil
+	if w.out != nil && !w.out.sent {
+		w.fail(err)
+		return
+	}
+	w.err = err
+	panic(http.ErrAbortHandler)
+}
+
+// Finish flushes what the filter holds (a JSON tools/list answer is
+// written here). It returns the error that made the answer a 502.
+func (w *MCPWriter) Finish() error {
+	if w.filter != nil {
+		if err := w.filter.Close(); err != nil {
+			w.abort(err)
+		} else if w.out != nil {
+			w.out.send()
+		}
+	}
+	return w.err
+}
+
+// Unwrap lets http.ResponseController reach the connection (flushes of SSE
+// events, deadlines).
+func (w *MCPWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// Flush passes a flush on (the filter flushes after every event itself).
+func (w *MCPWriter) Flush() {
+	if w.filter == nil {
+		_ = http.NewResponseController(w.ResponseWriter).Flush()
+	}
+}
+
+// lazyHeader sends the held status line with the first byte (or at send).
+type lazyHeader struct {
+	w    http.ResponseWriter
+	code int
+	sent bool
+}
+
+func (l *lazyHeader) send() {
+	if !l.sent {
+		l.sent = true
+		l.w.WriteHeader(l.code)
+	}
+}
+
+func (l *lazyHeader) Write(p []byte) (int, error) {
+	l.send()
+	return l.w.Write(p)
+}
+
+func (l *lazyHeader) FlushError() error {
+	l.send()
+	return http.NewResponseController(l.w).Flush()
+}

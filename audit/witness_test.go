@@ -1,0 +1,141 @@
+package audit
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/redis/go-redis/v9"
+)
+
+// The Redis witness against miniredis and a real redis-server (DESIGN.md
+// §6: the list kavach:audit:ckpt:<stream>).
+
+func TestRedisWitnessMiniredis(t *testing.T) {
+	t.Parallel()
+	mr := miniredis.RunT(t)
+	c := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+	defer c.Close()
+	testRedisWitness(t, c, func(key string) []string {
+		l, _ := mr.List(key)
+		return l
+	})
+}
+
+func TestRedisWitnessServer(t *testing.T) {
+	t.Parallel()
+	addr := startRedisServer(t)
+	c := redis.NewClient(&redis.Options{Addr: addr})
+	defer c.Close()
+	testRedisWitness(t, c, func(key string) []string {
+		return c.LRange(context.Background(), key, 0, -1).Val()
+	})
+}
+
+func testRedisWitness(t *testing.T, c *redis.Client, list func(key string) []string) {
+	ctx := context.Background()
+	wit := NewRedisWitness(c, 3)
+	if cps, err := wit.Checkpoints(ctx, "none"); err != nil || len(cps) != 0 {
+		t.Fatalf("empty stream: %v, %v", cps, err)
+	}
+
+	// A writer pushes its checkpoints; the list is trimmed to the newest 3.
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	sink, err := OpenFile(path, FileOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := NewWriter(ctx, sink, testKey(), Options{Stream: "gw-r", CheckpointEvery: 10, CheckpointInterval: time.Hour, Witness: wit, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeN(t, w, 55)
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	raw := list(RedisWitnessPrefix + "gw-r")
+	if len(raw) != 3 {
+		t.Fatalf("list holds %d entries, want the newest 3: %v", len(raw), raw)
+	}
+	cps, err := wit.Checkpoints(ctx, "gw-r")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Checkpoints every 10 records: seq 10, 21, 32, 43, 54, final 60.
+	if got := fmt.Sprint(cps[0].Seq, cps[1].Seq, cps[2].Seq); got != "43 54 60" {
+		t.Fatalf("witness seqs %s, want 43 54 60", got)
+	}
+	if rep := verifyPath(t, path, VerifyOptions{Witness: wit}); !rep.OK() || rep.Streams[0].Witnessed != 60 {
+		t.Fatalf("with the witness:\n%s", reportText(rep))
+	}
+	// Cut the trail's end: the witness catches it.
+	ls := lines(t, path)
+	writeLines(t, path, ls[:50])
+	if rep := verifyPath(t, path, VerifyOptions{Witness: wit}); rep.OK() || rep.Problem.Fault != FaultTruncated {
+		t.Fatalf("cut trail against the witness:\n%s", reportText(rep))
+	}
+	// Junk in the list is an error, not skipped.
+	c.RPush(ctx, RedisWitnessPrefix+"gw-r", "junk")
+	if _, err := wit.Checkpoints(ctx, "gw-r"); err == nil {
+		t.Fatal("a junk witness entry was accepted")
+	}
+	if rep := verifyPath(t, path, VerifyOptions{Witness: wit}); rep.OK() || rep.Problem.Fault != FaultWitness {
+		t.Fatalf("junk witness:\n%s", reportText(rep))
+	}
+}
+
+// startRedisServer runs redis-server on a free loopback port until t ends.
+// Without redis-server the test fails under CI=true and is skipped
+// otherwise (make test installs it).
+func startRedisServer(t *testing.T) string {
+	t.Helper()
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("redis-server missing: make test installs it")
+		}
+		t.Skip("redis-server missing: make test installs it")
+	}
+	for try := 0; try < 3; try++ {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		dir := t.TempDir()
+		cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "",
+			"--appendonly", "no", "--dir", dir, "--logfile", filepath.Join(dir, "redis.log"))
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan struct{})
+		go func() { cmd.Wait(); close(done) }()
+		t.Cleanup(func() { cmd.Process.Kill(); <-done })
+		addr := "127.0.0.1:" + strconv.Itoa(port)
+		c := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1, DialTimeout: 200 * time.Millisecond})
+		deadline := time.Now().Add(10 * time.Second)
+		for time.Now().Before(deadline) {
+			if c.Ping(context.Background()).Err() == nil {
+				c.Close()
+				return addr
+			}
+			select {
+			case <-done:
+				deadline = time.Time{} // exited: port taken, try another
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+		c.Close()
+	}
+	t.Fatal("redis-server did not start")
+	return ""
+}

@@ -6,7 +6,7 @@ BUILDFLAGS  ?= -trimpath
 TESTFLAGS   ?= -race -count=1 -timeout 60m
 STATICCHECK ?= $(shell command -v staticcheck 2>/dev/null || echo $(shell $(GO) env GOPATH)/bin/staticcheck)
 
-.PHONY: all build demo test bench lint fuzz clean
+.PHONY: all build demo demo-check test bench lint fuzz clean
 
 all: build
 
@@ -14,13 +14,11 @@ build:
 	$(GO) build $(BUILDFLAGS) -o bin/kavach ./cmd/kavach
 
 demo: build
-	@echo
-	@echo "bin/kavach is built. The gateway works today: README.md's 'Protecting a"
-	@echo "route' walks through a Caddyfile with keys from 'bin/kavach keys generate'"
-	@echo "and tokens from 'bin/kavach token mint'."
-	@echo
-	@echo "The end-to-end demo (issuer + gateway + a demo MCP server) arrives with the"
-	@echo "issuer; until then 'make demo' only builds the binary."
+	GO="$(GO)" BUILDFLAGS="$(BUILDFLAGS)" ./scripts/demo.sh
+
+# The demo's story, run non-interactively with every step checked.
+demo-check: build
+	GO="$(GO)" BUILDFLAGS="$(BUILDFLAGS)" ./scripts/demo.sh --check
 
 test:
 	./scripts/deps.sh
@@ -39,9 +37,10 @@ lint:
 FUZZTIME ?= 30s
 fuzz:
 	@for t in token:FuzzVerify token:FuzzDecodeClaims token:FuzzDecodeHeader policy:FuzzAttenuate \
-	          policy:FuzzParseScopes policy:FuzzConstraintsJSON internal/strictjson:FuzzSkip revocation:FuzzDecodeEntry; do \
+	          policy:FuzzParseScopes policy:FuzzConstraintsJSON internal/strictjson:FuzzSkip revocation:FuzzDecodeEntry \
+	          mcp:FuzzDecode mcp:FuzzToolsFilterSSE audit:FuzzParseLine audit:FuzzParseCheckpoint; do \
 		echo "== $$t"; $(GO) test -run '^$$' -fuzz "^$${t#*:}\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 5s ./$${t%%:*}/ || exit 1; \
 	done
 
 clean:
-	rm -rf bin
+	rm -rf bin demo-data

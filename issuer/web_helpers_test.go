@@ -19,6 +19,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 	"golang.org/x/oauth2"
 
+	"github.com/kavachgate/kavach/internal/pgtest"
 	"github.com/kavachgate/kavach/issuer/store"
 	"github.com/kavachgate/kavach/revocation"
 	"github.com/kavachgate/kavach/token"
@@ -51,7 +52,13 @@ type testEnv struct {
 func newEnv(t *testing.T, opts ...func(*Config)) *testEnv {
 	t.Helper()
 	ctx := context.Background()
-	st, err := store.OpenSQLite(ctx, filepath.Join(t.TempDir(), "kavach.db"))
+	var st store.Store
+	var err error
+	if webStore == "postgres" {
+		st, err = store.OpenPostgres(ctx, pgtest.Start(t))
+	} else {
+		st, err = store.OpenSQLite(ctx, filepath.Join(t.TempDir(), "kavach.db"))
+	}
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -53,11 +53,15 @@ var errNotInstalled = errors.New("PostgreSQL is not installed (scripts/deps.sh i
 // Run runs the tests and then stops the server if one was started. Call it
 // from TestMain: Start refuses to run without it, as the server would
 // outlive the test binary.
-func Run(m *testing.M) int {
+func Run(m *testing.M) int { return RunFunc(m.Run) }
+
+// RunFunc is Run for a TestMain that runs the tests its own way (several
+// passes of m.Run, say).
+func RunFunc(run func() int) int {
 	mu.Lock()
 	running = true
 	mu.Unlock()
-	code := m.Run()
+	code := run()
 	mu.Lock()
 	defer mu.Unlock()
 	if srv != nil {

@@ -38,6 +38,7 @@ func (s *Server) adminRoutes() http.Handler {
 	mux.HandleFunc("POST /v1/agents/{id}/revoke", s.adminRevokeAgent)
 	mux.HandleFunc("POST /v1/agents/{id}/rotate", s.adminRotateAgent)
 	mux.HandleFunc("POST /v1/clients", s.adminCreateClient)
+	mux.HandleFunc("POST /v1/clients/{id}/revoke", s.adminRevokeClient)
 	mux.HandleFunc("POST /v1/keys/rotate", s.adminRotateKeys)
 	mux.HandleFunc("POST /v1/keys/{kid}/revoke", s.adminRevokeKey)
 	mux.HandleFunc("POST /v1/reseed", s.adminReseed)
@@ -673,6 +674,23 @@ func (s *Server) adminCreateClient(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusCreated, map[string]any{"client_id": c.ID, "client_secret": secret, "name": c.Name, "kind": c.Kind, "redirect_uris": c.RedirectURIs})
+}
+
+// adminRevokeClient revokes an OAuth client: it can no longer
+// authenticate or be authorized, and an issued-before cutoff on its
+// client_id stops every token it holds. Its refresh tokens die with it
+// (they are refused for a revoked client).
+func (s *Server) adminRevokeClient(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	at := now()
+	cut := revocation.Entry{ID: id, Cutoff: revocation.CutoffClient, Before: at.Truncate(time.Second).Add(time.Second), Until: s.revocationUntil(at)}
+	if err := s.store.RevokeClient(r.Context(), id, at, cut); err != nil {
+		s.adminError(w, err)
+		return
+	}
+	s.publishRevocations(r.Context(), []revocation.Entry{cut})
+	s.event(Event{Kind: "revoked", ClientID: id, IDs: []string{id}, Reason: "client revoked"})
+	writeJSON(w, http.StatusOK, map[string]any{"revoked": []string{id}})
 }
 
 // adminRotateKeys adds a signing key, published now and signing after

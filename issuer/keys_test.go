@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"testing"
 	"time"
 
@@ -85,5 +86,26 @@ func TestKeyRevoke(t *testing.T) {
 	}
 	if code, _ := e.admin(http.MethodPost, "/v1/keys/nope/revoke"); code != http.StatusNotFound {
 		t.Errorf("revoking an unknown kid: %d", code)
+	}
+}
+
+// TestClientRevoke: a revoked OAuth client can no longer authenticate and
+// every token it holds is cut off by a client_id cutoff.
+func TestClientRevoke(t *testing.T) {
+	e := newEnv(t)
+	before := time.Now().Unix()
+	code, out := e.admin(http.MethodPost, "/v1/clients/"+e.client.ID+"/revoke")
+	if code != http.StatusOK {
+		t.Fatalf("revoke client: %d %v", code, out)
+	}
+	if !e.s.cfg.Revoked.RevokedBefore(revocation.CutoffClient, e.client.ID, before) {
+		t.Error("no client_id cutoff for the revoked client's tokens")
+	}
+	status, body := e.tokenRequest(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {"x"}, "client_id": {e.client.ID}})
+	if status != http.StatusUnauthorized || body["error"] != "invalid_client" {
+		t.Errorf("a revoked client at the token endpoint: %d %v", status, body)
+	}
+	if code, _ := e.admin(http.MethodPost, "/v1/clients/cli_nope/revoke"); code != http.StatusNotFound {
+		t.Errorf("revoking an unknown client: %d", code)
 	}
 }

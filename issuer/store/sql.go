@@ -628,6 +628,25 @@ func (s *sqlStore) GetClient(ctx context.Context, id string) (*Client, error) {
 	return one(s.reader().row(ctx, `SELECT `+clientCols+` FROM clients WHERE id = ?`, id), scanClient)
 }
 
+func (s *sqlStore) RevokeClient(ctx context.Context, id string, now time.Time, cutoff revocation.Entry) error {
+	return s.tx(ctx, func(c conn) error {
+		var revoked int64
+		err := c.row(ctx, `SELECT revoked_at FROM clients WHERE id = ?`, id).Scan(&revoked)
+		if errors.Is(err, sql.ErrNoRows) {
+			return ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		if revoked == 0 {
+			if _, err := c.exec(ctx, `UPDATE clients SET revoked_at = ? WHERE id = ?`, millis(now), id); err != nil {
+				return err
+			}
+		}
+		return addRevocation(ctx, c, cutoff)
+	})
+}
+
 // Authorization codes.
 
 const codeCols = `hash, client_id, user_id, grant_id, redirect_uri, challenge, resource, scopes, expires_at, used_at`

@@ -229,6 +229,9 @@ type Store interface {
 	// Clients.
 	CreateClient(ctx context.Context, c *Client) error
 	GetClient(ctx context.Context, id string) (*Client, error)
+	// RevokeClient marks a client revoked (the first time only) and records
+	// the given cutoff entry, in one transaction.
+	RevokeClient(ctx context.Context, id string, now time.Time, cutoff revocation.Entry) error
 
 	// Authorization codes. ConsumeCode marks the code used at now and
 	// returns it; a code already used returns the code and ErrUsed (so

@@ -655,6 +655,27 @@ func testClients(t *testing.T, s store.Store) {
 		equal(t, "GetClient", got, want)
 	}
 	is(t, "same id", s.CreateClient(ctx, &store.Client{ID: "cli_app", Kind: store.ClientPublic}), store.ErrExists)
+
+	// Revoking a client marks it (the first time stays) and records the
+	// cutoff with it.
+	cut := revocation.Entry{ID: "cli_app", Cutoff: revocation.CutoffClient, Before: at(time.Second), Until: at(time.Hour)}
+	must(t, s.RevokeClient(ctx, "cli_app", at(time.Second), cut))
+	must(t, s.RevokeClient(ctx, "cli_app", at(time.Minute), cut))
+	got, err := s.GetClient(ctx, "cli_app")
+	must(t, err)
+	if !got.RevokedAt.Equal(at(time.Second)) {
+		t.Errorf("RevokedAt = %v, want the first revocation %v", got.RevokedAt, at(time.Second))
+	}
+	live, err := s.LiveRevocations(ctx, at(2*time.Second))
+	must(t, err)
+	found := false
+	for _, e := range live {
+		found = found || (e.Cutoff == revocation.CutoffClient && e.ID == "cli_app")
+	}
+	if !found {
+		t.Errorf("no client cutoff among %v", live)
+	}
+	is(t, "unknown client", s.RevokeClient(ctx, "cli_nope", at(time.Second), cut), store.ErrNotFound)
 }
 
 func testCodes(t *testing.T, s store.Store) {

@@ -2,7 +2,9 @@ package issuer
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -15,6 +17,7 @@ import (
 	"github.com/lestrrat-go/jwx/v2/jwa"
 	"github.com/lestrrat-go/jwx/v2/jwk"
 	"github.com/lestrrat-go/jwx/v2/jws"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/kavachgate/kavach/issuer/store"
 	"github.com/kavachgate/kavach/token"
@@ -224,7 +227,11 @@ func (s *Server) verifyAgentAssertion(ctx context.Context, assertion string) (*s
 	if c.ID == "" {
 		return nil, errInvalidClient("client assertion has no jti")
 	}
-	if !s.jtis.use(a.ID+" "+c.ID, exp.Add(token.Leeway)) {
+	fresh, err := s.useAssertion(ctx, a.ID+" "+c.ID, exp.Add(token.Leeway))
+	if err != nil {
+		return nil, err
+	}
+	if !fresh {
 		return nil, errInvalidClient("client assertion replayed")
 	}
 	return a, nil
@@ -264,6 +271,40 @@ func parseAgentKey(data []byte) (jwk.Key, jwa.SignatureAlgorithm, error) {
 		}
 	}
 	return nil, "", errors.New("the key must be a public Ed25519 (OKP) or P-256 (EC) JWK")
+}
+
+// ReplayStore remembers assertion ids across issuer processes (Redis in
+// a cluster): Use records key until exp and reports whether it was new.
+type ReplayStore interface {
+	Use(ctx context.Context, key string, exp time.Time) (bool, error)
+}
+
+// useAssertion records an assertion id in this process and, when
+// configured, in the shared replay store: a replay is refused on every
+// issuer node. A shared store that cannot answer fails closed.
+func (s *Server) useAssertion(ctx context.Context, key string, exp time.Time) (bool, error) {
+	if !s.jtis.use(key, exp) {
+		return false, nil
+	}
+	if s.cfg.Replay == nil {
+		return true, nil
+	}
+	fresh, err := s.cfg.Replay.Use(ctx, key, exp)
+	if err != nil {
+		s.log.Error("issuer: replay store unavailable; refusing the assertion", "error", err)
+		return false, &oauthError{http.StatusServiceUnavailable, "temporarily_unavailable", "try again later"}
+	}
+	return fresh, nil
+}
+
+// RedisReplay is a ReplayStore on Redis: SET NX with the assertion's
+// expiry, keys kavach:jti:<sha256>.
+type RedisReplay struct{ Client redis.UniversalClient }
+
+// Use implements ReplayStore.
+func (r RedisReplay) Use(ctx context.Context, key string, exp time.Time) (bool, error) {
+	sum := sha256.Sum256([]byte(key))
+	return r.Client.SetNX(ctx, "kavach:jti:"+hex.EncodeToString(sum[:]), 1, time.Until(exp)+time.Second).Result()
 }
 
 // replayCache remembers assertion ids until they expire.

@@ -72,6 +72,10 @@ type Config struct {
 	// AdminAuth reports whether a request carries the admin credential
 	// (the Kavach admin token); it lets the admin token introspect.
 	AdminAuth func(r *http.Request) bool
+	// Replay, when set, shares private_key_jwt assertion ids between
+	// issuer processes (RedisReplay in a cluster); each process also keeps
+	// its own. Optional.
+	Replay ReplayStore
 	// ClientIP returns the client address of a request ("ip" or
 	// "ip:port") for per-address login limits; behind a proxy, the
 	// trusted client address (Caddy's client_ip). Default: RemoteAddr.

@@ -300,16 +300,27 @@ func (s *Server) adminSetEntitlements(w http.ResponseWriter, r *http.Request) {
 // and an issued-before cutoff on sub stops every token of theirs.
 func (s *Server) adminRevokeUser(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
+	s.revokeWithCutoff(w, r, revocation.CutoffSubject, id, s.store.RevokeUser, Event{Kind: "revoked", Subject: id, IDs: []string{id}, Reason: "user revoked"})
+}
+
+// cutoff is an issued-before cutoff covering every token of (kind, id)
+// issued up to at: iat is whole seconds, so the cutoff is the next second.
+func (s *Server) cutoff(kind revocation.Kind, id string, at time.Time) revocation.Entry {
+	return revocation.Entry{ID: id, Cutoff: kind, Before: at.Truncate(time.Second).Add(time.Second), Until: s.revocationUntil(at)}
+}
+
+// revokeWithCutoff revokes id in the store together with its cutoff, then
+// publishes the cutoff to the gateways and records the event.
+func (s *Server) revokeWithCutoff(w http.ResponseWriter, r *http.Request, kind revocation.Kind, id string,
+	revoke func(ctx context.Context, id string, at time.Time, cut revocation.Entry) error, ev Event) {
 	at := now()
-	// iat is whole seconds: the cutoff covers the current second too (the
-	// store mints nothing more for a revoked user).
-	cut := revocation.Entry{ID: id, Cutoff: revocation.CutoffSubject, Before: at.Truncate(time.Second).Add(time.Second), Until: s.revocationUntil(at)}
-	if err := s.store.RevokeUser(r.Context(), id, at, cut); err != nil {
+	cut := s.cutoff(kind, id, at)
+	if err := revoke(r.Context(), id, at, cut); err != nil {
 		s.adminError(w, err)
 		return
 	}
 	s.publishRevocations(r.Context(), []revocation.Entry{cut})
-	s.event(Event{Kind: "revoked", Subject: id, IDs: []string{id}, Reason: "user revoked"})
+	s.event(ev)
 	writeJSON(w, http.StatusOK, map[string]any{"revoked": []string{id}})
 }
 
@@ -621,9 +632,9 @@ func (s *Server) adminRotateAgent(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	at := now()
-	// iat is whole seconds: the cutoff covers the current second, and
-	// mint issues the new credential's tokens from the next (see issuedAt).
-	cut := revocation.Entry{ID: a.ID, Cutoff: revocation.CutoffClient, Before: at.Truncate(time.Second).Add(time.Second), Until: s.revocationUntil(at)}
+	// The cutoff covers the current second; mint issues the new
+	// credential's tokens from the next (see issuedAt).
+	cut := s.cutoff(revocation.CutoffClient, a.ID, at)
 	if err := s.store.AddRevocations(ctx, []revocation.Entry{cut}); err != nil {
 		s.adminError(w, err)
 		return
@@ -682,15 +693,7 @@ func (s *Server) adminCreateClient(w http.ResponseWriter, r *http.Request) {
 // (they are refused for a revoked client).
 func (s *Server) adminRevokeClient(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	at := now()
-	cut := revocation.Entry{ID: id, Cutoff: revocation.CutoffClient, Before: at.Truncate(time.Second).Add(time.Second), Until: s.revocationUntil(at)}
-	if err := s.store.RevokeClient(r.Context(), id, at, cut); err != nil {
-		s.adminError(w, err)
-		return
-	}
-	s.publishRevocations(r.Context(), []revocation.Entry{cut})
-	s.event(Event{Kind: "revoked", ClientID: id, IDs: []string{id}, Reason: "client revoked"})
-	writeJSON(w, http.StatusOK, map[string]any{"revoked": []string{id}})
+	s.revokeWithCutoff(w, r, revocation.CutoffClient, id, s.store.RevokeClient, Event{Kind: "revoked", ClientID: id, IDs: []string{id}, Reason: "client revoked"})
 }
 
 // adminRotateKeys adds a signing key, published now and signing after
@@ -734,7 +737,7 @@ func (s *Server) adminRevokeKey(w http.ResponseWriter, r *http.Request) {
 		s.adminError(w, err)
 		return
 	}
-	cut := revocation.Entry{ID: kid, Cutoff: revocation.CutoffKey, Before: at.Add(time.Second), Until: s.revocationUntil(at)}
+	cut := s.cutoff(revocation.CutoffKey, kid, at)
 	if err := s.store.AddRevocations(ctx, []revocation.Entry{cut}); err != nil {
 		s.adminError(w, err)
 		return

@@ -88,17 +88,9 @@ func parseForm(w http.ResponseWriter, r *http.Request, repeatable ...string) (ur
 	if r.Method != http.MethodPost {
 		return nil, &oauthError{http.StatusMethodNotAllowed, "invalid_request", "use POST"}
 	}
-	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	if err != nil || mt != "application/x-www-form-urlencoded" {
-		return nil, errInvalidRequest("the body must be application/x-www-form-urlencoded")
-	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxFormBody))
+	body, err := readBody(w, r, "application/x-www-form-urlencoded", maxFormBody)
 	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return nil, &oauthError{http.StatusRequestEntityTooLarge, "invalid_request", "request body too large"}
-		}
-		return nil, errInvalidRequest("could not read the body")
+		return nil, err
 	}
 	form, err := url.ParseQuery(string(body))
 	if err != nil {
@@ -110,6 +102,24 @@ func parseForm(w http.ResponseWriter, r *http.Request, repeatable ...string) (ur
 		}
 	}
 	return form, nil
+}
+
+// readBody reads a request body of the given media type, at most limit
+// bytes (413 beyond).
+func readBody(w http.ResponseWriter, r *http.Request, mediaType string, limit int64) ([]byte, error) {
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || mt != mediaType {
+		return nil, errInvalidRequest("the body must be " + mediaType)
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, &oauthError{http.StatusRequestEntityTooLarge, "invalid_request", "request body too large"}
+		}
+		return nil, errInvalidRequest("could not read the body")
+	}
+	return body, nil
 }
 
 // quote makes a short, printable rendering of client input for an error.

@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"io"
-	"mime"
 	"net/http"
 	"net/url"
 	"slices"
@@ -90,17 +88,9 @@ func (s *Server) serveRegister(w http.ResponseWriter, r *http.Request) {
 // readRegistration reads the JSON body: at most maxJSONBody bytes
 // (413 beyond), one object.
 func readRegistration(w http.ResponseWriter, r *http.Request) (*registration, error) {
-	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	if err != nil || mt != "application/json" {
-		return nil, errInvalidRequest("the body must be application/json")
-	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxJSONBody))
+	body, err := readBody(w, r, "application/json", maxJSONBody)
 	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return nil, &oauthError{http.StatusRequestEntityTooLarge, "invalid_request", "request body too large"}
-		}
-		return nil, errInvalidRequest("could not read the body")
+		return nil, err
 	}
 	var in registration
 	dec := json.NewDecoder(bytes.NewReader(body))

@@ -18,6 +18,7 @@ import (
 	"github.com/lestrrat-go/jwx/v2/jwk"
 	"go.uber.org/zap"
 
+	"github.com/kavachgate/kavach/audit"
 	"github.com/kavachgate/kavach/gateway"
 	"github.com/kavachgate/kavach/mcp"
 	"github.com/kavachgate/kavach/token"
@@ -74,6 +75,13 @@ type App struct {
 	// Caddy's data directory (kavach/admin_token, mode 0600).
 	AdminToken string `json:"admin_token,omitempty"`
 
+	// Audit is where the tamper-evident audit trail goes (DESIGN.md §6):
+	// a decision record for every request that carried a verifiable token
+	// and an outcome record after its response, issuer events, counted
+	// junk, signed checkpoints. Default: a file in Caddy's data directory
+	// (see AuditConfig.Path).
+	Audit *AuditConfig `json:"audit,omitempty"`
+
 	gw      *gateway.Gateway
 	remotes []*token.RemoteKeys
 	files   []token.Issuer
@@ -92,7 +100,9 @@ type App struct {
 	done        <-chan struct{}         // closed when Stop cancels the background work
 	keysReady   chan struct{}           // closed once remote keys had their chance to load (see waitKeys)
 	keysOnce    *sync.Once
-	localCheck  *atomic.Int64 // last on-demand look at local keys (a pointer: App is copied by value in CaddyModule)
+	localCheck  *atomic.Int64                 // last on-demand look at local keys (a pointer: App is copied by value in CaddyModule)
+	auditW      *atomic.Pointer[audit.Writer] // set in Start (a pointer: App is copied by value in CaddyModule)
+	auditKey    string                        // auditPool key held by this config
 }
 
 // localSet is the key set of an issuer running in this process, read
@@ -138,6 +148,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 	a.localCheck = new(atomic.Int64)
 	a.keysReady, a.keysOnce = make(chan struct{}), new(sync.Once)
 	a.adminKey = new(atomic.Pointer[string])
+	a.auditW = new(atomic.Pointer[audit.Writer])
 	repl := caddy.NewReplacer()
 	for i, tk := range a.TrustedKeys {
 		data, err := os.ReadFile(repl.ReplaceKnown(tk.File, ""))
@@ -277,6 +288,11 @@ func (a *App) Validate() error {
 	if a.CacheSize < 0 {
 		return errors.New("cache_size must not be negative")
 	}
+	if a.Audit != nil {
+		if err := a.Audit.validate(); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
@@ -336,6 +352,11 @@ func (a *App) Start() error {
 	a.cancel, a.done = cancel, ctx.Done()
 	a.rev.start(a.logger)
 	activeRevocation.Store(a.rev)
+	// The trail opens before anything that records into it.
+	if err := a.startAudit(); err != nil {
+		cancel()
+		return err
+	}
 	if err := a.startIssuers(); err != nil {
 		cancel()
 		return err
@@ -540,8 +561,13 @@ type pooledSessions struct{ *mcp.Sessions }
 
 func (pooledSessions) Destruct() error { return nil }
 
-// Cleanup releases the shared revocation set and session bindings.
+// Cleanup releases the shared revocation set, session bindings and audit
+// writer (the last config holding it closes the trail: flush and final
+// checkpoint).
 func (a *App) Cleanup() error {
+	if err := a.stopAudit(); err != nil {
+		a.logger.Error("closing the audit trail", zap.Error(err))
+	}
 	if a.mcpSessions != nil {
 		_, _ = sessionsPool.Delete("kavach.mcp.sessions")
 	}

@@ -41,6 +41,7 @@ func init() {
 //		max_staleness 30s
 //		admin 127.0.0.1:2021
 //		admin_token {env.KAVACH_ADMIN_TOKEN}
+//		audit file <path> | stdout | off      # default: a file in Caddy's data dir
 //	}
 func parseGlobal(d *caddyfile.Dispenser, _ any) (any, error) {
 	app := new(App)
@@ -131,6 +132,24 @@ func parseGlobal(d *caddyfile.Dispenser, _ any) (any, error) {
 			if !d.Args(&app.AdminToken) || d.NextArg() {
 				return nil, d.ArgErr()
 			}
+		case "audit":
+			if app.Audit != nil {
+				return nil, d.Err("audit is configured twice")
+			}
+			c := new(AuditConfig)
+			if !d.Args(&c.Sink) {
+				return nil, d.ArgErr()
+			}
+			if c.Sink == auditSinkFile && !d.Args(&c.Path) {
+				return nil, d.Err("audit file <path>: the path is missing")
+			}
+			if d.NextArg() {
+				return nil, d.ArgErr()
+			}
+			if err := c.validate(); err != nil {
+				return nil, d.Errf("%v", err)
+			}
+			app.Audit = c
 		default:
 			return nil, d.Errf("unknown kavach option %q", d.Val())
 		}

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"slices"
 	"strconv"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
@@ -14,8 +15,11 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/kavachgate/kavach/audit"
 	"github.com/kavachgate/kavach/gateway"
 	"github.com/kavachgate/kavach/mcp"
+	"github.com/kavachgate/kavach/policy"
+	"github.com/kavachgate/kavach/token"
 )
 
 func init() {
@@ -200,8 +204,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 }
 
 // enforce decides, then either answers the error with its challenge or
-// rewrites the request and calls next.
-func (h *Handler) enforce(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+// rewrites the request and calls next. Every decision on a request with a
+// verifiable token leaves a decision record in the audit trail, and every
+// forwarded request an outcome record after its response; requests
+// without one (no token, a bad signature) are only counted (DESIGN.md §6).
+func (h *Handler) enforce(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) (err error) {
 	ipStr, _ := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string)
 	ip, _ := netip.ParseAddr(ipStr) // unparseable: the zero Addr, which no cidrs constraint allows
 	h.app.rev.waitFirstLoad(r.Context())
@@ -219,7 +226,9 @@ func (h *Handler) enforce(w http.ResponseWriter, r *http.Request, next caddyhttp
 		gateway.Apply(r, nil) // no token, but no spoofed Kavach-… header either
 		return next.ServeHTTP(w, r)
 	}
+	aw := h.app.auditWriter() // nil when the trail is off (or not open)
 	if !d.Allowed() {
+		h.auditDenial(aw, r, &d, d.Token, nil)
 		if d.RetryAfter > 0 {
 			w.Header().Set("Retry-After", strconv.Itoa(d.RetryAfter))
 		}
@@ -228,20 +237,59 @@ func (h *Handler) enforce(w http.ResponseWriter, r *http.Request, next caddyhttp
 	}
 
 	t := d.Token
-	var mw *gateway.MCPWriter
+	var ex *gateway.MCPExchange
 	if h.route.MCP != nil {
-		ex, md := gateway.InspectMCP(&h.route, r, t)
+		var md gateway.Decision
+		ex, md = gateway.InspectMCP(&h.route, r, t)
 		if md.Status != 0 {
 			observe(&md)
+			var msg *mcp.Message
+			if ex != nil {
+				msg = ex.Message
+			}
+			h.auditDenial(aw, r, &md, t, msg)
 			if md.Error != "" {
 				w.Header().Set("WWW-Authenticate", md.Challenge(&h.route))
 			}
 			return caddyhttp.Error(md.Status, errors.New(md.Reason))
 		}
+	}
+
+	// No proxied request without its decision record: a trail that cannot
+	// take it (queue full, sink failing) is a 503; audit: required waits
+	// until the record is durable.
+	var rec audit.Record
+	var rw *auditResponseWriter
+	if aw != nil {
+		var msg *mcp.Message
+		if ex != nil {
+			msg = ex.Message
+		}
+		h.auditFill(&rec, r, t, msg)
+		rec.Kind, rec.Decision, rec.Reason = audit.KindDecision, audit.Allow, string(gateway.Allowed)
+		var werr error
+		if c := t.Constraints(); c != nil && c.Audit == policy.AuditRequired {
+			werr = aw.WriteDurable(r.Context(), &rec)
+		} else {
+			werr = aw.Write(&rec)
+		}
+		if werr != nil {
+			return h.auditUnavailable(w, werr, t)
+		}
+		rw = &auditResponseWriter{ResponseWriter: w}
+		w = rw
+	} else if !h.app.auditOff() {
+		return h.auditUnavailable(w, errors.New("audit trail not open"), t)
+	}
+	var mw *gateway.MCPWriter
+	if ex != nil {
 		mw = ex.Wrap(w, r)
 		w = mw
 	}
-	v := logValues{subject: t.Subject, actor: gateway.Actor(t), chain: gateway.Chain(t), scope: t.Scope, jti: t.ID}
+	v := logValues{subject: t.Subject, actor: rec.Actor, chain: gateway.Chain(t), scope: t.Scope, jti: t.ID}
+	if rec.Actor == "" {
+		v.actor = gateway.Actor(t)
+	}
 	gateway.ApplyValues(r, v.subject, v.actor, v.chain, v.scope)
 	limit := gateway.LimitBody(r, t)
 	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
@@ -252,7 +300,13 @@ func (h *Handler) enforce(w http.ResponseWriter, r *http.Request, next caddyhttp
 		// sync.Map reset on the request path.
 		extra.Add(zap.Object("kavach", &v))
 	}
-	err := next.ServeHTTP(w, r)
+	if rw != nil {
+		// Deferred so that a response cut short (a panic that aborts the
+		// handler) still gets its outcome.
+		start := time.Now()
+		defer func() { h.auditOutcome(aw, &rec, rw, start, err) }()
+	}
+	err = next.ServeHTTP(w, r)
 	if mw != nil {
 		if ferr := mw.Finish(); ferr != nil && err == nil {
 			h.logger.Warn("MCP response refused", zap.Error(ferr))
@@ -265,6 +319,109 @@ func (h *Handler) enforce(w http.ResponseWriter, r *http.Request, next caddyhttp
 	}
 	return err
 }
+
+// auditFill sets the members a request's decision record shares with its
+// denial or outcome.
+func (h *Handler) auditFill(rec *audit.Record, r *http.Request, t *token.Token, msg *mcp.Message) {
+	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
+		if id, ok := repl.Get("http.request.uuid"); ok {
+			rec.RequestID, _ = id.(string)
+		}
+	}
+	rec.Sub, rec.Actor, rec.Agents, rec.ClientID, rec.JTI = t.Subject, gateway.Actor(t), t.Agents(), t.ClientID, t.ID
+	if t.Kavach != nil {
+		rec.Chain = t.Kavach.Chain
+	}
+	rec.Method, rec.Host, rec.Path = r.Method, r.Host, r.URL.EscapedPath()
+	if msg != nil {
+		rec.MCPMethod, rec.Tool = msg.Method, msg.Name
+	}
+}
+
+// auditDenial records a denial: a decision record when the request had a
+// verifiable token, else one more count of junk. A record the trail
+// cannot take changes nothing (the request is denied anyway).
+func (h *Handler) auditDenial(aw *audit.Writer, r *http.Request, d *gateway.Decision, t *token.Token, msg *mcp.Message) {
+	if aw == nil {
+		return
+	}
+	if t == nil {
+		aw.CountJunk(string(d.Outcome))
+		return
+	}
+	var rec audit.Record
+	h.auditFill(&rec, r, t, msg)
+	rec.Kind, rec.Decision, rec.Reason, rec.Status = audit.KindDecision, audit.Deny, string(d.Outcome), d.Status
+	if err := aw.Write(&rec); err != nil {
+		if ce := h.logger.Check(zapcore.WarnLevel, "audit: denial not recorded"); ce != nil {
+			ce.Write(zap.Error(err), zap.String("jti", t.ID), zap.String("outcome", string(d.Outcome)))
+		}
+	}
+}
+
+// auditUnavailable answers 503 to an allowed request whose decision record
+// the trail did not take.
+func (h *Handler) auditUnavailable(w http.ResponseWriter, err error, t *token.Token) error {
+	if ce := h.logger.Check(zapcore.WarnLevel, "audit trail unavailable: request refused"); ce != nil {
+		ce.Write(zap.Error(err), zap.String("jti", t.ID))
+	}
+	w.Header().Set("Retry-After", "1")
+	return caddyhttp.Error(http.StatusServiceUnavailable, errors.New("audit trail unavailable"))
+}
+
+// auditOutcome writes the outcome record of a forwarded request, reusing
+// its decision record's members.
+func (h *Handler) auditOutcome(aw *audit.Writer, rec *audit.Record, rw *auditResponseWriter, start time.Time, err error) {
+	status := rw.status
+	if status == 0 {
+		status = http.StatusOK
+		if err != nil {
+			// Not answered yet: Caddy's error handling will, with this status.
+			status = http.StatusInternalServerError
+			var he caddyhttp.HandlerError
+			if errors.As(err, &he) && he.StatusCode != 0 {
+				status = he.StatusCode
+			}
+		}
+	}
+	*rec = audit.Record{
+		Kind: audit.KindOutcome, RequestID: rec.RequestID, Actor: rec.Actor, Agents: rec.Agents,
+		Status: status, Bytes: rw.bytes, Duration: time.Since(start),
+	}
+	if werr := aw.Write(rec); werr != nil {
+		if ce := h.logger.Check(zapcore.WarnLevel, "audit: outcome not recorded"); ce != nil {
+			ce.Write(zap.Error(werr), zap.String("request_id", rec.RequestID))
+		}
+	}
+}
+
+// auditResponseWriter notes the status and body bytes of a response for
+// its outcome record. Unwrap keeps http.ResponseController (flushes,
+// deadlines, hijacking) working through it.
+type auditResponseWriter struct {
+	http.ResponseWriter
+	status int
+	bytes  int64
+}
+
+func (w *auditResponseWriter) WriteHeader(code int) {
+	if w.status == 0 && code >= 200 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *auditResponseWriter) Write(p []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	n, err := w.ResponseWriter.Write(p)
+	w.bytes += int64(n)
+	return n, err
+}
+
+// Unwrap is for http.ResponseController.
+func (w *auditResponseWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // accessLogged reports whether the request's server writes access logs
 // (the only reader of these fields besides modules' own slog records):

@@ -153,6 +153,7 @@ func (h *IssuerHandler) start(a *App) error {
 		DisableRegistration:   h.DisableRegistration,
 		AllowLoopbackMetadata: h.DevLoopbackClientMetadata,
 		AdminAuth:             a.isAdmin,
+		OnEvent:               a.auditEvent,
 		ClientIP: func(r *http.Request) string {
 			// Caddy's client_ip honours trusted_proxies.
 			ip, _ := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string)

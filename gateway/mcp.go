@@ -94,7 +94,9 @@ func ChainKeyOf(t *token.Token) string {
 // case-variant members, unknown methods…); Mcp-Method/Mcp-Name agreeing
 // with it (400); the session belonging to this chain (403); the tool,
 // resource or prompt rules (403, insufficient_scope naming what would
-// help). The body forwarded is exactly the bytes checked.
+// help). The body forwarded is exactly the bytes checked. On a denial the
+// exchange is nil, except for a refused tool, resource or prompt, where
+// only its Message is of use (the audit record names the target).
 func InspectMCP(rt *Route, r *http.Request, t *token.Token) (*MCPExchange, Decision) {
 	m := rt.MCP
 	ex := &MCPExchange{route: rt, chainKey: ChainKeyOf(t), scopes: t.Scopes, reqHeader: r.Header}
@@ -143,7 +145,7 @@ func InspectMCP(rt *Route, r *http.Request, t *token.Token) (*MCPExchange, Decis
 			d.Scope = strings.Join(unique(append(slices.Clone(rt.Scopes), mcp.RequiredScopes(&m.Rules, &msg)...)), " ")
 			d.Reason = "insufficient scope"
 		}
-		return nil, d
+		return ex, d // Message names what was refused (for the audit record)
 	}
 	if msg.IsToolsList() {
 		ex.filter, ex.request = true, msg.ID

@@ -510,14 +510,14 @@ run_check() {
 		bad "6. the reviewer still gets tokens: $KD_STATUS $KD_BODY"
 
 	# 7. The audit trail (run where bin/kavach runs: the Caddyfile's
-	# audit path is relative to it). Adjust the flags to the audit CLI.
+	# audit path is relative to it).
 	if ((AUDIT == 1)); then
-		if body=$(cd "$WORKDIR" && "$KAVACH" audit query --agent "$REVIEWER_ID" 2>&1) && [[ $body == *"$REVIEWER_ID"* ]]; then
+		if body=$(cd "$WORKDIR" && "$KAVACH" audit query --agent "$REVIEWER_ID" demo-data/audit.jsonl 2>&1) && [[ $body == *"$REVIEWER_ID"* ]]; then
 			ok "7. kavach audit query --agent $REVIEWER_ID"
 		else
 			bad "7. kavach audit query --agent $REVIEWER_ID: $body"
 		fi
-		if body=$(cd "$WORKDIR" && "$KAVACH" audit verify 2>&1); then ok "7. kavach audit verify"; else bad "7. kavach audit verify: $body"; fi
+		if body=$(cd "$WORKDIR" && "$KAVACH" audit verify demo-data/audit.jsonl 2>&1); then ok "7. kavach audit verify"; else bad "7. kavach audit verify: $body"; fi
 	else
 		# TOLERANT UNTIL THE AUDIT TRAIL: enable `audit file …` in Caddyfile.example.
 		warn "7. audit trail not enabled yet (no audit line in the Caddyfile, or no 'kavach audit' command)"
@@ -609,8 +609,8 @@ if ((AUDIT == 1)); then
 	cat <<EOF
 
 ${B}7.${N} The audit trail names the whole chain, and its hash chain verifies:
-     bin/kavach audit query --agent "\$REVIEWER_ID"
-     bin/kavach audit verify
+     bin/kavach audit query --agent "\$REVIEWER_ID" $REL_DATA/audit.jsonl
+     bin/kavach audit verify $REL_DATA/audit.jsonl
 EOF
 fi
 cat <<EOF

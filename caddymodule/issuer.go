@@ -15,6 +15,7 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
 	"github.com/kavachgate/kavach/issuer"
@@ -54,10 +55,11 @@ type IssuerHandler struct {
 	// loopback http URLs. Development only.
 	DevLoopbackClientMetadata bool `json:"dev_loopback_client_metadata,omitempty"`
 
-	app *App
-	srv *atomic.Pointer[issuer.Server] // a pointer: the module is copied by value in CaddyModule
-	st  store.Store
-	key string
+	app   *App
+	srv   *atomic.Pointer[issuer.Server] // a pointer: the module is copied by value in CaddyModule
+	st    store.Store
+	key   string
+	redis *redis.Client // the assertion replay store, in cluster mode
 }
 
 // CaddyModule returns the Caddy module information.
@@ -142,7 +144,19 @@ func (h *IssuerHandler) start(a *App) error {
 		return fmt.Errorf("kavach_issuer: %w", err)
 	}
 	h.st = val.(pooledStore).Store
+	var replay issuer.ReplayStore
+	if a.Redis != "" {
+		// Several issuers behind one Redis refuse an assertion replayed
+		// at any of them.
+		opts, err := redis.ParseURL(caddy.NewReplacer().ReplaceAll(a.Redis, ""))
+		if err != nil {
+			return fmt.Errorf("kavach_issuer: redis: %w", err)
+		}
+		h.redis = redis.NewClient(opts)
+		replay = issuer.RedisReplay{Client: h.redis}
+	}
 	srv, err := issuer.New(issuer.Config{
+		Replay:                replay,
 		Issuer:                h.Issuer,
 		Store:                 h.st,
 		Revoked:               a.rev,
@@ -175,6 +189,9 @@ func (h *IssuerHandler) start(a *App) error {
 func (h *IssuerHandler) stop() {
 	if srv := h.srv.Load(); srv != nil {
 		_ = srv.Close()
+	}
+	if h.redis != nil {
+		_ = h.redis.Close()
 	}
 }
 

@@ -271,6 +271,15 @@ grep -Eq '^[[:space:]]*tool[[:space:]]' "$CADDYFILE" && TOOL_RULES=1
 AUDIT=0
 grep -Eq '^[[:space:]]*audit[[:space:]]' "$CADDYFILE" && "$KAVACH" audit --help >/dev/null 2>&1 && AUDIT=1
 
+if [[ $CHECK != 1 ]]; then
+	cat <<'INTRO'
+Kavach demo: alice lets an orchestrator agent delegate to a code-reviewer
+agent, which reviews a pull request through the gateway on a small MCP
+server; then alice revokes the orchestrator and every agent below it stops.
+Starting; the step-by-step guide follows once everything is up.
+
+INTRO
+fi
 echo "demo: building bin/kavach-demo-upstream"
 read -ra BUILD_FLAGS <<<"${BUILDFLAGS:--trimpath}"
 (cd "$REPO" && "${GO:-go}" build "${BUILD_FLAGS[@]}" -o "$UPSTREAM_BIN" ./demo/server) || die "building the demo upstream failed"

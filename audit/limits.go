@@ -49,6 +49,10 @@ const (
 	// is full, Write fails at once (the gateway answers 503).
 	DefaultQueueSize = 16384
 
+	// DefaultBatchDelay is how long the writer gathers records into one
+	// group commit (one fsync) unless a durable write is waiting.
+	DefaultBatchDelay = 10 * time.Millisecond
+
 	// DefaultMaxBatch is the most records one group commit appends.
 	DefaultMaxBatch = 4096
 

@@ -37,6 +37,12 @@ type Options struct {
 	// MaxBatch bounds the records of one group commit. Default
 	// DefaultMaxBatch.
 	MaxBatch int
+	// BatchDelay is how long the writer gathers records after the first
+	// one of a batch before it writes and fsyncs them, unless a
+	// WriteDurable caller is waiting (then at once) or MaxBatch is reached:
+	// under load one fsync per window instead of one per request. Default
+	// DefaultBatchDelay; negative: no gathering.
+	BatchDelay time.Duration
 	// Witness, when set, receives every checkpoint (the Redis list
 	// kavach:audit:ckpt:<stream>).
 	Witness Witness
@@ -151,6 +157,9 @@ func NewWriter(ctx context.Context, sink Sink, key ed25519.PrivateKey, opts Opti
 	setDefault(&opts.SummaryInterval, DefaultSummaryInterval)
 	setDefault(&opts.QueueSize, DefaultQueueSize)
 	setDefault(&opts.MaxBatch, DefaultMaxBatch)
+	if opts.BatchDelay == 0 {
+		opts.BatchDelay = DefaultBatchDelay
+	}
 	setDefault(&opts.WitnessTimeout, DefaultWitnessTimeout)
 	setDefault(&opts.CloseTimeout, DefaultCloseTimeout)
 	if opts.CheckpointEvery < 1 || opts.CheckpointInterval <= 0 || opts.SummaryInterval <= 0 ||
@@ -399,6 +408,7 @@ func (w *Writer) run() {
 			continue
 		}
 		w.fill()
+		w.gather()
 		err = w.commit(sumDue, ckptDue)
 	}
 	// Closed: Write can no longer enqueue, so what is queued now is all
@@ -426,6 +436,41 @@ func (w *Writer) run() {
 		err = errors.Join(err, cerr)
 	}
 	w.closeErr = err
+}
+
+// gather waits up to BatchDelay for more records to join the pending
+// ones, so one write and fsync serve many requests. It returns at once when
+// a WriteDurable caller is waiting, the batch is full, or the writer is
+// closing.
+func (w *Writer) gather() {
+	if w.opts.BatchDelay <= 0 || len(w.pending) == 0 || len(w.pending) >= w.opts.MaxBatch || w.closing || w.durablePending() {
+		return
+	}
+	t := time.NewTimer(w.opts.BatchDelay)
+	defer t.Stop()
+	for len(w.pending) < w.opts.MaxBatch {
+		select {
+		case it := <-w.q:
+			w.pending = append(w.pending, it)
+			if it.done != nil {
+				return
+			}
+		case <-t.C:
+			return
+		case <-w.stop:
+			w.closing = true
+			return
+		}
+	}
+}
+
+func (w *Writer) durablePending() bool {
+	for _, it := range w.pending {
+		if it.done != nil {
+			return true
+		}
+	}
+	return false
 }
 
 // fill moves queued items to pending, without waiting, up to MaxBatch.

@@ -114,6 +114,7 @@ func (f *caddyFixture) load() error {
 	}
 	kavach {
 		trusted_keys %s %s
+		audit off
 	}
 }
 http://127.0.0.1:%d {

@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -61,6 +62,7 @@ func startMCPRoute(t *testing.T) *mcpFixture {
 	persist_config off
 	kavach {
 		trusted_keys %s ./jwks.json
+		audit file ./audit.jsonl
 	}
 }
 %s {
@@ -208,5 +210,28 @@ func TestMCPRoute(t *testing.T) {
 	other := f.token(t, "agt_other", "mcp:tools files:read")
 	if r := f.post(t, other, call("read_file"), "Mcp-Session-Id", sid); r.Status != http.StatusForbidden {
 		t.Errorf("another chain used the session: %d %s", r.Status, r.Body)
+	}
+
+	// The audit trail names the MCP method and tool of each decision.
+	want := []string{
+		`"decision":"allow"` + `.*"mcp_method":"tools/call","tool":"read_file"`,
+		`"decision":"deny"` + `.*"mcp_method":"tools/call","tool":"write_file"`,
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		trail, _ := os.ReadFile(filepath.Join(f.dir, "audit.jsonl"))
+		missing := ""
+		for _, w := range want {
+			if !regexp.MustCompile(w).Match(trail) {
+				missing = w
+			}
+		}
+		if missing == "" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no audit record matching %s in:\n%s", missing, trail)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

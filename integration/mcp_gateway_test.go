@@ -40,6 +40,13 @@ const mcpIssuer = "https://issuer.mcp.test"
 // route with per-tool rules (DESIGN.md §4.1).
 func startMCPRoute(t *testing.T) *mcpFixture {
 	t.Helper()
+	return startMCPRouteWith(t, nil)
+}
+
+// startMCPRouteWith is startMCPRoute with the SDK server's transport
+// options (stateless, JSON responses).
+func startMCPRouteWith(t *testing.T, opts *mcp.StreamableHTTPOptions) *mcpFixture {
+	t.Helper()
 	f := &mcpFixture{dir: t.TempDir(), calls: make(chan string, 64)}
 	server := mcp.NewServer(&mcp.Implementation{Name: "kavach-it-tools", Version: "1.0.0"}, nil)
 	for _, name := range []string{"read_file", "write_file", "whoami", "admin_reset"} {
@@ -49,7 +56,7 @@ func startMCPRoute(t *testing.T) *mcpFixture {
 				return nil, map[string]string{"tool": name, "actor": req.Extra.Header.Get("Kavach-Actor")}, nil
 			})
 	}
-	up := httptest.NewServer(mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return server }, nil))
+	up := httptest.NewServer(mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return server }, opts))
 	t.Cleanup(up.Close)
 
 	newKeys(t, f.dir)
@@ -233,5 +240,42 @@ func TestMCPRoute(t *testing.T) {
 			t.Fatalf("no audit record matching %s in:\n%s", missing, trail)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestMCPRouteTransports: the stateless transport and JSON (non-SSE)
+// responses work through the gateway too, with the same filtering and
+// rules (DESIGN.md §4.1).
+func TestMCPRouteTransports(t *testing.T) {
+	for name, opts := range map[string]*mcp.StreamableHTTPOptions{
+		"stateless":      {Stateless: true},
+		"json responses": {JSONResponse: true},
+	} {
+		t.Run(name, func(t *testing.T) {
+			f := startMCPRouteWith(t, opts)
+			ctx := context.Background()
+			s := f.connect(t, f.token(t, "agt_reader", "mcp:tools files:read"))
+			list, err := s.ListTools(ctx, nil)
+			if err != nil {
+				t.Fatalf("tools/list: %v", err)
+			}
+			var names []string
+			for _, tool := range list.Tools {
+				names = append(names, tool.Name)
+			}
+			slices.Sort(names)
+			if !slices.Equal(names, []string{"read_file", "whoami"}) {
+				t.Errorf("tools/list shows %v, want read_file and whoami", names)
+			}
+			if res, err := s.CallTool(ctx, &mcp.CallToolParams{Name: "read_file"}); err != nil || res.IsError {
+				t.Fatalf("read_file: %v %+v", err, res)
+			}
+			if got := <-f.calls; got != "read_file" {
+				t.Errorf("upstream ran %s", got)
+			}
+			if _, err := s.CallTool(ctx, &mcp.CallToolParams{Name: "write_file"}); err == nil {
+				t.Error("write_file without files:write succeeded")
+			}
+		})
 	}
 }

@@ -18,7 +18,6 @@ import (
 	"github.com/kavachgate/kavach/audit"
 	"github.com/kavachgate/kavach/gateway"
 	"github.com/kavachgate/kavach/mcp"
-	"github.com/kavachgate/kavach/policy"
 	"github.com/kavachgate/kavach/token"
 )
 
@@ -268,7 +267,7 @@ func (h *Handler) enforce(w http.ResponseWriter, r *http.Request, next caddyhttp
 		h.auditFill(&rec, r, t, msg)
 		rec.Kind, rec.Decision, rec.Reason = audit.KindDecision, audit.Allow, string(gateway.Allowed)
 		var werr error
-		if c := t.Constraints(); c != nil && c.Audit == policy.AuditRequired {
+		if t.Constraints().AuditRequired() {
 			werr = aw.WriteDurable(r.Context(), &rec)
 		} else {
 			werr = aw.Write(&rec)

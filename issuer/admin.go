@@ -469,11 +469,17 @@ func (s *Server) adminCreateAgent(w http.ResponseWriter, r *http.Request) {
 	}
 	g := &store.Grant{ID: token.NewID(token.PrefixGrant), User: owner.ID, Grantee: a.ID, Scopes: a.Scopes, Constraints: a.Constraints, CreatedAt: at, ExpiresAt: a.ExpiresAt}
 	a.Chain, a.Agents = []string{g.ID}, []string{a.ID}
-	if err := s.store.CreateAgent(ctx, a, g, at); err != nil {
+	s.storeAgent(w, r, a, g, at, secret, "agent created")
+}
+
+// storeAgent inserts an agent with its grant and answers 201 with the
+// agent (and its secret, shown this once).
+func (s *Server) storeAgent(w http.ResponseWriter, r *http.Request, a *store.Agent, g *store.Grant, at time.Time, secret, reason string) {
+	if err := s.store.CreateAgent(r.Context(), a, g, at); err != nil {
 		s.adminError(w, err)
 		return
 	}
-	s.event(Event{Kind: "delegated", Subject: owner.ID, ClientID: a.ID, Agents: a.Agents, Chain: a.Chain, Reason: "agent created"})
+	s.event(Event{Kind: "delegated", Subject: a.Owner, ClientID: a.ID, Agents: a.Agents, Chain: a.Chain, Reason: reason})
 	out := showAgent(a)
 	out.ClientSecret = secret
 	writeJSON(w, http.StatusCreated, out)
@@ -541,14 +547,7 @@ func (s *Server) adminCreateChild(w http.ResponseWriter, r *http.Request) {
 	}
 	a.Chain = append(slices.Clone(parent.Chain), g.ID)
 	a.Agents = append(slices.Clone(parent.Agents), a.ID)
-	if err := s.store.CreateAgent(ctx, a, g, at); err != nil {
-		s.adminError(w, err)
-		return
-	}
-	s.event(Event{Kind: "delegated", Subject: a.Owner, ClientID: a.ID, Agents: a.Agents, Chain: a.Chain, Reason: "child agent created"})
-	out := showAgent(a)
-	out.ClientSecret = secret
-	writeJSON(w, http.StatusCreated, out)
+	s.storeAgent(w, r, a, g, at, secret, "child agent created")
 }
 
 func (s *Server) adminListAgents(w http.ResponseWriter, r *http.Request) {

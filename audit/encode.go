@@ -9,6 +9,7 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 )
@@ -45,10 +46,36 @@ var sigEncoding = base64.RawURLEncoding.Strict()
 // sigTextLen is the length of an encoded Ed25519 signature.
 var sigTextLen = sigEncoding.EncodedLen(64)
 
-// appendTime appends t in the trail's time format.
+// appendTime appends t in the trail's time format. Records of one second
+// share their first 20 bytes, so the last second's are kept (time's
+// formatting costs a request more than the rest of its record).
 func appendTime(dst []byte, t time.Time) []byte {
-	return t.UTC().AppendFormat(dst, timeLayout)
+	t = t.UTC()
+	sec := t.Unix()
+	p := lastSecond.Load()
+	if p == nil || p.unix != sec {
+		p = &secondPrefix{unix: sec}
+		t.Truncate(time.Second).AppendFormat(p.text[:0], timeLayout[:20])
+		lastSecond.Store(p)
+	}
+	dst = append(dst, p.text[:]...)
+	us := t.Nanosecond() / 1000
+	var frac [7]byte
+	for i := 5; i >= 0; i-- {
+		frac[i] = byte('0' + us%10)
+		us /= 10
+	}
+	frac[6] = 'Z'
+	return append(dst, frac[:]...)
 }
+
+// secondPrefix is `2006-01-02T15:04:05.` for one Unix second.
+type secondPrefix struct {
+	unix int64
+	text [20]byte
+}
+
+var lastSecond atomic.Pointer[secondPrefix]
 
 // validTime reports whether t has the fixed-width encoding (year 0–9999).
 func validTime(t time.Time) bool {
@@ -161,6 +188,11 @@ const lowerHex = "0123456789abcdef"
 // U+FFFD, truncated to MaxStringBytes (ending in "…"), and only '"', '\\'
 // and control characters escaped.
 func appendString(dst []byte, s string) []byte {
+	if len(s) <= MaxStringBytes && plainASCII(s) {
+		dst = append(dst, '"')
+		dst = append(dst, s...)
+		return append(dst, '"')
+	}
 	s = clampString(s)
 	dst = append(dst, '"')
 	start := 0
@@ -187,6 +219,24 @@ func appendString(dst []byte, s string) []byte {
 	dst = append(dst, s[start:]...)
 	return append(dst, '"')
 }
+
+// plainASCII reports whether s is printable ASCII without '"' or '\\':
+// the common case (ids, paths, methods), written as it is.
+func plainASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if !plainByte[s[i]] {
+			return false
+		}
+	}
+	return true
+}
+
+var plainByte = func() (t [256]bool) {
+	for c := 0x20; c < 0x7f; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
 
 // clampString returns s as it is recorded: valid UTF-8, at most
 // MaxStringBytes.

@@ -229,3 +229,24 @@ func TestStreamID(t *testing.T) {
 		t.Errorf("long node: %q", got)
 	}
 }
+
+// The cached-second time encoding writes what the layout says, across
+// second boundaries, in any order, for every year the format allows.
+func TestAppendTimeMatchesLayout(t *testing.T) {
+	base := []time.Time{
+		time.Date(2026, 12, 2, 23, 59, 59, 999999999, time.UTC),
+		time.Date(2026, 12, 3, 0, 0, 0, 1000, time.FixedZone("x", 5*3600)),
+		time.Date(0, 1, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(1969, 12, 31, 23, 59, 59, 500000, time.UTC),
+		time.Date(9999, 12, 31, 23, 59, 59, 999999000, time.UTC),
+	}
+	for i := 0; i < 2000; i++ {
+		base = append(base, base[0].Add(time.Duration(i)*7919*time.Microsecond))
+	}
+	for _, tm := range append(base, base[:5]...) {
+		got := string(appendTime([]byte("x"), tm))
+		if want := "x" + tm.UTC().Format(timeLayout); got != want {
+			t.Fatalf("appendTime(%v) = %q, want %q", tm, got, want)
+		}
+	}
+}

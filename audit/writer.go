@@ -92,6 +92,8 @@ type Writer struct {
 	mu       sync.RWMutex // held shared while enqueueing, exclusively by Close
 	closed   bool
 	q        chan *item
+	kick     chan struct{} // ends gather early (durable record, full batch)
+	gathered atomic.Int64  // records pending while gather waits
 	stop     chan struct{}
 	done     chan struct{}
 	closeErr error
@@ -188,6 +190,7 @@ func NewWriter(ctx context.Context, sink Sink, key ed25519.PrivateKey, opts Opti
 		tail:     tail,
 		log:      opts.Logger,
 		q:        make(chan *item, opts.QueueSize),
+		kick:     make(chan struct{}, 1),
 		stop:     make(chan struct{}),
 		done:     make(chan struct{}),
 		junk:     make(map[string]*atomic.Uint64),
@@ -225,6 +228,9 @@ func (w *Writer) Tail() Tail { return w.tail }
 // Write queues rec without waiting for the disk. It fails at once, taking
 // nothing, with ErrQueueFull, ErrSinkFailing or ErrClosed, or with
 // ErrInvalidRecord / ErrRecordTooLarge for a record the format refuses.
+// An outcome record is taken while the sink fails (only a full queue
+// refuses it): its request was forwarded and answered, so refusing it
+// would only lose it; it is written once the sink recovers.
 // Time defaults to now; Seq, Stream, Prev, Sig and Hash must be empty. rec
 // is encoded before Write returns and not kept.
 func (w *Writer) Write(rec *Record) error { return w.write(rec, nil) }
@@ -248,7 +254,9 @@ func (w *Writer) WriteDurable(ctx context.Context, rec *Record) error {
 }
 
 func (w *Writer) write(rec *Record, done chan error) error {
-	if w.failing.Load() {
+	// Outcomes only follow decisions that were taken, so no request adds
+	// to what waits for a failing sink beyond its own two records.
+	if w.failing.Load() && rec.Kind != KindOutcome {
 		w.rejected.Add(1)
 		return ErrSinkFailing
 	}
@@ -266,6 +274,14 @@ func (w *Writer) write(rec *Record, done chan error) error {
 	select {
 	case w.q <- it:
 		w.mu.RUnlock()
+		// The writer gathers without waking per record; a durable record
+		// or a full batch ends its gathering early.
+		if done != nil || len(w.q)+int(w.gathered.Load()) >= w.opts.MaxBatch {
+			select {
+			case w.kick <- struct{}{}:
+			default:
+			}
+		}
 		return nil
 	default:
 		w.mu.RUnlock()
@@ -439,29 +455,28 @@ func (w *Writer) run() {
 }
 
 // gather waits up to BatchDelay for more records to join the pending
-// ones, so one write and fsync serve many requests. It returns at once when
-// a WriteDurable caller is waiting, the batch is full, or the writer is
-// closing.
+// ones, so one write and fsync serve many requests, then takes what is
+// queued. It does not wake per record (a request would pay a goroutine
+// wake-up each): it returns early when a WriteDurable caller is waiting or
+// a batch is full (Write kicks it), or the writer is closing.
 func (w *Writer) gather() {
 	if w.opts.BatchDelay <= 0 || len(w.pending) == 0 || len(w.pending) >= w.opts.MaxBatch || w.closing || w.durablePending() {
 		return
 	}
-	t := time.NewTimer(w.opts.BatchDelay)
-	defer t.Stop()
-	for len(w.pending) < w.opts.MaxBatch {
+	// A kick left from an earlier batch only ends this one early.
+	w.gathered.Store(int64(len(w.pending)))
+	if len(w.q) < w.opts.MaxBatch-len(w.pending) {
+		t := time.NewTimer(w.opts.BatchDelay)
 		select {
-		case it := <-w.q:
-			w.pending = append(w.pending, it)
-			if it.done != nil {
-				return
-			}
+		case <-w.kick:
 		case <-t.C:
-			return
 		case <-w.stop:
 			w.closing = true
-			return
 		}
+		t.Stop()
 	}
+	w.gathered.Store(0)
+	w.fill()
 }
 
 func (w *Writer) durablePending() bool {

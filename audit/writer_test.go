@@ -179,6 +179,10 @@ func TestWriterSinkFailing(t *testing.T) {
 	if err := w.Write(decision(11)); !errors.Is(err, ErrSinkFailing) {
 		t.Fatalf("Write while the sink fails = %v, want ErrSinkFailing", err)
 	}
+	// The outcome of a request forwarded before the failure is kept.
+	if err := w.Write(outcome(9)); err != nil {
+		t.Fatalf("Write of an outcome while the sink fails = %v, want it queued", err)
+	}
 	if s := w.Stats(); !s.Failing || !errors.Is(s.Err, syscall.ENOSPC) {
 		t.Fatalf("Stats while failing = %+v", s)
 	}
@@ -200,6 +204,9 @@ func TestWriterSinkFailing(t *testing.T) {
 	want := "req_0 req_1 req_2 req_3 req_4 req_5 req_6 req_7 req_8 req_9 req_10 req_12"
 	if got := strings.Join(ids, " "); got != want {
 		t.Fatalf("written: %s\nwant:    %s", got, want)
+	}
+	if !strings.Contains(string(sink.bytes()), `"kind":"outcome","request_id":"req_9"`) {
+		t.Fatal("the outcome taken while the sink failed was not written")
 	}
 	sink.verify(t)
 }
@@ -509,4 +516,70 @@ func TestWriterStreamCollision(t *testing.T) {
 	if _, err := NewWriter(context.Background(), sink, nil, Options{}); err == nil {
 		t.Fatal("no key accepted")
 	}
+}
+
+// The gathering window never holds what must not wait: a durable record
+// ends it (audit: required answers at once even with a long window), a full
+// batch ends it, and Close ends it, while ordinary records wait for it
+// (one fsync serves many requests).
+func TestWriterGatherWindow(t *testing.T) {
+	t.Parallel()
+	appends := func(s *memSink) int {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.appends
+	}
+	t.Run("durable ends the window", func(t *testing.T) {
+		t.Parallel()
+		sink := &memSink{}
+		w := newTestWriter(t, sink, Options{BatchDelay: time.Hour})
+		for i := range 3 {
+			if err := w.Write(decision(i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := w.WriteDurable(ctx, decision(3)); err != nil {
+			t.Fatalf("durable write inside an hour-long window: %v", err)
+		}
+		if got := countKind(records(t, sink.bytes()), KindDecision); got != 4 {
+			t.Errorf("after the durable write the sink holds %d decisions, want all 4", got)
+		}
+	})
+	t.Run("records wait for the window", func(t *testing.T) {
+		t.Parallel()
+		sink := &memSink{}
+		w := newTestWriter(t, sink, Options{BatchDelay: time.Hour})
+		if err := w.Write(decision(0)); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(50 * time.Millisecond)
+		if n := appends(sink); n != 0 {
+			t.Errorf("a lone record was appended inside the window (%d appends)", n)
+		}
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if got := countKind(records(t, sink.bytes()), KindDecision); got != 1 {
+			t.Errorf("Close left %d decisions in the sink, want 1", got)
+		}
+	})
+	t.Run("a full batch ends the window", func(t *testing.T) {
+		t.Parallel()
+		sink := &memSink{}
+		w := newTestWriter(t, sink, Options{BatchDelay: time.Hour, MaxBatch: 8, CheckpointEvery: 1000})
+		if err := w.Write(decision(0)); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(20 * time.Millisecond) // the writer holds it, gathering
+		for i := 1; i < 8; i++ {
+			if err := w.Write(decision(i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		eventually(t, "a full batch appended inside the window", func() bool {
+			return countKind(records(t, sink.bytes()), KindDecision) == 8
+		})
+	})
 }

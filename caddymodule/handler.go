@@ -285,7 +285,7 @@ func (h *Handler) enforce(w http.ResponseWriter, r *http.Request, next caddyhttp
 		mw = ex.Wrap(w, r)
 		w = mw
 	}
-	v := logValues{subject: t.Subject, actor: rec.Actor, chain: gateway.Chain(t), scope: t.Scope, jti: t.ID}
+	v := logValues{subject: t.Subject, actor: rec.Actor, chain: gateway.Chain(t), scope: t.Scope, jti: t.ID, requestID: rec.RequestID}
 	if rec.Actor == "" {
 		v.actor = gateway.Actor(t)
 	}
@@ -322,11 +322,7 @@ func (h *Handler) enforce(w http.ResponseWriter, r *http.Request, next caddyhttp
 // auditFill sets the members a request's decision record shares with its
 // denial or outcome.
 func (h *Handler) auditFill(rec *audit.Record, r *http.Request, t *token.Token, msg *mcp.Message) {
-	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
-		if id, ok := repl.Get("http.request.uuid"); ok {
-			rec.RequestID, _ = id.(string)
-		}
-	}
+	rec.RequestID = newRequestID()
 	rec.Sub, rec.Actor, rec.Agents, rec.ClientID, rec.JTI = t.Subject, gateway.Actor(t), t.Agents(), t.ClientID, t.ID
 	if t.Kavach != nil {
 		rec.Chain = t.Kavach.Chain
@@ -434,10 +430,12 @@ func accessLogged(r *http.Request) bool {
 // computed once per request.
 type logValues struct {
 	subject, actor, chain, scope, jti string
+	// requestID is the audit trail's request_id (empty with audit off).
+	requestID string
 }
 
 // placeholder serves {kavach.subject}, {kavach.actor}, {kavach.chain},
-// {kavach.scope} and {kavach.jti}.
+// {kavach.scope}, {kavach.jti} and {kavach.request_id}.
 func (v *logValues) placeholder(key string) (any, bool) {
 	switch key {
 	case "kavach.subject":
@@ -450,6 +448,8 @@ func (v *logValues) placeholder(key string) (any, bool) {
 		return v.scope, true
 	case "kavach.jti":
 		return v.jti, true
+	case "kavach.request_id":
+		return v.requestID, true
 	}
 	return nil, false
 }
@@ -460,6 +460,9 @@ func (v *logValues) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 	enc.AddString("actor", v.actor)
 	enc.AddString("chain", v.chain)
 	enc.AddString("jti", v.jti)
+	if v.requestID != "" {
+		enc.AddString("request_id", v.requestID)
+	}
 	return nil
 }
 

@@ -41,7 +41,9 @@ http://%[2]s {
 		scope GET /api/* repo:read
 		scope POST /api/write repo:write
 	}
-	reverse_proxy /api/* %[4]s
+	reverse_proxy /api/* %[4]s {
+		header_up Kavach-Request-Id {kavach.request_id}
+	}
 }
 `, gwIssuer, addr, res, up.addr())
 	if err := os.WriteFile(filepath.Join(dir, "Caddyfile"), []byte(caddyfile), 0o644); err != nil {
@@ -76,8 +78,13 @@ http://%[2]s {
 		do(t, newReq(t, "GET", res+"/junk", "", nil))
 		do(t, newReq(t, "GET", res+"/junk", rogue, nil))
 	}
-	if n := len(up.take()); n != allowed+1 {
-		t.Fatalf("upstream saw %d requests, want %d", n, allowed+1)
+	seenIDs := map[string]bool{}
+	got := up.take()
+	if len(got) != allowed+1 {
+		t.Fatalf("upstream saw %d requests, want %d", len(got), allowed+1)
+	}
+	for _, s := range got {
+		seenIDs[s.Header.Get("Kavach-Request-Id")] = true
 	}
 
 	// A graceful stop flushes the trail and writes the final checkpoint.
@@ -99,10 +106,18 @@ http://%[2]s {
 	recs := readTrail(t, trail)
 	var decisions, outcomes, denies, durable int
 	var junk uint64
+	// Each allowed request's decision and outcome share a request_id no
+	// other request has, and it is the one {kavach.request_id} gave the
+	// upstream.
+	linked := map[string]string{}
 	for _, r := range recs {
 		switch {
 		case r.Kind == audit.KindDecision && r.Decision == audit.Allow:
 			decisions++
+			if linked[r.RequestID] != "" || !seenIDs[r.RequestID] {
+				t.Errorf("decision request_id %q: reused, or not the one the upstream got", r.RequestID)
+			}
+			linked[r.RequestID] = "decision"
 			if r.RequestID == "" || r.Method != "GET" || r.Host != addr || !strings.HasPrefix(r.Path, "/api/") {
 				t.Errorf("decision record lacks request fields: %+v", r)
 			}
@@ -119,6 +134,10 @@ http://%[2]s {
 			}
 		case r.Kind == audit.KindOutcome:
 			outcomes++
+			if linked[r.RequestID] != "decision" {
+				t.Errorf("outcome request_id %q follows no decision record of its own", r.RequestID)
+			}
+			linked[r.RequestID] = "outcome"
 			if r.Status != http.StatusOK || r.Bytes == 0 || r.RequestID == "" {
 				t.Errorf("outcome record: %+v", r)
 			}

@@ -80,8 +80,17 @@ type MCPExchange struct {
 }
 
 // ChainKeyOf is the identity a session is bound to: issuer, user and the
-// delegation chain (or the client for tokens without one).
+// delegation chain (or the client for tokens without one). The chain's
+// root is named by its actor (agents[0]: the root agent, or the OAuth
+// client the user consented to), not by its grant id: each consent is a
+// new grant, and an MCP client that steps up (403 insufficient_scope, a
+// new authorization with more scope) retries on the same session with a
+// token of the new grant. Every later link is its grant id, as before, so
+// a child agent's key still differs from its parent's.
 func ChainKeyOf(t *token.Token) string {
+	if k := t.Kavach; k != nil && len(k.Agents) > 0 && len(k.Chain) == len(k.Agents) {
+		return mcp.ChainKey(append([]string{t.Issuer, t.Subject, k.Agents[0]}, k.Chain[1:]...)...)
+	}
 	if t.Kavach != nil {
 		return mcp.ChainKey(append([]string{t.Issuer, t.Subject}, t.Kavach.Chain...)...)
 	}

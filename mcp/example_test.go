@@ -88,8 +88,9 @@ func ExampleToolsFilter() {
 
 func ExampleSessions() {
 	sessions := mcp.NewSessions(0, 0) // defaults: 65,536 bindings, 24 h idle
-	orchestrator := mcp.ChainKey("http://127.0.0.1:8081", "usr_alice", "dlg_a1")
-	reviewer := mcp.ChainKey("http://127.0.0.1:8081", "usr_alice", "dlg_a1", "dlg_b2")
+	// Issuer, user, the root actor, then the grant of each later link.
+	orchestrator := mcp.ChainKey("http://127.0.0.1:8081", "usr_alice", "agt_orch")
+	reviewer := mcp.ChainKey("http://127.0.0.1:8081", "usr_alice", "agt_orch", "dlg_b2")
 
 	// The upstream answered orchestrator's initialize with Mcp-Session-Id: s-1.
 	sessions.Bind("s-1", orchestrator)

@@ -69,8 +69,10 @@ func NewSessions(max int, ttl time.Duration) *Sessions {
 // of parts, each length-prefixed so that no two lists of parts share a
 // key. The gateway passes what identifies the chain of a token, stable
 // across the chain's refreshed tokens and different for any other chain:
-// the issuer, the subject, and the kvc.chain grant ids in order (for a
-// token without kvc, the issuer, subject and client_id). A child agent's
+// the issuer, the subject, the chain's root actor (kvc.agents[0], stable
+// across the user's re-consents to one client, as an MCP step-up makes)
+// and the kvc.chain grant ids after the root, in order (for a token
+// without kvc, the issuer, subject and client_id). A child agent's
 // chain is longer than its parent's, so their keys differ.
 func ChainKey(parts ...string) string {
 	h := sha256.New()

@@ -59,5 +59,29 @@ apt_need_file '/usr/lib/postgresql/*/bin/initdb' postgresql
 # Chromium over the DevTools Protocol (integration/browser_test.go).
 apt_need chromium chromium
 
+# The MCP TypeScript SDK test (integration/mcp_ts_test.go) runs the SDK's
+# client on Node.js, installed from integration/tsclient's committed
+# lockfile: npm ci when node_modules is missing or was installed from
+# another package.json or lockfile (a checksum of both is kept in it).
+apt_need node nodejs
+apt_need npm npm
+tsclient=integration/tsclient
+ts_sum=$(cat "$tsclient/package.json" "$tsclient/package-lock.json" | sha256sum | cut -d' ' -f1)
+if [ "$(cat "$tsclient/node_modules/.kavach-installed" 2>/dev/null)" != "$ts_sum" ]; then
+  say "npm ci in $tsclient"
+  (cd "$tsclient" && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error) || fail "npm ci in $tsclient failed"
+  echo "$ts_sum" >"$tsclient/node_modules/.kavach-installed"
+fi
+
+# The xcaddy test (xcaddy_test.go) builds Caddy with this checkout as a
+# plugin. `go install` puts xcaddy in GOBIN, else GOPATH/bin, where the
+# test looks too: neither need be on PATH.
+XCADDY_VERSION=v0.4.5
+gobin=$(go env GOBIN); [ -n "$gobin" ] || gobin=$(go env GOPATH | cut -d: -f1)/bin
+if ! command -v xcaddy >/dev/null && [ ! -x "$gobin/xcaddy" ]; then
+  say "installing xcaddy $XCADDY_VERSION"
+  go install "github.com/caddyserver/xcaddy/cmd/xcaddy@$XCADDY_VERSION" || fail "go install xcaddy@$XCADDY_VERSION failed"
+fi
+
 say "go modules"
 go mod download

@@ -135,6 +135,12 @@ var (
 	// answers 503. From WriteDurable it means the record is not known to
 	// be durable (it stays queued and may still be written).
 	ErrSinkFailing = errors.New("audit: sink failing")
+	// ErrNotDurable, from WriteDurable only, wraps what ended the wait
+	// (ErrSinkFailing, ErrClosed, the context's error): the record was
+	// queued and is not known to be durable. It may still be written, so
+	// a caller that does not go on (the gateway: no forwarding) writes a
+	// record saying so (an outcome with status 503).
+	ErrNotDurable = errors.New("audit: record queued, not known to be durable")
 	// ErrClosed: the writer is closed.
 	ErrClosed = errors.New("audit: writer closed")
 	// ErrInvalidRecord: the record breaks a rule of the format (the error

@@ -237,20 +237,25 @@ func (w *Writer) Write(rec *Record) error { return w.write(rec, nil) }
 
 // WriteDurable queues rec like Write and waits until it is durable in the
 // sink (for audit: required, DESIGN.md §2). It fails at once where Write
-// would; ErrSinkFailing (or ctx's error) while waiting means the record is
-// not known to be durable: it stays queued and may still be written, and
-// the request must not be forwarded.
+// would, taking nothing. An error wrapping ErrNotDurable (and what ended
+// the wait: ErrSinkFailing, ErrClosed, ctx's error) means the record is
+// queued but not known to be durable: it may still be written, and the
+// request must not be forwarded.
 func (w *Writer) WriteDurable(ctx context.Context, rec *Record) error {
 	done := make(chan error, 1)
 	if err := w.write(rec, done); err != nil {
 		return err
 	}
+	var err error
 	select {
-	case err := <-done:
-		return err
+	case err = <-done:
 	case <-ctx.Done():
-		return ctx.Err()
+		err = ctx.Err()
 	}
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrNotDurable, err)
+	}
+	return nil
 }
 
 func (w *Writer) write(rec *Record, done chan error) error {

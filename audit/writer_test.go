@@ -173,11 +173,15 @@ func TestWriterSinkFailing(t *testing.T) {
 	}
 	sink.fail.Store(true)
 	err := w.WriteDurable(context.Background(), decision(10))
-	if !errors.Is(err, ErrSinkFailing) || !errors.Is(err, syscall.ENOSPC) {
-		t.Fatalf("WriteDurable on a full disk = %v, want ErrSinkFailing (ENOSPC)", err)
+	if !errors.Is(err, ErrNotDurable) || !errors.Is(err, ErrSinkFailing) || !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("WriteDurable on a full disk = %v, want ErrNotDurable (ErrSinkFailing, ENOSPC): queued, not durable", err)
 	}
 	if err := w.Write(decision(11)); !errors.Is(err, ErrSinkFailing) {
 		t.Fatalf("Write while the sink fails = %v, want ErrSinkFailing", err)
+	}
+	// Refused at once, taking nothing: not ErrNotDurable.
+	if err := w.WriteDurable(context.Background(), decision(11)); !errors.Is(err, ErrSinkFailing) || errors.Is(err, ErrNotDurable) {
+		t.Fatalf("WriteDurable while the sink fails = %v, want ErrSinkFailing alone (nothing queued)", err)
 	}
 	// The outcome of a request forwarded before the failure is kept.
 	if err := w.Write(outcome(9)); err != nil {

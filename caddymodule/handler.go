@@ -61,6 +61,13 @@ type Handler struct {
 	// /.well-known/oauth-protected-resource plus the resource's path.
 	Metadata bool `json:"metadata,omitempty"`
 
+	// AuditRequired makes every allowed request of the route wait until
+	// its decision record is durable (fsynced) before it is forwarded, as
+	// the token constraint `audit: required` does for one token (DESIGN.md
+	// §4 step 8). Caddyfile: `audit required`. A config with the trail
+	// off refuses it.
+	AuditRequired bool `json:"audit_required,omitempty"`
+
 	app      *App
 	route    gateway.Route
 	match    caddyhttp.MatcherSets
@@ -171,10 +178,14 @@ func (h *Handler) routeScopes() []string {
 	return out
 }
 
-// Validate refuses a route that could never let anything through.
+// Validate refuses a route that could never let anything through, or
+// that requires a trail there is not.
 func (h *Handler) Validate() error {
 	if len(h.app.issuerIDs()) == 0 {
 		return errors.New("kavach: no trusted issuer: add trusted_keys, issuer or external_issuer to the global kavach option")
+	}
+	if h.AuditRequired && h.app.auditOff() {
+		return fmt.Errorf("kavach: route %s has `audit required` but the global audit option is off", h.Resource)
 	}
 	return nil
 }
@@ -267,12 +278,21 @@ func (h *Handler) enforce(w http.ResponseWriter, r *http.Request, next caddyhttp
 		h.auditFill(&rec, r, t, msg)
 		rec.Kind, rec.Decision, rec.Reason = audit.KindDecision, audit.Allow, string(gateway.Allowed)
 		var werr error
-		if t.Constraints().AuditRequired() {
+		if h.AuditRequired || t.Constraints().AuditRequired() {
 			werr = aw.WriteDurable(r.Context(), &rec)
 		} else {
 			werr = aw.Write(&rec)
 		}
 		if werr != nil {
+			if errors.Is(werr, audit.ErrNotDurable) {
+				// The allow record may still reach the trail: say that
+				// the request was not forwarded.
+				refused := audit.Record{Kind: audit.KindOutcome, RequestID: rec.RequestID, Actor: rec.Actor,
+					Agents: rec.Agents, Status: http.StatusServiceUnavailable}
+				if err := aw.Write(&refused); err != nil {
+					h.logger.Warn("audit: outcome of a refused request not recorded", zap.Error(err), zap.String("request_id", rec.RequestID))
+				}
+			}
 			return h.auditUnavailable(w, werr, t)
 		}
 		rw = &auditResponseWriter{ResponseWriter: w}
@@ -526,6 +546,11 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if h.MCP == nil {
 				h.MCP = new(MCPConfig)
 			}
+		case "audit":
+			if !d.NextArg() || d.Val() != "required" || d.NextArg() {
+				return d.Err("kavach: `audit required` is the route's only audit option")
+			}
+			h.AuditRequired = true
 		case "allowed_origins":
 			if h.MCP == nil {
 				h.MCP = new(MCPConfig)

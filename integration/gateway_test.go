@@ -938,6 +938,19 @@ http://127.0.0.1:8080 {
 		})
 	}
 
+	t.Run("audit required with the trail off", func(t *testing.T) {
+		t.Parallel()
+		config := strings.Replace(strings.Replace(good, "max_token_lifetime 1h", "audit off", 1),
+			"scope GET /api/* repo:read", "scope GET /api/* repo:read\n\t\taudit required", 1)
+		out, err := validate(t, "bad-audit-required-off.Caddyfile", config)
+		if err == nil {
+			t.Fatalf("kavach validate accepted a route requiring a trail that is off:\n%s", out)
+		}
+		if !strings.Contains(out, "audit required") {
+			t.Errorf("output does not say which option conflicts:\n%s", out)
+		}
+	})
+
 	t.Run("missing trusted_keys file", func(t *testing.T) {
 		t.Parallel()
 		out, err := validate(t, "bad-missing-jwks.Caddyfile", strings.Replace(good, "./jwks.json", "./missing.json", 1))

@@ -59,8 +59,7 @@ const maxJoin = 1 << 20
 // ends the iteration with an error.
 func Query(files []string, f Filter) iter.Seq2[*Entry, error] {
 	return func(yield func(*Entry, error) bool) {
-		joining := f.Agent != "" || f.Chain != "" || f.Decision != ""
-		requests := make(map[string]struct{})
+		sel := newSelector(f)
 		br := bufio.NewReaderSize(nil, MaxLineBytes)
 		var e Entry
 		for i, name := range files {
@@ -101,27 +100,46 @@ func Query(files []string, f Filter) iter.Seq2[*Entry, error] {
 					yield(nil, fmt.Errorf("audit: %s:%d: not a record: %w", name, e.LineNo, err))
 					return
 				}
-				r := &e.Record
-				ok := f.match(r)
-				if !ok && joining && r.Kind == KindOutcome && r.RequestID != "" && f.timeAndKind(r) {
-					_, ok = requests[r.RequestID]
-				}
-				if ok && joining && r.Kind == KindOutcome {
-					delete(requests, r.RequestID)
-				}
-				if ok && joining && r.Kind == KindDecision && r.RequestID != "" {
-					if len(requests) >= maxJoin {
-						clear(requests)
-					}
-					requests[r.RequestID] = struct{}{}
-				}
-				if ok && !yield(&e, nil) {
+				if sel.keep(&e.Record) && !yield(&e, nil) {
 					fh.Close()
 					return
 				}
 			}
 		}
 	}
+}
+
+// selector applies a Filter to records in trail order, joining outcomes
+// to the decisions that matched (see Query).
+type selector struct {
+	f        Filter
+	joining  bool
+	requests map[string]struct{}
+}
+
+func newSelector(f Filter) *selector {
+	return &selector{f: f, joining: f.Agent != "" || f.Chain != "" || f.Decision != "", requests: make(map[string]struct{})}
+}
+
+// keep reports whether r, the next record, is selected.
+func (s *selector) keep(r *Record) bool {
+	ok := s.f.match(r)
+	if !s.joining {
+		return ok
+	}
+	if !ok && r.Kind == KindOutcome && r.RequestID != "" && s.f.timeAndKind(r) {
+		_, ok = s.requests[r.RequestID]
+	}
+	if ok && r.Kind == KindOutcome {
+		delete(s.requests, r.RequestID)
+	}
+	if ok && r.Kind == KindDecision && r.RequestID != "" {
+		if len(s.requests) >= maxJoin {
+			clear(s.requests)
+		}
+		s.requests[r.RequestID] = struct{}{}
+	}
+	return ok
 }
 
 func (f *Filter) timeAndKind(r *Record) bool {

@@ -318,6 +318,25 @@ func (v *Verifier) BeginSource(name string) {
 	v.rep.Sources = append(v.rep.Sources, name)
 }
 
+// beginChain starts an independent chain of streams (the next node of a
+// PostgreSQL trail): its first record is checked as a trail's first one
+// (RequireGenesis applies to each chain), not as a link from the stream
+// before. A stream id seen in an earlier chain may not turn up again.
+func (v *Verifier) beginChain() bool {
+	if v.stopped {
+		return false
+	}
+	if v.diag != nil {
+		v.settle()
+		return false
+	}
+	if !v.endStream() {
+		return false
+	}
+	v.cur, v.started, v.head = nil, false, [32]byte{}
+	return true
+}
+
 // Partial reports that the current source ends in n bytes without '\n'.
 func (v *Verifier) Partial(n int) {
 	v.rep.Partial = &PartialLine{Source: v.source, Line: v.line + 1, Bytes: n}
@@ -364,13 +383,19 @@ func (v *Verifier) Line(line []byte) bool {
 	switch {
 	case !v.started:
 		v.started = true
+		if _, ok := v.seen[stream]; ok { // only in a later chain (beginChain)
+			v.fail(FaultReordered, stream, lv.seq, "the stream turns up again in another chain: records moved")
+			return false
+		}
 		switch {
 		case v.opts.RequireGenesis && (lv.prev != nil || lv.seq != 1):
 			v.fail(FaultStart, stream, lv.seq, "the trail does not begin with its first record (seq 1 without prev): earlier records are missing")
 			return false
 		case lv.prev != nil:
 			decodeHex(v.head[:], lv.prev)
-			v.rep.LinkedStart = string(lv.prev)
+			if v.rep.LinkedStart == "" {
+				v.rep.LinkedStart = string(lv.prev)
+			}
 		case lv.seq != 1:
 			v.fail(FaultMissing, stream, 1, fmt.Sprintf("the trail begins at seq %d without a link to earlier records: records before it were deleted", lv.seq))
 			return false

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -18,17 +19,27 @@ import (
 
 // Audit sinks of the global option (DESIGN.md §6).
 const (
-	auditSinkFile   = "file"
-	auditSinkStdout = "stdout"
-	auditSinkOff    = "off"
+	auditSinkFile     = "file"
+	auditSinkStdout   = "stdout"
+	auditSinkPostgres = "postgres"
+	auditSinkOff      = "off"
 )
 
 // AuditConfig is the `audit` part of the kavach app: where the
 // tamper-evident audit trail goes.
+//
+// With the postgres sink, many gateways write one central trail into the
+// table kavach_audit (see audit.PostgresSink), each process as its own
+// node. The connection opens when the app starts, and the app does not
+// start without it, as with a trail file it cannot open: a database that
+// cannot be reached within 30 s fails the config load (a reload keeps the
+// running config). Once running, a database that goes away makes the
+// writer refuse records, so requests get 503 (none is forwarded without
+// its record) until it is back; what was acknowledged is kept.
 type AuditConfig struct {
-	// Sink is "file" (JSONL, the default), "stdout" (for a log shipper) or
-	// "off" (no trail: nothing is recorded and no request gets 503 for
-	// want of a record).
+	// Sink is "file" (JSONL, the default), "stdout" (for a log shipper),
+	// "postgres" (a central trail for many gateways) or "off" (no trail:
+	// nothing is recorded and no request gets 503 for want of a record).
 	Sink string `json:"sink"`
 
 	// Path is the trail of the file sink; placeholders are resolved when
@@ -38,20 +49,106 @@ type AuditConfig struct {
 	// start (so processes on one machine never share one), signed with
 	// <Caddy data dir>/kavach/audit/audit.key.
 	Path string `json:"path,omitempty"`
+
+	// URL is the database of the postgres sink: postgres://… or
+	// postgresql://… (libpq URL parameters such as sslmode, and
+	// search_path for another schema than public). Give the password
+	// through a placeholder, {env.KAVACH_AUDIT_DB}; placeholders are
+	// resolved when the app starts. Messages and logs never show the
+	// password. Required with postgres.
+	URL string `json:"url,omitempty"`
+
+	// Node names this gateway process in the postgres sink's table: its
+	// streams form one chain, each new one linked to the node's last
+	// record. One process per node at a time (a second one fails to
+	// start), so every process sharing a database needs its own: a
+	// placeholder such as {env.HOSTNAME} works. [A-Za-z0-9._-]{1,128}.
+	// Default: the hostname.
+	Node string `json:"node,omitempty"`
+
+	// Key is the postgres sink's signing key file, whose name ends in
+	// .key (PKCS#8 PEM, mode 0600), with its public half beside it in
+	// <name>.pub; both are generated when absent. Gateways writing to one
+	// database should share one key, so that one .pub verifies the whole
+	// trail. Default: <Caddy data dir>/kavach/audit-postgres.key.
+	Key string `json:"key,omitempty"`
 }
 
-// validate checks the sink name and that a path goes with file only.
+// validate checks the sink name and that each setting goes with its sink.
+// Placeholders are left for startAudit.
 func (c *AuditConfig) validate() error {
+	if c.Sink != auditSinkPostgres && (c.URL != "" || c.Node != "" || c.Key != "") {
+		return fmt.Errorf("audit %s takes no url, node or key", c.Sink)
+	}
 	switch c.Sink {
 	case auditSinkFile:
-	case auditSinkStdout, auditSinkOff:
+	case auditSinkStdout, auditSinkOff, auditSinkPostgres:
 		if c.Path != "" {
 			return fmt.Errorf("audit %s takes no path", c.Sink)
 		}
 	default:
-		return fmt.Errorf("audit: unknown sink %q (want file <path>, stdout or off)", c.Sink)
+		return fmt.Errorf("audit: unknown sink %q (want file <path>, stdout, postgres <url> or off)", c.Sink)
+	}
+	if c.Sink != auditSinkPostgres {
+		return nil
+	}
+	switch {
+	case c.URL == "":
+		return errors.New("audit postgres: the URL is missing")
+	case !strings.Contains(c.URL, "{"):
+		if err := audit.CheckPostgresURL(c.URL); err != nil {
+			return err
+		}
+	case !strings.HasPrefix(c.URL, "{") && !audit.IsPostgresURL(c.URL):
+		return fmt.Errorf("audit postgres: %s: want a postgres:// or postgresql:// URL", audit.RedactURL(c.URL))
+	}
+	if c.Node != "" && !strings.Contains(c.Node, "{") {
+		if err := audit.CheckPostgresNode(c.Node); err != nil {
+			return err
+		}
+	}
+	if c.Key != "" && !strings.HasSuffix(c.Key, ".key") {
+		return fmt.Errorf("audit postgres: key %s: the file name must end in .key (its public half goes beside it in .pub)", c.Key)
 	}
 	return nil
+}
+
+// auditStartTimeout bounds opening the trail in Start (a database that
+// cannot be reached fails the start once it passes).
+const auditStartTimeout = 30 * time.Second
+
+// postgresTarget is a resolved postgres sink.
+type postgresTarget struct {
+	url, node string
+}
+
+// resolvePostgres resolves the placeholders of the postgres settings and
+// checks the results; the key path comes back without its .key.
+func (c *AuditConfig) resolvePostgres() (postgresTarget, string, error) {
+	repl := caddy.NewReplacer()
+	pg := postgresTarget{url: repl.ReplaceAll(c.URL, ""), node: repl.ReplaceAll(c.Node, "")}
+	if err := audit.CheckPostgresURL(pg.url); err != nil {
+		return pg, "", err
+	}
+	if c.Node != "" {
+		if err := audit.CheckPostgresNode(pg.node); err != nil {
+			return pg, "", err
+		}
+	}
+	var keyTrail string
+	if c.Key != "" {
+		key := repl.ReplaceAll(c.Key, "")
+		trail, ok := strings.CutSuffix(key, ".key")
+		if !ok || filepath.Base(trail) == "" {
+			return pg, "", fmt.Errorf("audit postgres: key %s: the file name must end in .key", key)
+		}
+		abs, err := filepath.Abs(trail)
+		if err != nil {
+			return pg, "", fmt.Errorf("audit postgres: key %s: %w", key, err)
+		}
+		keyTrail = abs
+	}
+	return pg, keyTrail, nil
 }
 
 // auditPool keeps each audit writer across config reloads: one per sink
@@ -87,8 +184,16 @@ func (a *App) startAudit() error {
 		return nil
 	}
 	sink, path := auditSinkFile, ""
+	var pg postgresTarget
+	var pgKey string
 	if a.Audit != nil {
 		sink = a.Audit.Sink
+		if sink == auditSinkPostgres {
+			var err error
+			if pg, pgKey, err = a.Audit.resolvePostgres(); err != nil {
+				return err
+			}
+		}
 		if a.Audit.Path != "" {
 			path = caddy.NewReplacer().ReplaceAll(a.Audit.Path, "")
 			if path == "" {
@@ -106,6 +211,13 @@ func (a *App) startAudit() error {
 	switch {
 	case sink == auditSinkStdout:
 		keyTrail = filepath.Join(dataDir, "audit-stdout")
+	case sink == auditSinkPostgres:
+		keyTrail = pgKey
+		if keyTrail == "" {
+			keyTrail = filepath.Join(dataDir, "audit-postgres")
+		}
+		// Not logged: the URL may hold the password.
+		trail = pg.url + "\x00" + pg.node + "\x00" + keyTrail
 	case path != "":
 		trail, keyTrail = path, path
 	default:
@@ -114,7 +226,7 @@ func (a *App) startAudit() error {
 	}
 	poolKey := "kavach.audit:" + sink + ":" + trail
 	val, loaded, err := auditPool.LoadOrNew(poolKey, func() (caddy.Destructor, error) {
-		return a.openAudit(sink, trail, keyTrail)
+		return a.openAudit(sink, trail, keyTrail, pg)
 	})
 	if err != nil {
 		return fmt.Errorf("audit: %w", err)
@@ -123,7 +235,11 @@ func (a *App) startAudit() error {
 	s := val.(*sharedAudit)
 	a.auditW.Store(s.w)
 	if !loaded {
-		a.logger.Info("audit trail open", zap.String("sink", sink), zap.String("path", auditPathOf(trail)), zap.String("stream", s.w.Stream()), zap.Bool("witness", s.redis != nil))
+		where := zap.String("path", auditPathOf(trail))
+		if sink == auditSinkPostgres {
+			where = zap.String("database", audit.RedactURL(pg.url))
+		}
+		a.logger.Info("audit trail open", zap.String("sink", sink), where, zap.String("stream", s.w.Stream()), zap.Bool("witness", s.redis != nil))
 	}
 	return nil
 }
@@ -136,7 +252,7 @@ func auditPathOf(trail string) string {
 }
 
 // openAudit creates the writer of a pool entry.
-func (a *App) openAudit(sink, trail, keyTrail string) (*sharedAudit, error) {
+func (a *App) openAudit(sink, trail, keyTrail string, pg postgresTarget) (*sharedAudit, error) {
 	if err := os.MkdirAll(filepath.Dir(keyTrail), 0o700); err != nil {
 		return nil, err
 	}
@@ -156,10 +272,20 @@ func (a *App) openAudit(sink, trail, keyTrail string) (*sharedAudit, error) {
 		s.redis = redis.NewClient(o)
 		opts.Witness = audit.NewRedisWitness(s.redis, 0)
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), auditStartTimeout)
+	defer cancel()
 	var snk audit.Sink
 	switch {
 	case sink == auditSinkStdout:
 		snk = audit.NewStdoutSink(nil)
+	case sink == auditSinkPostgres:
+		ps, err := audit.OpenPostgres(ctx, pg.url, audit.PostgresOptions{Node: pg.node})
+		if err != nil {
+			s.closeRedis()
+			return nil, err
+		}
+		opts.Stream = audit.StreamID(ps.Node(), time.Now())
+		snk = ps
 	default:
 		if trail == "" {
 			trail = filepath.Join(filepath.Dir(keyTrail), opts.Stream+".jsonl")
@@ -179,8 +305,6 @@ func (a *App) openAudit(sink, trail, keyTrail string) (*sharedAudit, error) {
 		}
 		snk = fs
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
 	w, err := audit.NewWriter(ctx, snk, key, opts)
 	if err != nil {
 		_ = snk.Close()

@@ -42,6 +42,10 @@ func init() {
 //		admin 127.0.0.1:2021
 //		admin_token {env.KAVACH_ADMIN_TOKEN}
 //		audit file <path> | stdout | off      # default: a file in Caddy's data dir
+//		audit postgres {env.KAVACH_AUDIT_DB} { # central trail for many gateways
+//			node <name>                       # default: the hostname
+//			key <file>.key                    # default: <data dir>/kavach/audit-postgres.key
+//		}
 //	}
 func parseGlobal(d *caddyfile.Dispenser, _ any) (any, error) {
 	app := new(App)
@@ -143,8 +147,29 @@ func parseGlobal(d *caddyfile.Dispenser, _ any) (any, error) {
 			if c.Sink == auditSinkFile && !d.Args(&c.Path) {
 				return nil, d.Err("audit file <path>: the path is missing")
 			}
+			if c.Sink == auditSinkPostgres && !d.Args(&c.URL) {
+				return nil, d.Err("audit postgres <url>: the URL is missing")
+			}
 			if d.NextArg() {
 				return nil, d.ArgErr()
+			}
+			for nesting := d.Nesting(); d.NextBlock(nesting); {
+				if c.Sink != auditSinkPostgres {
+					return nil, d.Errf("audit %s takes no options", c.Sink)
+				}
+				opt := d.Val()
+				switch opt {
+				case "node":
+					if !d.Args(&c.Node) || d.NextArg() {
+						return nil, d.ArgErr()
+					}
+				case "key":
+					if !d.Args(&c.Key) || d.NextArg() {
+						return nil, d.ArgErr()
+					}
+				default:
+					return nil, d.Errf("unknown audit postgres option %q", opt)
+				}
 			}
 			if err := c.validate(); err != nil {
 				return nil, d.Errf("%v", err)

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"iter"
 	"os"
 	"path/filepath"
 	"time"
@@ -22,24 +23,31 @@ func init() {
 		Usage: "verify|query",
 		Short: "Verifies and queries the tamper-evident audit trail",
 		Long: `
-Reads the audit trail a gateway writes (the global option
-'audit file <path>'), with its rotated segments <path>.1, <path>.2, ….
+Reads the audit trail a gateway writes: a file (the global option
+'audit file <path>') with its rotated segments <path>.1, <path>.2, …,
+or a PostgreSQL database ('audit postgres <url>'), named by its
+postgres:// or postgresql:// URL (its password is never printed).
 
-  audit verify <file> [--key <file>.pub] [--redis URL]
+  audit verify <file|url> [--key <file>.pub] [--redis URL]
       Checks hashes, seq continuity, stream links and checkpoint
       signatures against the pinned public key (default <file>.pub, else
       audit.pub beside the file, as for the default trail in Caddy's data
-      directory). Exits 0 only when the trail verifies; otherwise names
-      the first bad seq and why. Records after the last checkpoint are
-      reported as not yet covered. With --redis, the checkpoints the
-      gateway left in Redis (kavach:audit:ckpt:<stream>) are compared too,
-      so records dropped from the end are caught.
+      directory; required with a database). Exits 0 only when the trail
+      verifies; otherwise names the first bad seq and why. Records after
+      the last checkpoint are reported as not yet covered. In a database,
+      each gateway node's chain of streams is checked in the order it was
+      written, and every row's columns must agree with its line. With
+      --redis, the checkpoints the gateway left in Redis
+      (kavach:audit:ckpt:<stream>) are compared too, so records dropped
+      from the end are caught.
 
   audit query [--agent ID] [--chain ID] [--since 1h|RFC3339]
-              [--decision allow|deny] [--json] <file>
+              [--decision allow|deny] [--json] <file|url>
       Prints matching records as a table (or, with --json, the lines as
       they are in the trail). A request's outcome record is shown with
-      the decision that matched. Query does not verify: run verify.
+      the decision that matched. From a database, rows come in the order
+      they were written, all nodes together. Query does not verify: run
+      verify.
 `,
 		CobraFunc: func(cmd *cobra.Command) {
 			cmd.AddCommand(auditVerifyCommand(), auditQueryCommand())
@@ -50,15 +58,19 @@ Reads the audit trail a gateway writes (the global option
 func auditVerifyCommand() *cobra.Command {
 	var key, redisURL string
 	cmd := &cobra.Command{
-		Use:   "verify <file> [--key <file>.pub]",
+		Use:   "verify <file|postgres-url> [--key <file>.pub]",
 		Short: "Verifies an audit trail (exit 0 only when it holds)",
 		Args:  cobra.ExactArgs(1),
 	}
-	cmd.Flags().StringVar(&key, "key", "", "the trail's public key, PKIX PEM (default <file>.pub, else audit.pub beside it)")
+	cmd.Flags().StringVar(&key, "key", "", "the trail's public key, PKIX PEM (default <file>.pub, else audit.pub beside it; required with a database URL)")
 	cmd.Flags().StringVar(&redisURL, "redis", "", "compare with the checkpoints witnessed in this Redis")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		path := args[0]
-		if key == "" {
+		db := audit.IsPostgresURL(path)
+		switch {
+		case key == "" && db:
+			return errors.New("name the trail's public key with --key (audit-postgres.pub in the gateway's data directory, or the key option's .pub)")
+		case key == "":
 			key = defaultAuditKey(path)
 		}
 		pub, err := audit.LoadPublicKey(key)
@@ -75,7 +87,12 @@ func auditVerifyCommand() *cobra.Command {
 			defer client.Close()
 			opts.Witness = audit.NewRedisWitness(client, 0)
 		}
-		rep, err := audit.VerifyTrail(cmd.Context(), path, pub, opts)
+		var rep *audit.Report
+		if db {
+			rep, err = audit.VerifyPostgres(cmd.Context(), path, pub, opts)
+		} else {
+			rep, err = audit.VerifyTrail(cmd.Context(), path, pub, opts)
+		}
 		if err != nil {
 			return err
 		}
@@ -111,7 +128,7 @@ func auditQueryCommand() *cobra.Command {
 		asJSON          bool
 	)
 	cmd := &cobra.Command{
-		Use:   "query [--agent ID] [--chain ID] [--since 1h] [--decision allow|deny] [--json] <file>",
+		Use:   "query [--agent ID] [--chain ID] [--since 1h] [--decision allow|deny] [--json] <file|postgres-url>",
 		Short: "Prints the records of an audit trail that match",
 		Args:  cobra.ExactArgs(1),
 	}
@@ -135,15 +152,21 @@ func auditQueryCommand() *cobra.Command {
 		default:
 			return fmt.Errorf("--decision %q: want allow or deny", decision)
 		}
-		files, err := audit.Files(args[0])
-		if err != nil {
-			return err
+		var entries iter.Seq2[*audit.Entry, error]
+		if audit.IsPostgresURL(args[0]) {
+			entries = audit.QueryPostgres(cmd.Context(), args[0], f)
+		} else {
+			files, err := audit.Files(args[0])
+			if err != nil {
+				return err
+			}
+			entries = audit.Query(files, f)
 		}
 		p := audit.NewTablePrinter(cmd.OutOrStdout())
 		if asJSON {
 			p = audit.NewJSONPrinter(cmd.OutOrStdout())
 		}
-		for e, err := range audit.Query(files, f) {
+		for e, err := range entries {
 			if errors.Is(err, audit.ErrPartialLine) {
 				// The gateway may be in the middle of a write; what came
 				// before stands.

@@ -14,6 +14,17 @@
 // to run as root, so as root they run as the postgres user through
 // `runuser -u postgres --`, on a temporary directory it owns. Without
 // PostgreSQL, Start skips the test, or fails it when CI=true.
+//
+// A test that takes the server down (to see how its code fails and
+// recovers) gets one of its own from NewServer, so the other tests of the
+// binary keep theirs:
+//
+//	srv := pgtest.NewServer(t)
+//	url := srv.Database(t)
+//	…
+//	srv.Stop(t)    // or srv.Kill(t): an immediate shutdown, a crash
+//	…
+//	srv.Restart(t) // the same port and data
 package pgtest
 
 import (
@@ -258,7 +269,8 @@ func (s *server) command(name string, args ...string) *exec.Cmd {
 // run starts postgres in the foreground (so its process is ours to track
 // and stop) and waits until it accepts connections.
 func (s *server) run() error {
-	log, err := os.OpenFile(s.logPath, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	// Appended to, so a restarted server's log follows what came before.
+	log, err := os.OpenFile(s.logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
 	if err != nil {
 		return err
 	}
@@ -328,15 +340,24 @@ func (s *server) logTail() string {
 
 // stop shuts the server down and removes its directory.
 func (s *server) stop() error {
-	s.admin.Close()
-	return errors.Join(s.shutdown(), os.RemoveAll(s.dir))
+	var err error
+	if s.cmd != nil {
+		s.admin.Close()
+		err = s.shutdown()
+	}
+	return errors.Join(err, os.RemoveAll(s.dir))
 }
 
 // shutdown stops postgres with a fast shutdown (SIGINT to the postmaster:
 // clients are disconnected, nothing waits for them), or an immediate one
 // when that takes too long.
-func (s *server) shutdown() error {
-	err := s.signal(syscall.SIGINT)
+func (s *server) shutdown() error { return s.shutdownWith(syscall.SIGINT) }
+
+// shutdownWith stops postgres with sig: SIGINT for a fast shutdown, SIGQUIT
+// for an immediate one (no checkpoint: the next start recovers from the
+// WAL, as after a crash).
+func (s *server) shutdownWith(sig syscall.Signal) error {
+	err := s.signal(sig)
 	select {
 	case <-s.done:
 	case <-time.After(30 * time.Second):
@@ -370,4 +391,97 @@ func (s *server) signal(sig syscall.Signal) error {
 	default:
 	}
 	return syscall.Kill(pid, sig)
+}
+
+// Server is a PostgreSQL server of one test's own (NewServer), which the
+// test may stop and restart.
+type Server struct {
+	mu sync.Mutex
+	s  *server
+}
+
+// NewServer starts a server for t alone, removed when t ends. Without
+// PostgreSQL it skips t, or fails it when CI=true. Unlike Start it needs no
+// Run in TestMain: the test's cleanup stops it.
+func NewServer(t testing.TB) *Server {
+	t.Helper()
+	s, err := start()
+	switch {
+	case errors.Is(err, errNotInstalled) && os.Getenv("CI") == "true":
+		t.Fatal(err)
+	case errors.Is(err, errNotInstalled):
+		t.Skip(err)
+	case err != nil:
+		t.Fatalf("pgtest: %v", err)
+	}
+	srv := &Server{s: s}
+	t.Cleanup(func() {
+		srv.mu.Lock()
+		defer srv.mu.Unlock()
+		if err := srv.s.stop(); err != nil {
+			t.Errorf("pgtest: %v", err)
+		}
+	})
+	return srv
+}
+
+// Database creates a new, empty database on the server and returns its
+// URL. It is not dropped: the server goes with the test.
+func (srv *Server) Database(t testing.TB) string {
+	t.Helper()
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	if srv.s.cmd == nil {
+		t.Fatal("pgtest: Database on a stopped server")
+	}
+	mu.Lock()
+	dbs++
+	name := fmt.Sprintf("test_%d", dbs)
+	mu.Unlock()
+	if _, err := srv.s.admin.Exec("CREATE DATABASE " + name); err != nil {
+		t.Fatalf("pgtest: %v", err)
+	}
+	return srv.s.url(name)
+}
+
+// Port is the server's TCP port on 127.0.0.1; it stays the same across
+// restarts.
+func (srv *Server) Port() int { return srv.s.port }
+
+// Stop stops the server with a fast shutdown: every connection is cut,
+// transactions in progress are rolled back, committed ones are kept.
+func (srv *Server) Stop(t testing.TB) { srv.down(t, syscall.SIGINT) }
+
+// Kill stops the server with an immediate shutdown, as a crash would:
+// no checkpoint is written and Restart recovers from the WAL. The server
+// runs with synchronous_commit=off, so a crash may lose the last commits of
+// sessions that did not set it on (fsync=off only matters for a power
+// loss, which a test cannot have).
+func (srv *Server) Kill(t testing.TB) { srv.down(t, syscall.SIGQUIT) }
+
+func (srv *Server) down(t testing.TB, sig syscall.Signal) {
+	t.Helper()
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	if srv.s.cmd == nil {
+		t.Fatal("pgtest: the server is already stopped")
+	}
+	srv.s.admin.Close()
+	if err := srv.s.shutdownWith(sig); err != nil {
+		t.Fatalf("pgtest: stop: %v", err)
+	}
+}
+
+// Restart starts the stopped server again on the same port with the same
+// data, and waits until it accepts connections.
+func (srv *Server) Restart(t testing.TB) {
+	t.Helper()
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	if srv.s.cmd != nil {
+		t.Fatal("pgtest: Restart of a running server")
+	}
+	if err := srv.s.run(); err != nil {
+		t.Fatalf("pgtest: restart: %v", err)
+	}
 }

@@ -1,0 +1,5 @@
+package audit
+
+// PostgresChainOrder is the query VerifyPostgres reads rows with, for the
+// tests' ReadBack.
+const PostgresChainOrder = postgresChainOrder

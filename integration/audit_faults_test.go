@@ -184,28 +184,6 @@ func (g *auditGW) mustVerify(t *testing.T, args ...string) string {
 	return out
 }
 
-// trailRecords parses the complete lines of a trail the gateway may be
-// writing (a partial last line is left out).
-func trailRecords(t *testing.T, path string) []audit.Record {
-	t.Helper()
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []audit.Record
-	for line := range bytes.Lines(data) {
-		if !bytes.HasSuffix(line, []byte("\n")) {
-			break
-		}
-		r, err := audit.ParseLine(line[:len(line)-1])
-		if err != nil {
-			t.Fatalf("%s: %v: %s", path, err, line)
-		}
-		out = append(out, r)
-	}
-	return out
-}
-
 // trailIndex is a trail's request records: allow decisions by path,
 // outcomes by request_id.
 type trailIndex struct {

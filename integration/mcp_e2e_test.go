@@ -647,40 +647,13 @@ func (u *streamUpstream) take() []seen {
 	return s
 }
 
-// startStreamRoute puts h behind a gateway MCP route like the demo's
-// (offline keys; tools read_file files:read, write_file files:write).
+// startStreamRoute puts h behind a gateway MCP route (mcpFixture's).
 func startStreamRoute(t *testing.T, h http.Handler) *mcpFixture {
 	t.Helper()
 	up := httptest.NewServer(h)
 	t.Cleanup(up.Close)
 	f := &mcpFixture{dir: t.TempDir()}
-	newKeys(t, f.dir)
-	f.key = signingKey(t, filepath.Join(f.dir, "key.jwk"))
-	p := freePort(t)
-	f.gateway = fmt.Sprintf("http://127.0.0.1:%d", p)
-	f.endpoint = f.gateway + "/mcp"
-	caddyfile := fmt.Sprintf(`{
-	admin off
-	persist_config off
-	kavach {
-		trusted_keys %s ./jwks.json
-		audit file ./audit.jsonl
-	}
-}
-%s {
-	kavach /mcp* {
-		resource %s
-		scope mcp:tools
-		tool read_file files:read
-		tool write_file files:write
-	}
-	reverse_proxy /mcp* %s
-}
-`, mcpIssuer, f.gateway, f.endpoint, up.Listener.Addr())
-	if err := os.WriteFile(filepath.Join(f.dir, "Caddyfile"), []byte(caddyfile), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	startGateway(t, f.dir, nil, p)
+	f.startGateway(t, up.Listener.Addr().String())
 	return f
 }
 

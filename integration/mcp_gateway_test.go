@@ -58,7 +58,15 @@ func startMCPRouteWith(t *testing.T, opts *mcp.StreamableHTTPOptions) *mcpFixtur
 	}
 	up := httptest.NewServer(mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return server }, opts))
 	t.Cleanup(up.Close)
+	f.startGateway(t, up.Listener.Addr().String())
+	return f
+}
 
+// startGateway runs a gateway with offline keys whose MCP route /mcp
+// (scope mcp:tools; tools read_file files:read, write_file files:write,
+// whoami mcp:tools) proxies to upstream, auditing to ./audit.jsonl.
+func (f *mcpFixture) startGateway(t *testing.T, upstream string) {
+	t.Helper()
 	newKeys(t, f.dir)
 	f.key = signingKey(t, filepath.Join(f.dir, "key.jwk"))
 	p := freePort(t)
@@ -82,12 +90,11 @@ func startMCPRouteWith(t *testing.T, opts *mcp.StreamableHTTPOptions) *mcpFixtur
 	}
 	reverse_proxy /mcp* %s
 }
-`, mcpIssuer, f.gateway, f.endpoint, up.Listener.Addr())
+`, mcpIssuer, f.gateway, f.endpoint, upstream)
 	if err := os.WriteFile(filepath.Join(f.dir, "Caddyfile"), []byte(caddyfile), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	startGateway(t, f.dir, nil, p)
-	return f
 }
 
 func (f *mcpFixture) token(t *testing.T, agent, scope string) string {

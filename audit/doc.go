@@ -16,12 +16,17 @@
 //     summary record per interval.
 //   - Sinks: FileSink (JSONL, flock against a second writer, fsync per
 //     batch, size rotation into <file>.1, <file>.2 …, crash recovery on
-//     reopen), StdoutSink (log shippers). audit/sinktest is the conformance
-//     suite every sink runs.
-//   - Verify / VerifyTrail check hashes, seq continuity, stream links and
-//     checkpoint signatures against a pinned public key, name the first bad
-//     seq and why, and report records not yet covered by a checkpoint.
-//   - Query and the printers serve `kavach audit query`.
+//     reopen), StdoutSink (log shippers), PostgresSink (OpenPostgres: one
+//     central trail for many gateways in the table kavach_audit, one
+//     INSERT per batch, each gateway process writing as its own node under
+//     an advisory lock). audit/sinktest is the conformance suite every sink
+//     runs.
+//   - Verify / VerifyTrail (files) and VerifyPostgres (a database, each
+//     node's chain of streams) check hashes, seq continuity, stream links
+//     and checkpoint signatures against a pinned public key, name the
+//     first bad seq and why, and report records not yet covered by a
+//     checkpoint.
+//   - Query, QueryPostgres and the printers serve `kavach audit query`.
 //   - LoadOrCreateKey keeps the signing key beside the trail (<file>.key,
 //     0600) with its public half in <file>.pub.
 //

@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"os"
 	"strconv"
@@ -69,6 +70,9 @@ type PostgresOptions struct {
 	// Timeout bounds one connection attempt and one Append. Default
 	// DefaultPostgresTimeout.
 	Timeout time.Duration
+	// Logger, when set, hears about each failed attempt while
+	// OpenPostgres waits for the database (the URL without its password).
+	Logger *slog.Logger
 }
 
 // PostgresSink is the PostgreSQL sink (DESIGN.md §6): a central trail that
@@ -124,6 +128,7 @@ type PostgresSink struct {
 	secrets []string
 	node    string
 	timeout time.Duration
+	log     *slog.Logger
 
 	conn   *pgx.Conn // nil while disconnected
 	tail   Tail      // found when the sink opened
@@ -281,7 +286,7 @@ func OpenPostgres(ctx context.Context, rawURL string, opts PostgresOptions) (*Po
 		return nil, err
 	}
 	setDefault(&opts.Timeout, DefaultPostgresTimeout)
-	s := &PostgresSink{cfg: cfg, where: RedactURL(rawURL), secrets: secrets, node: opts.Node, timeout: opts.Timeout}
+	s := &PostgresSink{cfg: cfg, where: RedactURL(rawURL), secrets: secrets, node: opts.Node, timeout: opts.Timeout, log: opts.Logger}
 	if err := s.open(ctx); err != nil {
 		if s.conn != nil {
 			s.dropConn()
@@ -363,6 +368,9 @@ func (s *PostgresSink) connectRetry(ctx context.Context) error {
 		}
 		if !retry || !transient(err) {
 			return err
+		}
+		if s.log != nil {
+			s.log.Warn("audit: waiting for the PostgreSQL trail", "error", err.Error(), "retry_in", backoff.String())
 		}
 		t := time.NewTimer(backoff)
 		select {

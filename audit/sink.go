@@ -6,9 +6,9 @@ import (
 )
 
 // Sink stores the trail's lines (DESIGN.md §6). Implementations: the JSONL
-// file (OpenFile), stdout (NewStdoutSink); a PostgreSQL sink fits the same
-// interface (a batch per transaction, Tail as a query for the node's last
-// row). Every sink passes the conformance suite in audit/sinktest.
+// file (OpenFile), stdout (NewStdoutSink) and PostgreSQL (OpenPostgres: a
+// batch per INSERT, Tail the last record of the writer's node). Every sink
+// passes the conformance suite in audit/sinktest.
 //
 // The Writer is a sink's only user: it calls Tail once, then Append from a
 // single goroutine, then Close. Calls never overlap.

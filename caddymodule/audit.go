@@ -229,7 +229,11 @@ func (a *App) startAudit() error {
 		return a.openAudit(sink, trail, keyTrail, pg)
 	})
 	if err != nil {
-		return fmt.Errorf("audit: %w", err)
+		// The audit package's own errors already begin with "audit".
+		if !strings.HasPrefix(err.Error(), "audit") {
+			err = fmt.Errorf("audit: %w", err)
+		}
+		return err
 	}
 	a.auditKey = poolKey
 	s := val.(*sharedAudit)
@@ -279,7 +283,7 @@ func (a *App) openAudit(sink, trail, keyTrail string, pg postgresTarget) (*share
 	case sink == auditSinkStdout:
 		snk = audit.NewStdoutSink(nil)
 	case sink == auditSinkPostgres:
-		ps, err := audit.OpenPostgres(ctx, pg.url, audit.PostgresOptions{Node: pg.node})
+		ps, err := audit.OpenPostgres(ctx, pg.url, audit.PostgresOptions{Node: pg.node, Logger: opts.Logger})
 		if err != nil {
 			s.closeRedis()
 			return nil, err

@@ -71,12 +71,22 @@ func quoteValue(s string) string { return `"` + strings.ReplaceAll(s, `"`, `\"`)
 type MCPExchange struct {
 	route    *Route
 	Message  *mcp.Message // the decoded POST body; nil for GET and DELETE
-	chainKey string
+	token    *token.Token
+	chainKey string // ChainKeyOf(token), computed when a session needs it
 	scopes   []string
 	filter   bool   // the response may carry a tools/list result
 	request  mcp.ID // the tools/list request id (zero for GET streams)
 
 	reqHeader http.Header
+}
+
+// key is the exchange's ChainKeyOf, computed once and only for requests
+// that touch a session (a stateless request never pays for it).
+func (ex *MCPExchange) key() string {
+	if ex.chainKey == "" {
+		ex.chainKey = ChainKeyOf(ex.token)
+	}
+	return ex.chainKey
 }
 
 // ChainKeyOf is the identity a session is bound to: issuer, user and the
@@ -108,7 +118,7 @@ func ChainKeyOf(t *token.Token) string {
 // only its Message is of use (the audit record names the target).
 func InspectMCP(rt *Route, r *http.Request, t *token.Token) (*MCPExchange, Decision) {
 	m := rt.MCP
-	ex := &MCPExchange{route: rt, chainKey: ChainKeyOf(t), scopes: t.Scopes, reqHeader: r.Header}
+	ex := &MCPExchange{route: rt, token: t, scopes: t.Scopes, reqHeader: r.Header}
 	if o := r.Header.Get("Origin"); o != "" && !strings.EqualFold(o, m.origin) && !slices.Contains(m.Origins, o) {
 		return nil, Decision{Outcome: BadOrigin, Status: http.StatusForbidden, Reason: "origin not allowed", Detail: "Origin " + o}
 	}
@@ -116,7 +126,7 @@ func InspectMCP(rt *Route, r *http.Request, t *token.Token) (*MCPExchange, Decis
 	if err != nil {
 		return nil, mcpDecision(err)
 	}
-	if sid != "" && !m.Sessions.Check(sid, ex.chainKey) {
+	if sid != "" && !m.Sessions.Check(sid, ex.key()) {
 		return nil, Decision{Outcome: SessionMismatch, Status: http.StatusForbidden, Reason: "session belongs to another delegation chain"}
 	}
 	switch r.Method {
@@ -249,7 +259,7 @@ func (w *MCPWriter) WriteHeader(code int) {
 	h := w.Header()
 	m := w.ex.route.MCP
 	if sid := h.Get(mcp.HeaderSessionID); sid != "" && code/100 == 2 && w.ex.Message != nil && w.ex.Message.Method == mcp.MethodInitialize {
-		if !m.Sessions.Bind(sid, w.ex.chainKey) {
+		if !m.Sessions.Bind(sid, w.ex.key()) {
 			w.fail(errors.New("upstream session id refused"))
 			return
 		}

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/netip"
-	"slices"
 	"strconv"
 	"time"
 
@@ -144,7 +143,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if h.Metadata {
 		// scopes_supported: what this route asks for, so clients (MCP's
 		// among them) can request no more than they need.
-		h.meta = &Metadata{Resource: h.Resource, ScopesSupported: h.routeScopes()}
+		h.meta = &Metadata{Resource: h.Resource, ScopesSupported: h.route.AllScopes()}
 		if err := h.meta.Provision(ctx); err != nil {
 			return fmt.Errorf("kavach: metadata: %w", err)
 		}
@@ -152,30 +151,6 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	registerMetrics(ctx)
 	return nil
-}
-
-// routeScopes lists every scope the route and its rules require, once.
-func (h *Handler) routeScopes() []string {
-	var out []string
-	add := func(list []string) {
-		for _, sc := range list {
-			if !slices.Contains(out, sc) {
-				out = append(out, sc)
-			}
-		}
-	}
-	add(h.Scopes)
-	for _, r := range h.Rules {
-		add(r.Scopes)
-	}
-	if c := h.MCP; c != nil {
-		for _, list := range [][]mcp.Rule{c.Tools, c.Resources, c.Prompts} {
-			for _, r := range list {
-				add(r.Scopes)
-			}
-		}
-	}
-	return out
 }
 
 // Validate refuses a route that could never let anything through, or

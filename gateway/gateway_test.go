@@ -288,8 +288,10 @@ func TestChallenges(t *testing.T) {
 	f := newFixture(t)
 	want := `resource_metadata="https://api.example/.well-known/oauth-protected-resource/api"`
 	missing := f.decide(request("GET", "/api/x", ""))
-	if got := missing.Challenge(f.rt); got != "Bearer "+want {
-		t.Errorf("missing token challenge = %q (RFC 6750 §3.1: no error code)", got)
+	// RFC 6750 §3.1: no error code; MCP 2025-11-25: the scope a new token
+	// should ask for, here every scope the route names.
+	if got := missing.Challenge(f.rt); got != `Bearer scope="repo:read repo:write", `+want {
+		t.Errorf("missing token challenge = %q", got)
 	}
 	scope := f.decide(request("GET", "/api/x", f.mint(t, func(c *token.Claims) { c.Scope = "other:x" })))
 	if got := scope.Challenge(f.rt); !strings.Contains(got, `error="insufficient_scope"`) || !strings.Contains(got, `scope="repo:read"`) || !strings.Contains(got, want) {

@@ -4,8 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 	"strings"
 
+	"github.com/kavachgate/kavach/mcp"
 	"github.com/kavachgate/kavach/policy"
 )
 
@@ -42,9 +44,11 @@ type Route struct {
 	// MCP, when set, makes this an MCP route (DESIGN.md §4.1).
 	MCP *MCP
 
-	host        string // Resource's host, for the hosts constraint
-	metadataURL string // RFC 9728 metadata URL, for challenges
-	challenge   string // `Bearer resource_metadata="…"`
+	host        string   // Resource's host, for the hosts constraint
+	metadataURL string   // RFC 9728 metadata URL, for challenges
+	allScopes   []string // every scope the route or its rules name
+	scopeParam  string   // allScopes, space-separated
+	challenge   string   // `Bearer scope="…", resource_metadata="…"`
 }
 
 // Compile validates the route and derives what requests need from it.
@@ -56,7 +60,6 @@ func (rt *Route) Compile() error {
 	}
 	rt.host = strings.ToLower(u.Hostname())
 	rt.metadataURL = u.Scheme + "://" + u.Host + MetadataPath(rt.Resource)
-	rt.challenge = `Bearer resource_metadata="` + rt.metadataURL + `"`
 	if err := ValidateScopes(rt.Scopes); err != nil {
 		return err
 	}
@@ -66,9 +69,48 @@ func (rt *Route) Compile() error {
 		}
 	}
 	if rt.MCP != nil {
-		return rt.MCP.compile(rt.Resource)
+		if err := rt.MCP.compile(rt.Resource); err != nil {
+			return err
+		}
 	}
+	rt.allScopes = rt.collectScopes()
+	rt.scopeParam = strings.Join(rt.allScopes, " ")
+	rt.challenge = "Bearer "
+	if rt.scopeParam != "" {
+		rt.challenge += `scope="` + rt.scopeParam + `", `
+	}
+	rt.challenge += `resource_metadata="` + rt.metadataURL + `"`
 	return nil
+}
+
+// AllScopes lists, once each, every scope the route, its rules and its
+// MCP rules name: the RFC 9728 scopes_supported, and the scope parameter
+// of the 401 challenge (MCP 2025-11-25: a client asks for the challenge's
+// scope first, else for scopes_supported; both are the same list, so no
+// client asks for more than the route can use). Valid after Compile.
+func (rt *Route) AllScopes() []string { return rt.allScopes }
+
+func (rt *Route) collectScopes() []string {
+	var out []string
+	add := func(list []string) {
+		for _, sc := range list {
+			if !slices.Contains(out, sc) {
+				out = append(out, sc)
+			}
+		}
+	}
+	add(rt.Scopes)
+	for _, r := range rt.Rules {
+		add(r.Scopes)
+	}
+	if m := rt.MCP; m != nil {
+		for _, list := range [][]mcp.Rule{m.Rules.Tools, m.Rules.Resources, m.Rules.Prompts} {
+			for _, r := range list {
+				add(r.Scopes)
+			}
+		}
+	}
+	return out
 }
 
 // ValidateResource checks a resource indicator: RFC 8707 §2 asks for an

@@ -262,13 +262,13 @@ func TestGateway(t *testing.T) {
 
 	t.Run("missing token", func(t *testing.T) {
 		r := do(t, newReq(t, "GET", f.baseA+"/api/x", "", nil))
-		expectChallenge(t, r, 401, "", "", "", f.prmA)
-		if got := r.Header.Get("WWW-Authenticate"); got != `Bearer resource_metadata="`+f.prmA+`"` {
-			t.Errorf("challenge %q, want exactly the RFC 9728 §5.1 form without an error code", got)
+		expectChallenge(t, r, 401, "", "repo:read repo:write", "", f.prmA)
+		if got := r.Header.Get("WWW-Authenticate"); got != `Bearer scope="repo:read repo:write", resource_metadata="`+f.prmA+`"` {
+			t.Errorf("challenge %q, want exactly the RFC 9728 §5.1 form without an error code, with the route's scopes (MCP 2025-11-25)", got)
 		}
 		req := newReq(t, "GET", f.baseA+"/api/x", "", nil)
 		req.Header.Set("Authorization", "Basic YWxpY2U6c2VjcmV0")
-		expectChallenge(t, do(t, req), 401, "", "", "", f.prmA)
+		expectChallenge(t, do(t, req), 401, "", "repo:read repo:write", "", f.prmA)
 		expectNoUpstream(t, up)
 	})
 
@@ -278,10 +278,10 @@ func TestGateway(t *testing.T) {
 		// a token.
 		tok := f.mint(t, "--aud", f.resA, "--scope", "repo:read")
 		r := do(t, newReq(t, "GET", f.baseA+"/api/x?access_token="+tok, "", nil))
-		expectChallenge(t, r, 401, "", "", "", f.prmA)
+		expectChallenge(t, r, 401, "", "repo:read repo:write", "", f.prmA)
 		req := newReq(t, "POST", f.baseA+"/api/write", "", strings.NewReader("access_token="+tok))
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		expectChallenge(t, do(t, req), 401, "", "", "", f.prmA)
+		expectChallenge(t, do(t, req), 401, "", "repo:read repo:write", "", f.prmA)
 		expectNoUpstream(t, up)
 		// The scheme name is case-insensitive (RFC 9110 §11.1).
 		req = newReq(t, "GET", f.baseA+"/api/x", "", nil)
@@ -636,7 +636,7 @@ func TestGateway(t *testing.T) {
 		}
 		// An OPTIONS that is not a preflight needs a token like any request.
 		r = do(t, newReq(t, "OPTIONS", f.baseA+"/api/x", "", nil))
-		expectChallenge(t, r, 401, "", "", "", f.prmA)
+		expectChallenge(t, r, 401, "", "repo:read repo:write", "", f.prmA)
 		expectNoUpstream(t, up)
 	})
 
@@ -669,7 +669,7 @@ func TestGateway(t *testing.T) {
 			t.Errorf("body %q, want the public reason \"token expired\"", r.Body)
 		}
 		r = do(t, newReq(t, "GET", f.baseB+"/api/x", "", nil))
-		expectChallenge(t, r, 401, "", "", "", f.prmB)
+		expectChallenge(t, r, 401, "", "repo:read", "", f.prmB)
 		if r.Body != "bearer token required" {
 			t.Errorf("missing token: body %q", r.Body)
 		}

@@ -241,7 +241,7 @@ func TestMCPE2EOAuth(t *testing.T) {
 				// metadata; then the authorization request named the
 				// endpoint as resource, S256 and the registered client.
 				first := rec.take()
-				if len(first) < 2 || first[0].Status != http.StatusUnauthorized || first[0].Challenge != `Bearer resource_metadata="`+metaURL+`"` {
+				if len(first) < 2 || first[0].Status != http.StatusUnauthorized || first[0].Challenge != `Bearer scope="`+strings.Join(demoScopes, " ")+`", resource_metadata="`+metaURL+`"` {
 					t.Fatalf("first exchanges %v: want a 401 naming %s", first, metaURL)
 				}
 				if len(authURLs) != 1 {

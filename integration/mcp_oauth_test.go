@@ -333,7 +333,7 @@ func (l *exchangeLog) expectChallengeThenOK(t *testing.T, metaURL string) {
 	t.Helper()
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if len(l.entries) < 2 || l.entries[0] != `POST 401 Bearer resource_metadata="`+metaURL+`"` {
+	if len(l.entries) < 2 || l.entries[0] != `POST 401 Bearer scope="mcp:tools", resource_metadata="`+metaURL+`"` {
 		t.Fatalf("MCP requests %q: want a first 401 naming %s", l.entries, metaURL)
 	}
 	for _, e := range l.entries[1:] {

@@ -160,7 +160,7 @@ func TestMCPTypeScript(t *testing.T) {
 				// challenge; the SDK reads that metadata, then the issuer's,
 				// before it registers or asks for anything.
 				if len(res.HTTP) == 0 || res.HTTP[0].Method != http.MethodPost || res.HTTP[0].URL != s.resource || res.HTTP[0].Status != http.StatusUnauthorized ||
-					res.HTTP[0].WWWAuthenticate != `Bearer resource_metadata="`+metaURL+`"` {
+					res.HTTP[0].WWWAuthenticate != `Bearer scope="`+strings.Join(demoScopes, " ")+`", resource_metadata="`+metaURL+`"` {
 					t.Fatalf("first request %+v: want POST %s → 401 naming %s", res.HTTP, s.resource, metaURL)
 				}
 				if v2 && (res.HTTP[0].MCPMethod != "server/discover" || res.HTTP[0].MCPProtocolVersion != rev.protocol) {

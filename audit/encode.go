@@ -341,20 +341,25 @@ func streamByte(c byte) bool {
 // [A-Za-z0-9._-] become '_'; an empty node is "node".
 func StreamID(node string, start time.Time) string {
 	const stamp = "20060102T150405.000000Z"
+	b := appendNode(make([]byte, 0, MaxStreamBytes), node, MaxStreamBytes-1-len(stamp))
+	b = append(b, '-')
+	return string(start.UTC().AppendFormat(b, stamp))
+}
+
+// appendNode appends node ("node" when empty) in the stream alphabet, other
+// bytes replaced by '_', until dst holds max bytes.
+func appendNode(dst []byte, node string, max int) []byte {
 	if node == "" {
 		node = "node"
 	}
-	max := MaxStreamBytes - 1 - len(stamp)
-	b := make([]byte, 0, MaxStreamBytes)
-	for i := 0; i < len(node) && len(b) < max; i++ {
+	for i := 0; i < len(node) && len(dst) < max; i++ {
 		c := node[i]
 		if !streamByte(c) {
 			c = '_'
 		}
-		b = append(b, c)
+		dst = append(dst, c)
 	}
-	b = append(b, '-')
-	return string(start.UTC().AppendFormat(b, stamp))
+	return dst
 }
 
 // AppendLine appends the line of r, chained on prev (the hash of the record

@@ -306,21 +306,7 @@ func CheckPostgresNode(node string) error {
 }
 
 // nodeName is the default node: the hostname in the stream alphabet.
-func nodeName(host string) string {
-	if host == "" {
-		return "node"
-	}
-	b := []byte(host)
-	if len(b) > MaxStreamBytes {
-		b = b[:MaxStreamBytes]
-	}
-	for i, c := range b {
-		if !streamByte(c) {
-			b[i] = '_'
-		}
-	}
-	return string(b)
-}
+func nodeName(host string) string { return string(appendNode(nil, host, MaxStreamBytes)) }
 
 func (s *PostgresSink) open(ctx context.Context) error {
 	if err := s.connectRetry(ctx); err != nil {

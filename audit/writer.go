@@ -468,9 +468,9 @@ func (w *Writer) gather() {
 	if w.opts.BatchDelay <= 0 || len(w.pending) == 0 || len(w.pending) >= w.opts.MaxBatch || w.closing || w.durablePending() {
 		return
 	}
-	// A kick left from an earlier batch only ends this one early.
 	w.gathered.Store(int64(len(w.pending)))
 	if len(w.q) < w.opts.MaxBatch-len(w.pending) {
+		// A kick left from an earlier batch only ends this one early.
 		t := time.NewTimer(w.opts.BatchDelay)
 		select {
 		case <-w.kick:

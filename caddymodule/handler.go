@@ -262,8 +262,7 @@ func (h *Handler) enforce(w http.ResponseWriter, r *http.Request, next caddyhttp
 			if errors.Is(werr, audit.ErrNotDurable) {
 				// The allow record may still reach the trail: say that
 				// the request was not forwarded.
-				refused := audit.Record{Kind: audit.KindOutcome, RequestID: rec.RequestID, Actor: rec.Actor,
-					Agents: rec.Agents, Status: http.StatusServiceUnavailable}
+				refused := outcomeOf(&rec, http.StatusServiceUnavailable)
 				if err := aw.Write(&refused); err != nil {
 					h.logger.Warn("audit: outcome of a refused request not recorded", zap.Error(err), zap.String("request_id", rec.RequestID))
 				}
@@ -374,15 +373,18 @@ func (h *Handler) auditOutcome(aw *audit.Writer, rec *audit.Record, rw *auditRes
 			}
 		}
 	}
-	*rec = audit.Record{
-		Kind: audit.KindOutcome, RequestID: rec.RequestID, Actor: rec.Actor, Agents: rec.Agents,
-		Status: status, Bytes: rw.bytes, Duration: time.Since(start),
-	}
+	*rec = outcomeOf(rec, status)
+	rec.Bytes, rec.Duration = rw.bytes, time.Since(start)
 	if werr := aw.Write(rec); werr != nil {
 		if ce := h.logger.Check(zapcore.WarnLevel, "audit: outcome not recorded"); ce != nil {
 			ce.Write(zap.Error(werr), zap.String("request_id", rec.RequestID))
 		}
 	}
+}
+
+// outcomeOf is the outcome record of the request decision recorded.
+func outcomeOf(decision *audit.Record, status int) audit.Record {
+	return audit.Record{Kind: audit.KindOutcome, RequestID: decision.RequestID, Actor: decision.Actor, Agents: decision.Agents, Status: status}
 }
 
 // auditResponseWriter notes the status and body bytes of a response for

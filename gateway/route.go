@@ -47,7 +47,6 @@ type Route struct {
 	host        string   // Resource's host, for the hosts constraint
 	metadataURL string   // RFC 9728 metadata URL, for challenges
 	allScopes   []string // every scope the route or its rules name
-	scopeParam  string   // allScopes, space-separated
 	challenge   string   // `Bearer scope="…", resource_metadata="…"`
 }
 
@@ -74,10 +73,9 @@ func (rt *Route) Compile() error {
 		}
 	}
 	rt.allScopes = rt.collectScopes()
-	rt.scopeParam = strings.Join(rt.allScopes, " ")
 	rt.challenge = "Bearer "
-	if rt.scopeParam != "" {
-		rt.challenge += `scope="` + rt.scopeParam + `", `
+	if len(rt.allScopes) > 0 {
+		rt.challenge += `scope="` + strings.Join(rt.allScopes, " ") + `", `
 	}
 	rt.challenge += `resource_metadata="` + rt.metadataURL + `"`
 	return nil

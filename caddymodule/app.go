@@ -204,6 +204,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 		Verifier: token.NewVerifier(ring, token.VerifierOptions{MaxLifetime: time.Duration(a.MaxTokenLifetime)}),
 		Cache:    gateway.NewCache(a.CacheSize),
 		Revoked:  a.rev,
+		Metrics:  decisionMetrics{},
 		OnUnknownKey: func() {
 			for _, r := range a.remotes {
 				r.RefreshSoon()
@@ -217,6 +218,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 				}
 			}
 		},
+	}
+	if !a.auditOff() {
+		a.gw.Audit = appTrail{a}
 	}
 	return nil
 }

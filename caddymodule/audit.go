@@ -376,3 +376,31 @@ func (a *App) auditEvent(e issuer.Event) {
 		}
 	}
 }
+
+// appTrail is the gateway's view of the app's audit writer, which opens in
+// Start (after Provision built the gateway) and may be shared across
+// reloads: every call looks at the current writer. A trail that should be
+// open and is not refuses records, so requests get 503.
+type appTrail struct{ a *App }
+
+var errTrailNotOpen = errors.New("audit trail not open")
+
+func (t appTrail) Write(rec *audit.Record) error {
+	if w := t.a.auditWriter(); w != nil {
+		return w.Write(rec)
+	}
+	return errTrailNotOpen
+}
+
+func (t appTrail) WriteDurable(ctx context.Context, rec *audit.Record) error {
+	if w := t.a.auditWriter(); w != nil {
+		return w.WriteDurable(ctx, rec)
+	}
+	return errTrailNotOpen
+}
+
+func (t appTrail) CountJunk(reason string) {
+	if w := t.a.auditWriter(); w != nil {
+		w.CountJunk(reason)
+	}
+}

@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/netip"
-	"strconv"
-	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
@@ -14,10 +12,8 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
-	"github.com/kavachgate/kavach/audit"
 	"github.com/kavachgate/kavach/gateway"
 	"github.com/kavachgate/kavach/mcp"
-	"github.com/kavachgate/kavach/token"
 )
 
 func init() {
@@ -116,7 +112,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return err
 	}
 	h.app = appIface.(*App)
-	h.route = gateway.Route{Resource: h.Resource, Scopes: h.Scopes}
+	h.route = gateway.Route{Resource: h.Resource, Scopes: h.Scopes, AuditRequired: h.AuditRequired}
 	for _, r := range h.Rules {
 		h.route.Rules = append(h.route.Rules, gateway.Rule{Method: r.Method, Path: r.Path, Scopes: r.Scopes})
 	}
@@ -125,7 +121,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 			Rules:    mcp.Rules{Tools: c.Tools, Resources: c.Resources, Prompts: c.Prompts},
 			MaxBody:  c.MaxBody,
 			Origins:  c.AllowedOrigins,
-			Sessions: h.app.mcpSessions,
+			Sessions: mcp.TmpStore{Sessions: h.app.mcpSessions},
 		}
 	}
 	if err := h.route.Compile(); err != nil {
@@ -165,14 +161,12 @@ func (h *Handler) Validate() error {
 	return nil
 }
 
-// ServeHTTP answers a path with a dot segment 400 (Caddy's path matchers
-// clean such a path, so `/api/../admin` could slip past a matcher while
-// the upstream receives it as sent), serves the metadata when asked to,
-// and enforces on the requests its matchers (if any) match.
+// ServeHTTP guards the whole site's paths (a path whose meaning differs
+// between servers is 400 wherever it points: Caddy's matchers would not see
+// `/api;x/admin` as under `/api/*`, while a Tomcat upstream serves it as
+// `/api/admin`), serves the metadata when asked to, and enforces on the
+// requests its matchers (if any) match.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	if gateway.HasDotSegment(r.URL.Path) {
-		return caddyhttp.Error(http.StatusBadRequest, errors.New("bad request path"))
-	}
 	if h.meta != nil && r.URL.Path == h.metaPath {
 		return h.meta.ServeHTTP(w, r, next)
 	}
@@ -182,238 +176,90 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 			return caddyhttp.Error(http.StatusBadRequest, err)
 		}
 		if !ok {
+			// A request another kavach route admitted met that route's
+			// own path rules (allow_path_params).
+			if !admitted(r) && gateway.PathProblem(r, gateway.PathOptions{}) != "" {
+				return caddyhttp.Error(http.StatusBadRequest, errors.New("bad request path"))
+			}
 			return next.ServeHTTP(w, r)
 		}
 	}
 	return h.enforce(w, r, next)
 }
 
-// enforce decides, then either answers the error with its challenge or
-// rewrites the request and calls next. Every decision on a request with a
-// verifiable token leaves a decision record in the audit trail, and every
-// forwarded request an outcome record after its response; requests
-// without one (no token, a bad signature) are only counted (DESIGN.md §6).
-func (h *Handler) enforce(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) (err error) {
-	ipStr, _ := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string)
-	ip, _ := netip.ParseAddr(ipStr) // unparseable: the zero Addr, which no cidrs constraint allows
+// enforce is the pipeline of package gateway with Caddy around it: wait
+// until the node is ready, admit, answer a denial (its headers, then the
+// JSON-RPC body of an MCP route or a caddyhttp.Error with the public
+// reason), or expose the identity to placeholders and logs and forward.
+func (h *Handler) enforce(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	h.app.rev.waitFirstLoad(r.Context())
 	h.app.waitKeys(r.Context())
-	d := h.app.gw.Decide(&h.route, gateway.Request{HTTP: r, ClientIP: ip})
-	observe(&d)
+	ipStr, _ := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string)
+	ip, _ := netip.ParseAddr(ipStr) // unparseable: the zero Addr, which no cidrs constraint allows
+	var a gateway.Admission
+	h.app.gw.Admit(&h.route, gateway.Request{HTTP: r, ClientIP: ip}, &a)
 	if ce := h.logger.Check(zapcore.DebugLevel, "kavach decision"); ce != nil {
-		fields := []zap.Field{zap.String("outcome", string(d.Outcome)), zap.Int("status", d.Status), zap.String("detail", d.Detail), zap.Bool("cached", d.Cached)}
-		if d.Token != nil {
-			fields = append(fields, zap.String("jti", d.Token.ID), zap.String("actor", gateway.Actor(d.Token)))
+		ce.Write(decisionFields(&a)...)
+	}
+	if !a.Allowed() {
+		if a.Deny(w, &h.route) {
+			return nil
 		}
-		ce.Write(fields...)
+		return caddyhttp.Error(a.Status, errors.New(a.Reason))
 	}
-	if d.Outcome == gateway.Preflight {
-		gateway.Apply(r, nil) // no token, but no spoofed Kavach-… header either
-		return next.ServeHTTP(w, r)
-	}
-	aw := h.app.auditWriter() // nil when the trail is off (or not open)
-	if !d.Allowed() {
-		h.auditDenial(aw, r, &d, d.Token, nil)
-		if d.RetryAfter > 0 {
-			w.Header().Set("Retry-After", strconv.Itoa(d.RetryAfter))
+	caddyhttp.SetVar(r.Context(), admittedVar, true)
+	if id := a.Identity; id != nil {
+		v := &logValues{Identity: id, jti: a.Token.ID, requestID: a.RequestID}
+		if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
+			repl.Map(v.placeholder)
 		}
-		w.Header().Set("WWW-Authenticate", d.Challenge(&h.route))
-		return caddyhttp.Error(d.Status, errors.New(d.Reason))
-	}
-
-	t := d.Token
-	var ex *gateway.MCPExchange
-	if h.route.MCP != nil {
-		var md gateway.Decision
-		ex, md = gateway.InspectMCP(&h.route, r, t)
-		if md.Status != 0 {
-			observe(&md)
-			var msg *mcp.Message
-			if ex != nil {
-				msg = ex.Message
-			}
-			h.auditDenial(aw, r, &md, t, msg)
-			if md.Error != "" {
-				w.Header().Set("WWW-Authenticate", md.Challenge(&h.route))
-			}
-			return caddyhttp.Error(md.Status, errors.New(md.Reason))
+		if extra, ok := r.Context().Value(caddyhttp.ExtraLogFieldsCtxKey).(*caddyhttp.ExtraLogFields); ok && accessLogged(r) {
+			// One field (an object) rather than several: each Add costs
+			// Caddy a sync.Map reset on the request path.
+			extra.Add(zap.Object("kavach", v))
 		}
 	}
-
-	// No proxied request without its decision record: a trail that cannot
-	// take it (queue full, sink failing) is a 503; audit: required waits
-	// until the record is durable.
-	var rec audit.Record
-	var rw *auditResponseWriter
-	if aw != nil {
-		var msg *mcp.Message
-		if ex != nil {
-			msg = ex.Message
-		}
-		h.auditFill(&rec, r, t, msg)
-		rec.Kind, rec.Decision, rec.Reason = audit.KindDecision, audit.Allow, string(gateway.Allowed)
-		var werr error
-		if h.AuditRequired || t.Constraints().AuditRequired() {
-			werr = aw.WriteDurable(r.Context(), &rec)
-		} else {
-			werr = aw.Write(&rec)
-		}
-		if werr != nil {
-			if errors.Is(werr, audit.ErrNotDurable) {
-				// The allow record may still reach the trail: say that
-				// the request was not forwarded.
-				refused := outcomeOf(&rec, http.StatusServiceUnavailable)
-				if err := aw.Write(&refused); err != nil {
-					h.logger.Warn("audit: outcome of a refused request not recorded", zap.Error(err), zap.String("request_id", rec.RequestID))
-				}
-			}
-			return h.auditUnavailable(w, werr, t)
-		}
-		rw = &auditResponseWriter{ResponseWriter: w}
-		w = rw
-	} else if !h.app.auditOff() {
-		return h.auditUnavailable(w, errors.New("audit trail not open"), t)
-	}
-	var mw *gateway.MCPWriter
-	if ex != nil {
-		mw = ex.Wrap(w, r)
-		w = mw
-	}
-	v := logValues{subject: t.Subject, actor: rec.Actor, chain: gateway.Chain(t), scope: t.Scope, jti: t.ID, requestID: rec.RequestID}
-	if rec.Actor == "" {
-		v.actor = gateway.Actor(t)
-	}
-	gateway.ApplyValues(r, v.subject, v.actor, v.chain, v.scope)
-	limit := gateway.LimitBody(r, t)
-	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
-		repl.Map(v.placeholder)
-	}
-	if extra, ok := r.Context().Value(caddyhttp.ExtraLogFieldsCtxKey).(*caddyhttp.ExtraLogFields); ok && accessLogged(r) {
-		// One field (an object) rather than four: each Add costs Caddy a
-		// sync.Map reset on the request path.
-		extra.Add(zap.Object("kavach", &v))
-	}
-	if rw != nil {
-		// Deferred so that a response cut short (a panic that aborts the
-		// handler) still gets its outcome.
-		start := time.Now()
-		defer func() { h.auditOutcome(aw, &rec, rw, start, err) }()
-	}
-	err = next.ServeHTTP(w, r)
-	if mw != nil {
-		if ferr := mw.Finish(); ferr != nil && err == nil {
-			h.logger.Warn("MCP response refused", zap.Error(ferr))
-		}
-	}
-	if err != nil && limit.Exceeded() {
-		// The proxy reports the cut body as an upstream failure (502); the
-		// client sent too much.
-		return caddyhttp.Error(http.StatusRequestEntityTooLarge, errors.New("request body larger than the token allows"))
+	err := h.app.gw.Forward(w, r, &a, next.ServeHTTP, handlerErrorStatus)
+	var se *gateway.StatusError
+	if errors.As(err, &se) {
+		return caddyhttp.Error(se.Status, errors.New(se.Reason))
 	}
 	return err
 }
 
-// auditFill sets the members a request's decision record shares with its
-// denial or outcome.
-func (h *Handler) auditFill(rec *audit.Record, r *http.Request, t *token.Token, msg *mcp.Message) {
-	rec.RequestID = newRequestID()
-	rec.Sub, rec.Actor, rec.Agents, rec.ClientID, rec.JTI = t.Subject, gateway.Actor(t), t.Agents(), t.ClientID, t.ID
-	if t.Kavach != nil {
-		rec.Chain = t.Kavach.Chain
-	}
-	rec.Method, rec.Host, rec.Path = r.Method, r.Host, r.URL.EscapedPath()
-	if msg != nil {
-		rec.MCPMethod, rec.Tool = msg.Method, msg.Name
-	}
+// admittedVar marks a request a kavach route admitted, so the site-wide
+// path guard of the site's other kavach routes leaves it to that route's
+// own path rules (allow_path_params).
+const admittedVar = "kavach.admitted"
+
+func admitted(r *http.Request) bool {
+	v, _ := caddyhttp.GetVar(r.Context(), admittedVar).(bool)
+	return v
 }
 
-// auditDenial records a denial: a decision record when the request had a
-// verifiable token, else one more count of junk. A record the trail
-// cannot take changes nothing (the request is denied anyway).
-func (h *Handler) auditDenial(aw *audit.Writer, r *http.Request, d *gateway.Decision, t *token.Token, msg *mcp.Message) {
-	if aw == nil {
-		return
+// handlerErrorStatus is the status Caddy's error handling answers for an
+// error of the next handler.
+func handlerErrorStatus(err error) int {
+	var he caddyhttp.HandlerError
+	if errors.As(err, &he) {
+		return he.StatusCode
 	}
-	if t == nil {
-		aw.CountJunk(string(d.Outcome))
-		return
-	}
-	var rec audit.Record
-	h.auditFill(&rec, r, t, msg)
-	rec.Kind, rec.Decision, rec.Reason, rec.Status = audit.KindDecision, audit.Deny, string(d.Outcome), d.Status
-	if err := aw.Write(&rec); err != nil {
-		if ce := h.logger.Check(zapcore.WarnLevel, "audit: denial not recorded"); ce != nil {
-			ce.Write(zap.Error(err), zap.String("jti", t.ID), zap.String("outcome", string(d.Outcome)))
-		}
-	}
+	return 0
 }
 
-// auditUnavailable answers 503 to an allowed request whose decision record
-// the trail did not take.
-func (h *Handler) auditUnavailable(w http.ResponseWriter, err error, t *token.Token) error {
-	if ce := h.logger.Check(zapcore.WarnLevel, "audit trail unavailable: request refused"); ce != nil {
-		ce.Write(zap.Error(err), zap.String("jti", t.ID))
+// decisionFields are the debug log's view of an admission: the outcome of
+// every step, MCP inspection included, and the detail of a denial (never
+// the token).
+func decisionFields(a *gateway.Admission) []zap.Field {
+	fields := []zap.Field{zap.String("outcome", string(a.Outcome)), zap.Int("status", a.Status), zap.String("detail", a.Detail), zap.Bool("cached", a.Cached)}
+	if a.Identity != nil {
+		fields = append(fields, zap.String("jti", a.Token.ID), zap.String("actor", a.Identity.Actor))
 	}
-	w.Header().Set("Retry-After", "1")
-	return caddyhttp.Error(http.StatusServiceUnavailable, errors.New("audit trail unavailable"))
-}
-
-// auditOutcome writes the outcome record of a forwarded request, reusing
-// its decision record's members.
-func (h *Handler) auditOutcome(aw *audit.Writer, rec *audit.Record, rw *auditResponseWriter, start time.Time, err error) {
-	status := rw.status
-	if status == 0 {
-		status = http.StatusOK
-		if err != nil {
-			// Not answered yet: Caddy's error handling will, with this status.
-			status = http.StatusInternalServerError
-			var he caddyhttp.HandlerError
-			if errors.As(err, &he) && he.StatusCode != 0 {
-				status = he.StatusCode
-			}
-		}
+	if a.RequestID != "" {
+		fields = append(fields, zap.String("request_id", a.RequestID))
 	}
-	*rec = outcomeOf(rec, status)
-	rec.Bytes, rec.Duration = rw.bytes, time.Since(start)
-	if werr := aw.Write(rec); werr != nil {
-		if ce := h.logger.Check(zapcore.WarnLevel, "audit: outcome not recorded"); ce != nil {
-			ce.Write(zap.Error(werr), zap.String("request_id", rec.RequestID))
-		}
-	}
+	return fields
 }
-
-// outcomeOf is the outcome record of the request decision recorded.
-func outcomeOf(decision *audit.Record, status int) audit.Record {
-	return audit.Record{Kind: audit.KindOutcome, RequestID: decision.RequestID, Actor: decision.Actor, Agents: decision.Agents, Status: status}
-}
-
-// auditResponseWriter notes the status and body bytes of a response for
-// its outcome record. Unwrap keeps http.ResponseController (flushes,
-// deadlines, hijacking) working through it.
-type auditResponseWriter struct {
-	http.ResponseWriter
-	status int
-	bytes  int64
-}
-
-func (w *auditResponseWriter) WriteHeader(code int) {
-	if w.status == 0 && code >= 200 {
-		w.status = code
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *auditResponseWriter) Write(p []byte) (int, error) {
-	if w.status == 0 {
-		w.status = http.StatusOK
-	}
-	n, err := w.ResponseWriter.Write(p)
-	w.bytes += int64(n)
-	return n, err
-}
-
-// Unwrap is for http.ResponseController.
-func (w *auditResponseWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // accessLogged reports whether the request's server writes access logs
 // (the only reader of these fields besides modules' own slog records):
@@ -423,26 +269,28 @@ func accessLogged(r *http.Request) bool {
 	return !ok || srv.Logs != nil
 }
 
-// logValues are what an allowed request exposes to placeholders and logs,
-// computed once per request.
+// logValues are what an allowed request exposes to placeholders and logs.
 type logValues struct {
-	subject, actor, chain, scope, jti string
+	*gateway.Identity
+	jti string
 	// requestID is the audit trail's request_id (empty with audit off).
 	requestID string
 }
 
 // placeholder serves {kavach.subject}, {kavach.actor}, {kavach.chain},
-// {kavach.scope}, {kavach.jti} and {kavach.request_id}.
+// {kavach.scope}, {kavach.issuer}, {kavach.jti} and {kavach.request_id}.
 func (v *logValues) placeholder(key string) (any, bool) {
 	switch key {
 	case "kavach.subject":
-		return v.subject, true
+		return v.Subject, true
 	case "kavach.actor":
-		return v.actor, true
+		return v.Actor, true
 	case "kavach.chain":
-		return v.chain, true
+		return v.Chain, true
 	case "kavach.scope":
-		return v.scope, true
+		return v.Scope, true
+	case "kavach.issuer":
+		return v.Issuer, true
 	case "kavach.jti":
 		return v.jti, true
 	case "kavach.request_id":
@@ -453,9 +301,9 @@ func (v *logValues) placeholder(key string) (any, bool) {
 
 // MarshalLogObject writes the access-log fields (never the token).
 func (v *logValues) MarshalLogObject(enc zapcore.ObjectEncoder) error {
-	enc.AddString("subject", v.subject)
-	enc.AddString("actor", v.actor)
-	enc.AddString("chain", v.chain)
+	enc.AddString("subject", v.Subject)
+	enc.AddString("actor", v.Actor)
+	enc.AddString("chain", v.Chain)
 	enc.AddString("jti", v.jti)
 	if v.requestID != "" {
 		enc.AddString("request_id", v.requestID)

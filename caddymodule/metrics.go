@@ -85,7 +85,10 @@ var (
 	outcomes  sync.Map // gateway.Outcome → prometheus.Counter
 )
 
-func observe(d *gateway.Decision) {
+// decisionMetrics is the gateway's Observer.
+type decisionMetrics struct{}
+
+func (decisionMetrics) Observe(d *gateway.Decision) {
 	c, ok := outcomes.Load(d.Outcome)
 	if !ok {
 		c, _ = outcomes.LoadOrStore(d.Outcome, metricDecisions.WithLabelValues(string(d.Outcome)))

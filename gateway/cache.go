@@ -30,7 +30,14 @@ type Cache struct {
 
 type cacheShard struct {
 	mu sync.RWMutex
-	m  map[CacheKey]*token.Token
+	m  map[CacheKey]*Verified
+}
+
+// Verified is a verified token and what the request path derives from it
+// once: the identity the upstream is told.
+type Verified struct {
+	Token    *token.Token
+	Identity Identity
 }
 
 // NewCache returns a cache of at most size entries (DefaultCacheSize when
@@ -41,7 +48,7 @@ func NewCache(size int) *Cache {
 	}
 	c := &Cache{perShard: max(1, size/cacheShards)}
 	for i := range c.shards {
-		c.shards[i].m = make(map[CacheKey]*token.Token)
+		c.shards[i].m = make(map[CacheKey]*Verified)
 	}
 	return c
 }
@@ -56,7 +63,7 @@ func (c *Cache) shard(k CacheKey) *cacheShard { return &c.shards[k[0]%cacheShard
 
 // Get returns the verified token for k, or nil. A token whose exp (plus the
 // leeway Verify allows) has passed at unix time now is dropped.
-func (c *Cache) Get(k CacheKey, now int64) *token.Token {
+func (c *Cache) Get(k CacheKey, now int64) *Verified {
 	s := c.shard(k)
 	s.mu.RLock()
 	t := s.m[k]
@@ -64,7 +71,7 @@ func (c *Cache) Get(k CacheKey, now int64) *token.Token {
 	if t == nil {
 		return nil
 	}
-	if now >= t.Expiry+int64(token.Leeway.Seconds()) {
+	if now >= t.Token.Expiry+int64(token.Leeway.Seconds()) {
 		s.mu.Lock()
 		delete(s.m, k)
 		s.mu.Unlock()
@@ -79,7 +86,7 @@ func (c *Cache) Gen() uint64 { return c.gen.Load() }
 
 // Put stores t under k unless the cache was purged since gen. A full shard
 // drops an arbitrary entry (Go's map order) to make room.
-func (c *Cache) Put(k CacheKey, t *token.Token, gen uint64) {
+func (c *Cache) Put(k CacheKey, t *Verified, gen uint64) {
 	s := c.shard(k)
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/kavachgate/kavach/mcp"
 	"github.com/kavachgate/kavach/policy"
 	"github.com/kavachgate/kavach/revocation"
 	"github.com/kavachgate/kavach/token"
@@ -19,12 +20,18 @@ import (
 // now is the clock; tests replace it.
 var now = time.Now
 
-// Gateway holds what every protected route shares: the token verifier, the
-// verified-token cache and the revocation set.
+// Gateway holds what every protected route of a process shares: the token
+// verifier, the verified-token cache, the revocation set, and the audit
+// trail and metrics the pipeline reports to.
 type Gateway struct {
 	Verifier *token.Verifier
 	Cache    *Cache
 	Revoked  revocation.Set
+	// Audit takes the request path's audit records; nil when the trail is
+	// off (DESIGN.md §6).
+	Audit Recorder
+	// Metrics sees every decision. Optional.
+	Metrics Observer
 	// OnUnknownKey is called when a token names a kid no trusted issuer
 	// publishes (so remote key sets can refresh, rate-limited). Optional.
 	OnUnknownKey func()
@@ -33,7 +40,8 @@ type Gateway struct {
 	RetryAfter time.Duration
 }
 
-// Outcome classifies a decision for metrics and logs (bounded cardinality).
+// Outcome classifies a decision for metrics, logs and the audit reason
+// (bounded cardinality).
 type Outcome string
 
 const (
@@ -45,10 +53,12 @@ const (
 	Revoked           Outcome = "revoked"
 	Unavailable       Outcome = "unavailable"
 	BadRequest        Outcome = "bad_request"
+	BadPath           Outcome = "bad_path"
 	ConstraintDenied  Outcome = "constraint"
 	TooLarge          Outcome = "too_large"
 	NoRule            Outcome = "no_rule"
 	InsufficientScope Outcome = "insufficient_scope"
+	AuditUnavailable  Outcome = "audit_unavailable"
 )
 
 // Decision is the gateway's verdict on one request. Status is 0 when the
@@ -66,14 +76,28 @@ type Decision struct {
 	Scope string
 	// Token is the verified token (nil when none verified).
 	Token *token.Token
+	// Identity is the verified token's identity (nil when none verified).
+	Identity *Identity
 	// Cached is true when the token came from the verify cache.
 	Cached bool
 	// Verify is the time spent verifying on a cache miss.
 	Verify time.Duration
 	// RetryAfter, in seconds, for 503.
 	RetryAfter int
-	// Path is the decoded, cleaned request path the decision used.
+	// Path is the cleaned request path the decision used.
 	Path string
+	// Allow is the Allow header of a 405.
+	Allow string
+	// RPC is the JSON-RPC error an MCP route answers with (RPC.Code 0:
+	// none).
+	RPC RPCError
+}
+
+// RPCError is the JSON-RPC error of an MCP denial: the request's id (zero
+// when the body was not read or not understood) and the error code.
+type RPCError struct {
+	ID   mcp.ID
+	Code int
 }
 
 // Allowed reports whether the request may proceed.
@@ -86,32 +110,27 @@ type Request struct {
 	ClientIP netip.Addr
 }
 
-// Decide runs DESIGN.md §4 steps 1–7 for one request on rt, in order, each
-// failing closed. It reads the request and changes nothing; Apply does the
-// upstream rewriting once the request is allowed.
+// Decide runs the token steps of the request path (see the package doc:
+// steps 3–7, without MCP inspection), in order, each failing closed. It
+// reads the request and changes nothing.
 func (g *Gateway) Decide(rt *Route, req Request) Decision {
 	r := req.HTTP
-	// Step 1: the token. A CORS preflight carries none by design.
-	if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
-		return Decision{Outcome: Preflight}
-	}
 	raw, d := bearer(r.Header)
 	if d.Status != 0 {
 		return d
 	}
 
-	// Steps 2–3: cache, else full verification.
+	// Cache, else full verification.
 	var d2 Decision
 	k := Key(raw)
 	nowT := now()
-	t := g.Cache.Get(k, nowT.Unix())
-	if t != nil {
+	v := g.Cache.Get(k, nowT.Unix())
+	if v != nil {
 		d2.Cached = true
 	} else {
 		gen := g.Cache.Gen()
 		start := time.Now()
-		var err error
-		t, err = g.Verifier.Verify(raw)
+		t, err := g.Verifier.Verify(raw)
 		d2.Verify = time.Since(start)
 		if err != nil {
 			if errors.Is(err, token.ErrUnknownKey) && g.OnUnknownKey != nil {
@@ -124,16 +143,19 @@ func (g *Gateway) Decide(rt *Route, req Request) Decision {
 			}
 			return Decision{Outcome: InvalidToken, Status: http.StatusUnauthorized, Error: "invalid_token", Reason: reason, Detail: err.Error(), Verify: d2.Verify}
 		}
-		g.Cache.Put(k, t.Compact(), gen)
+		t = t.Compact()
+		v = &Verified{Token: t, Identity: IdentityOf(t)}
+		g.Cache.Put(k, v, gen)
 	}
-	d2.Token = t
+	t := v.Token
+	d2.Token, d2.Identity = t, &v.Identity
 
-	// Step 4: audience, against the configured resource, every request.
+	// Audience, against the configured resource, every request.
 	if !t.Audience.Contains(rt.Resource) {
 		return d2.deny(WrongAudience, http.StatusUnauthorized, "invalid_token", "token is not for this resource", "aud does not contain "+rt.Resource)
 	}
 
-	// Step 5: revocation of any link of the chain, and cutoffs.
+	// Revocation of any link of the chain, and cutoffs.
 	if !g.Revoked.Fresh() {
 		d2 = d2.deny(Unavailable, http.StatusServiceUnavailable, "", "revocation state unavailable", "revocation set not fresh")
 		d2.RetryAfter = int(max(g.RetryAfter, 5*time.Second) / time.Second)
@@ -143,11 +165,11 @@ func (g *Gateway) Decide(rt *Route, req Request) Decision {
 		return d2.deny(Revoked, http.StatusUnauthorized, "invalid_token", "token revoked", "revoked: "+id)
 	}
 
-	// Step 6: constraints.
-	path, bad := cleanPath(r)
-	if bad != "" {
-		return d2.deny(BadRequest, http.StatusBadRequest, "", "bad request path", bad)
+	// Constraints, on the path as the next hops read it.
+	if why := PathProblem(r, rt.PathOptions); why != "" {
+		return d2.deny(BadPath, http.StatusBadRequest, "", "bad request path", why)
 	}
+	path := CleanPath(r.URL.Path)
 	d2.Path = path
 	if c := t.Constraints(); c != nil {
 		if c.CIDRs != nil && r.TLS != nil && !r.TLS.HandshakeComplete {
@@ -169,7 +191,7 @@ func (g *Gateway) Decide(rt *Route, req Request) Decision {
 		}
 	}
 
-	// Step 7: the route's scopes and its method/path rules.
+	// The route's scopes and its method/path rules.
 	matched := len(rt.Rules) == 0
 	for i := range rt.Rules {
 		if rt.Rules[i].matches(r.Method, path) {
@@ -283,46 +305,6 @@ func requiredScopes(rt *Route, method, path string) string {
 	return policy.FormatScopes(need)
 }
 
-// cleanPath returns the decoded request path, or why it is refused: an
-// encoded '/' or '\', a '\', or a dot segment could make the path the
-// gateway checks differ from the one the upstream serves.
-func cleanPath(r *http.Request) (string, string) {
-	p := r.URL.Path
-	if raw := r.URL.RawPath; raw != "" && (containsFold(raw, "%2f") || containsFold(raw, "%5c")) {
-		return "", "encoded slash or backslash in path"
-	}
-	if p == "" || p[0] != '/' {
-		return "", "path must start with /"
-	}
-	if strings.IndexByte(p, '\\') >= 0 {
-		return "", "backslash in path"
-	}
-	if HasDotSegment(p) {
-		return "", "dot segment in path"
-	}
-	if strings.Contains(p, "//") {
-		// Empty segments are merged so "/api//x" is checked as "/api/x".
-		var b strings.Builder
-		for i := 0; i < len(p); i++ {
-			if p[i] == '/' && i > 0 && p[i-1] == '/' {
-				continue
-			}
-			b.WriteByte(p[i])
-		}
-		p = b.String()
-	}
-	return p, ""
-}
-
-func containsFold(s, sub string) bool {
-	for i := 0; i+len(sub) <= len(s); i++ {
-		if strings.EqualFold(s[i:i+len(sub)], sub) {
-			return true
-		}
-	}
-	return false
-}
-
 // Challenge is the WWW-Authenticate value for a denied decision
 // (RFC 6750 §3, RFC 9728 §5.1). Every challenge names the metadata URL.
 func (d *Decision) Challenge(rt *Route) string {
@@ -343,89 +325,6 @@ func (d *Decision) Challenge(rt *Route) string {
 	}
 	b.WriteString(`resource_metadata="` + rt.metadataURL + `"`)
 	return b.String()
-}
-
-// Upstream header names set by Apply.
-const (
-	HeaderSubject = "Kavach-Subject"
-	HeaderActor   = "Kavach-Actor"
-	HeaderChain   = "Kavach-Chain"
-	HeaderScope   = "Kavach-Scope"
-)
-
-// Apply rewrites an allowed request for the upstream (DESIGN.md §4 step 9):
-// the token never leaves, and no client-sent Kavach-… header (with '_' read
-// as '-', as some servers do) survives to be mistaken for ours.
-func Apply(r *http.Request, t *token.Token) {
-	if t == nil {
-		ApplyValues(r, "", "", "", "")
-		return
-	}
-	ApplyValues(r, t.Subject, Actor(t), Chain(t), t.Scope)
-}
-
-// ApplyValues is Apply with the values already computed; an empty subject
-// strips without adding (a preflight).
-func ApplyValues(r *http.Request, subject, actor, chain, scope string) {
-	r.Header.Del("Authorization")
-	for name := range r.Header {
-		if len(name) >= len("kavach-") && isKavachPrefix(name[:len("kavach-")]) {
-			delete(r.Header, name)
-		}
-	}
-	if subject == "" {
-		return
-	}
-	// One backing array for the four values: one allocation, not four.
-	vals := [...]string{subject, actor, chain, scope}
-	all := vals[:]
-	r.Header[HeaderSubject] = all[0:1:1]
-	if actor != "" {
-		r.Header[HeaderActor] = all[1:2:2]
-	}
-	if chain != "" {
-		r.Header[HeaderChain] = all[2:3:3]
-	}
-	if scope != "" {
-		r.Header[HeaderScope] = all[3:4:4]
-	}
-}
-
-// isKavachPrefix reports whether p reads "kavach-", ignoring case and
-// reading '_' as '-', without allocating.
-func isKavachPrefix(p string) bool {
-	const want = "kavach-"
-	for i := 0; i < len(want); i++ {
-		c := p[i]
-		if c == '_' {
-			c = '-'
-		}
-		if lowerASCII(c) != want[i] {
-			return false
-		}
-	}
-	return true
-}
-
-func lowerASCII(c byte) byte {
-	if 'A' <= c && c <= 'Z' {
-		return c + 'a' - 'A'
-	}
-	return c
-}
-
-// Actor is the agent making the call: act.sub for Kavach tokens, else the
-// client.
-func Actor(t *token.Token) string {
-	if a := t.CurrentActor(); a != "" && !t.External {
-		return a
-	}
-	return t.ClientID
-}
-
-// Chain is the agents of the delegation chain, root first, comma-separated.
-func Chain(t *token.Token) string {
-	return strings.Join(t.Agents(), ",")
 }
 
 // BodyLimit cuts a request body at the token's max_body while it streams,
@@ -475,23 +374,3 @@ func (b *BodyLimit) Close() error { return b.rc.Close() }
 // Exceeded reports whether the body ran past the limit (safe to call from
 // another goroutine than the reader's).
 func (b *BodyLimit) Exceeded() bool { return b != nil && b.exceeded.Load() }
-
-// HasDotSegment reports whether a decoded path has a "." or ".." segment.
-// Caddy's matchers see such a path cleaned while the upstream may get it
-// as sent, so requests carrying one are refused (RFC 3986 §5.2.4 has
-// clients remove them).
-func HasDotSegment(p string) bool {
-	for i := 0; i < len(p); i++ {
-		if p[i] != '.' || (i > 0 && p[i-1] != '/') {
-			continue
-		}
-		end := i + 1
-		if end < len(p) && p[end] == '.' {
-			end++
-		}
-		if end == len(p) || p[end] == '/' {
-			return true
-		}
-	}
-	return false
-}

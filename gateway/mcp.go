@@ -2,11 +2,14 @@ package gateway
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"io"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/kavachgate/kavach/mcp"
@@ -24,22 +27,39 @@ type MCP struct {
 	MaxBody int64
 	// Origins are allowed Origin header values besides the resource's own
 	// origin (DNS-rebinding protection: a browser page of another origin
-	// never reaches the MCP server).
+	// never reaches the MCP server). When the resource is on loopback,
+	// loopback origins are allowed too.
 	Origins []string
 	// Sessions binds Mcp-Session-Id values to chains; shared by the
-	// routes of a process. Required.
-	Sessions *mcp.Sessions
+	// routes of a process (and through Redis by the nodes of a cluster).
+	// Required.
+	Sessions SessionStore
 
-	origin string // the resource's scheme://host[:port]
+	origin   string // the resource's scheme://host[:port]
+	loopback bool   // the resource is on a loopback host
+}
+
+// SessionStore binds MCP sessions to the delegation chain that opened
+// them (mcp.Sessions in memory, mcp.RedisSessions across nodes).
+type SessionStore interface {
+	Check(ctx context.Context, sessionID, chainKey string) (mcp.SessionState, error)
+	Bind(ctx context.Context, sessionID, chainKey string) error
+	Forget(ctx context.Context, sessionID string)
 }
 
 // Additional outcomes of MCP inspection.
 const (
 	BadOrigin       Outcome = "bad_origin"
 	BadEncoding     Outcome = "unsupported_encoding"
+	BadMethod       Outcome = "method_not_allowed"
+	UnknownMethod   Outcome = "mcp_unknown_method"
 	ToolDenied      Outcome = "mcp_denied"
 	SessionMismatch Outcome = "session_mismatch"
+	SessionUnknown  Outcome = "session_unknown"
 )
+
+// mcpAllow is the Allow header of a 405 on an MCP route.
+const mcpAllow = "GET, POST, DELETE, OPTIONS"
 
 func (m *MCP) compile(resource string) error {
 	if err := m.Rules.Compile(); err != nil {
@@ -50,6 +70,7 @@ func (m *MCP) compile(resource string) error {
 		return err
 	}
 	m.origin = strings.ToLower(u.Scheme + "://" + u.Host)
+	m.loopback = isLoopbackHost(u.Hostname())
 	for _, o := range m.Origins {
 		if _, err := url.Parse(o); err != nil || !strings.Contains(o, "://") || strings.Count(o, "/") != 2 {
 			return errors.New("allowed origin " + quoteValue(o) + " must be scheme://host[:port]")
@@ -64,9 +85,31 @@ func (m *MCP) compile(resource string) error {
 	return nil
 }
 
+// originAllowed reports whether a request's Origin may reach the MCP
+// server: the resource's own origin, a configured one, or, for a resource
+// on loopback, any loopback origin (a local client's page on another port).
+func (m *MCP) originAllowed(o string) bool {
+	if strings.EqualFold(o, m.origin) || slices.Contains(m.Origins, o) {
+		return true
+	}
+	if !m.loopback {
+		return false
+	}
+	u, err := url.Parse(o)
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && isLoopbackHost(u.Hostname())
+}
+
+func isLoopbackHost(h string) bool {
+	if strings.EqualFold(h, "localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(h)
+	return err == nil && ip.IsLoopback()
+}
+
 func quoteValue(s string) string { return `"` + strings.ReplaceAll(s, `"`, `\"`) + `"` }
 
-// MCPExchange is one request's MCP state, from InspectMCP to the end of
+// MCPExchange is one request's MCP state, from inspection to the end of
 // the response.
 type MCPExchange struct {
 	route    *Route
@@ -76,6 +119,7 @@ type MCPExchange struct {
 	scopes   []string
 	filter   bool   // the response may carry a tools/list result
 	request  mcp.ID // the tools/list request id (zero for GET streams)
+	ctx      context.Context
 
 	reqHeader http.Header
 }
@@ -107,75 +151,116 @@ func ChainKeyOf(t *token.Token) string {
 	return mcp.ChainKey(t.Issuer, t.Subject, t.ClientID)
 }
 
-// InspectMCP runs the MCP checks of DESIGN.md §4.1 on a request the token
-// checks allowed, in this order: Origin; request Content-Encoding (415);
-// the body, bounded (413), decoded strictly (400: batches, duplicate or
-// case-variant members, unknown methods…); Mcp-Method/Mcp-Name agreeing
-// with it (400); the session belonging to this chain (403); the tool,
-// resource or prompt rules (403, insufficient_scope naming what would
-// help). The body forwarded is exactly the bytes checked. On a denial the
-// exchange is nil, except for a refused tool, resource or prompt, where
-// only its Message is of use (the audit record names the target).
-func InspectMCP(rt *Route, r *http.Request, t *token.Token) (*MCPExchange, Decision) {
+// inspectMCP is step 7's MCP part (DESIGN.md §4.1), on a request whose
+// token the earlier steps allowed (d), in this order: the method (POST,
+// GET and DELETE without a body; others 405); for a POST, no request
+// Content-Encoding (415), the body bounded (413) and decoded strictly
+// (400), Mcp-Method/Mcp-Name agreeing with it (400, -32020), a known
+// method (404, -32601); the session belonging to this chain (unknown:
+// 404; another chain's: 403; store unreachable: 503); the tool, resource
+// or prompt rules (403, insufficient_scope naming what would help). The
+// body forwarded is exactly the bytes checked. On a denial the exchange
+// is nil, or carries only the Message (the audit record names the
+// target).
+func inspectMCP(rt *Route, r *http.Request, d Decision) (*MCPExchange, Decision) {
 	m := rt.MCP
-	ex := &MCPExchange{route: rt, token: t, scopes: t.Scopes, reqHeader: r.Header}
-	if o := r.Header.Get("Origin"); o != "" && !strings.EqualFold(o, m.origin) && !slices.Contains(m.Origins, o) {
-		return nil, Decision{Outcome: BadOrigin, Status: http.StatusForbidden, Reason: "origin not allowed", Detail: "Origin " + o}
+	t := d.Token
+	ex := &MCPExchange{route: rt, token: t, scopes: t.Scopes, reqHeader: r.Header, ctx: r.Context()}
+	switch r.Method {
+	case http.MethodPost:
+	case http.MethodGet, http.MethodDelete:
+		if hasBody(r) {
+			return nil, d.deny(BadRequest, http.StatusBadRequest, "", "a "+r.Method+" request on an MCP route has no body", "")
+		}
+	default:
+		d = d.deny(BadMethod, http.StatusMethodNotAllowed, "", "method not allowed on an MCP route", r.Method)
+		d.Allow = mcpAllow
+		return nil, d
+	}
+	if r.Method == http.MethodPost {
+		if ce := r.Header.Get("Content-Encoding"); ce != "" && !strings.EqualFold(ce, "identity") {
+			return nil, d.deny(BadEncoding, http.StatusUnsupportedMediaType, "", "request Content-Encoding is not supported on MCP routes", "")
+		}
+		body, err := mcp.ReadBody(r.Body, m.MaxBody)
+		if err != nil {
+			return nil, mcpDenial(d, err, mcp.ID{})
+		}
+		msg, err := mcp.Decode(body)
+		if err != nil {
+			return nil, mcpDenial(d, err, mcp.ID{})
+		}
+		ex.Message = &msg
+		if err := mcp.CheckHeaders(r.Header, &msg); err != nil {
+			return ex, mcpDenial(d, err, msg.ID)
+		}
+		if msg.Kind != mcp.KindResponse && !mcp.KnownMethod(msg.Method, msg.Kind == mcp.KindRequest) {
+			d = d.deny(UnknownMethod, http.StatusNotFound, "", "method not found", "method "+strconv.Quote(msg.Method))
+			d.RPC = RPCError{ID: msg.ID, Code: rpcMethodNotFound}
+			return ex, d
+		}
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		r.ContentLength = int64(len(body))
+		r.Header.Set("Content-Length", strconv.Itoa(len(body)))
+		r.Header.Del("Transfer-Encoding")
+		r.TransferEncoding = nil
+	}
+	var id mcp.ID
+	if ex.Message != nil {
+		id = ex.Message.ID
 	}
 	sid, err := mcp.SessionID(r.Header)
 	if err != nil {
-		return nil, mcpDecision(err)
+		return ex, mcpDenial(d, err, id)
 	}
-	if sid != "" && !m.Sessions.Check(sid, ex.key()) {
-		return nil, Decision{Outcome: SessionMismatch, Status: http.StatusForbidden, Reason: "session belongs to another delegation chain"}
+	if sid != "" {
+		state, err := m.Sessions.Check(r.Context(), sid, ex.key())
+		switch {
+		case err != nil:
+			d = d.deny(Unavailable, http.StatusServiceUnavailable, "", "session state unavailable", err.Error())
+			d.RetryAfter = 1
+			d.RPC = RPCError{ID: id, Code: rpcInternal}
+			return ex, d
+		case state == mcp.SessionOther:
+			d = d.deny(SessionMismatch, http.StatusForbidden, "", "session belongs to another delegation chain", "")
+			d.RPC = RPCError{ID: id, Code: rpcForbidden}
+			return ex, d
+		case state != mcp.SessionOwn:
+			// MCP transport, Session Management: 404 makes the client
+			// start a new session.
+			d = d.deny(SessionUnknown, http.StatusNotFound, "", "session not found", "")
+			d.RPC = RPCError{ID: id, Code: rpcSessionNotFound}
+			return ex, d
+		}
 	}
-	switch r.Method {
-	case http.MethodPost:
-	case http.MethodGet:
+	if r.Method == http.MethodGet {
 		// A GET stream may replay earlier responses (Last-Event-ID), a
 		// tools/list result among them: filter it too.
 		ex.filter = true
 		mcp.PrepareToolsListRequest(r.Header)
-		return ex, Decision{}
-	default:
-		return ex, Decision{}
+		return ex, d
 	}
-	if ce := r.Header.Get("Content-Encoding"); ce != "" && !strings.EqualFold(ce, "identity") {
-		return nil, Decision{Outcome: BadEncoding, Status: http.StatusUnsupportedMediaType, Reason: "request Content-Encoding is not supported on MCP routes"}
+	msg := ex.Message
+	if msg == nil {
+		return ex, d // DELETE
 	}
-	body, err := mcp.ReadBody(r.Body, m.MaxBody)
-	if err != nil {
-		return nil, mcpDecision(err)
-	}
-	msg, err := mcp.Decode(body)
-	if err != nil {
-		return nil, mcpDecision(err)
-	}
-	if err := mcp.CheckHeaders(r.Header, &msg); err != nil {
-		return nil, mcpDecision(err)
-	}
-	ex.Message = &msg
-	if ok, missing := mcp.Decide(&m.Rules, t.Scopes, &msg); !ok {
-		d := Decision{Outcome: ToolDenied, Status: http.StatusForbidden, Reason: "the token does not allow this " + targetKind(&msg)}
+	if ok, missing := mcp.Decide(&m.Rules, t.Scopes, msg); !ok {
+		d = d.deny(ToolDenied, http.StatusForbidden, "", "the token does not allow this "+targetKind(msg), "")
+		d.RPC = RPCError{ID: msg.ID, Code: rpcForbidden}
 		if missing != "" {
 			// RFC 6750 §3.1 insufficient_scope with every scope the call
 			// needs, so a client can step up (MCP authorization spec).
 			d.Error = "insufficient_scope"
-			d.Scope = strings.Join(unique(append(slices.Clone(rt.Scopes), mcp.RequiredScopes(&m.Rules, &msg)...)), " ")
+			d.Scope = strings.Join(unique(append(slices.Clone(rt.Scopes), mcp.RequiredScopes(&m.Rules, msg)...)), " ")
 			d.Reason = "insufficient scope"
+			d.Outcome = InsufficientScope
 		}
-		return ex, d // Message names what was refused (for the audit record)
+		return ex, d
 	}
 	if msg.IsToolsList() {
 		ex.filter, ex.request = true, msg.ID
 		mcp.PrepareToolsListRequest(r.Header)
 	}
-	r.Body = io.NopCloser(bytes.NewReader(body))
-	r.ContentLength = int64(len(body))
-	r.Header.Set("Content-Length", itoa(len(body)))
-	r.Header.Del("Transfer-Encoding")
-	r.TransferEncoding = nil
-	return ex, Decision{}
+	return ex, d
 }
 
 func targetKind(m *mcp.Message) string {
@@ -200,21 +285,9 @@ func unique(in []string) []string {
 	return out
 }
 
-func itoa(n int) string {
-	var b [20]byte
-	i := len(b)
-	for {
-		i--
-		b[i] = byte('0' + n%10)
-		n /= 10
-		if n == 0 {
-			return string(b[i:])
-		}
-	}
-}
-
-// mcpDecision maps an mcp error to its answer (400, 413 or 502).
-func mcpDecision(err error) Decision {
+// mcpDenial maps an mcp error to its answer (400, 413 or 502) and
+// JSON-RPC error.
+func mcpDenial(d Decision, err error, id mcp.ID) Decision {
 	status := mcp.HTTPStatus(err)
 	reason := "bad MCP request"
 	var me *mcp.Error
@@ -225,14 +298,16 @@ func mcpDecision(err error) Decision {
 	if status == http.StatusRequestEntityTooLarge {
 		out = TooLarge
 	}
-	return Decision{Outcome: out, Status: status, Reason: reason, Detail: err.Error()}
+	d = d.deny(out, status, "", reason, err.Error())
+	d.RPC = RPCError{ID: id, Code: rpcCodeOf(err)}
+	return d
 }
 
 // Wrap returns the ResponseWriter the upstream's answer goes through:
 // it binds a new session to the chain (initialize) or forgets a closed one
 // (DELETE), and filters tools/list results by the same rules that decide
 // tools/call. Call Finish after the upstream returned.
-func (ex *MCPExchange) Wrap(w http.ResponseWriter, r *http.Request) *MCPWriter {
+func (ex *MCPExchange) wrap(w http.ResponseWriter, r *http.Request) *MCPWriter {
 	return &MCPWriter{ResponseWriter: w, ex: ex, method: r.Method}
 }
 
@@ -259,14 +334,14 @@ func (w *MCPWriter) WriteHeader(code int) {
 	h := w.Header()
 	m := w.ex.route.MCP
 	if sid := h.Get(mcp.HeaderSessionID); sid != "" && code/100 == 2 && w.ex.Message != nil && w.ex.Message.Method == mcp.MethodInitialize {
-		if !m.Sessions.Bind(sid, w.ex.key()) {
+		if err := m.Sessions.Bind(w.ex.ctx, sid, w.ex.key()); err != nil {
 			w.fail(errors.New("upstream session id refused"))
 			return
 		}
 	}
 	if w.method == http.MethodDelete && (code/100 == 2 || code == http.StatusNotFound) {
 		if sid, _ := mcp.SessionID(w.ex.requestHeaderSession()); sid != "" {
-			m.Sessions.Forget(sid)
+			m.Sessions.Forget(w.ex.ctx, sid)
 		}
 	}
 	if w.ex.filter {

@@ -43,6 +43,13 @@ type Route struct {
 	Rules []Rule
 	// MCP, when set, makes this an MCP route (DESIGN.md §4.1).
 	MCP *MCP
+	// PathOptions relax the path spelling rules (PathProblem) for this
+	// route: AllowParams for APIs that use `;` matrix parameters.
+	PathOptions PathOptions
+	// AuditRequired makes every allowed request wait until its decision
+	// record is durable before it is forwarded, as the token constraint
+	// `audit: required` does for one token (DESIGN.md §4 step 8).
+	AuditRequired bool
 
 	host        string   // Resource's host, for the hosts constraint
 	metadataURL string   // RFC 9728 metadata URL, for challenges

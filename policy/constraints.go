@@ -357,13 +357,31 @@ func lowerASCII(c byte) byte {
 
 // PathMatch reports whether path matches a paths entry: equal to it, or,
 // for an entry ending in '*', starting with what precedes the '*' (Caddy's
-// path matcher meaning of a trailing '*'). Matching is case-sensitive: an
-// allowlist that folded case could only allow more.
+// path matcher meaning of a trailing '*'). Case is folded the way Caddy's
+// path matcher folds it (strings.ToLower on both sides): Caddy routes
+// `/API/Admin` where it routes `/api/admin`, so a rule or constraint that
+// compared case would be narrower than the route serving the request.
 func PathMatch(pattern, path string) bool {
+	prefix := false
 	if n := len(pattern); n > 0 && pattern[n-1] == '*' {
-		return strings.HasPrefix(path, pattern[:n-1])
+		pattern, prefix = pattern[:n-1], true
 	}
-	return pattern == path
+	if !isASCII(pattern) || !isASCII(path) {
+		pattern, path = strings.ToLower(pattern), strings.ToLower(path)
+	}
+	if prefix {
+		return len(path) >= len(pattern) && equalFoldASCII(path[:len(pattern)], pattern)
+	}
+	return equalFoldASCII(pattern, path)
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
 }
 
 // AllowsHost reports whether host is allowed by Hosts (see HostMatch).

@@ -195,7 +195,10 @@ func TestPathMatch(t *testing.T) {
 		{"root wildcard", "/*", "/anything", true},
 		{"root exact", "/", "/", true},
 		{"root exact only", "/", "/a", false},
-		{"case-sensitive", "/api/*", "/API/x", false},
+		{"case folded like Caddy's path matcher", "/api/*", "/API/x", true},
+		{"case folded, exact", "/api/Admin", "/API/admin", true},
+		{"case folded, Unicode (Kelvin sign lowers to k)", "/api/key*", "/api/\u212aey", true},
+		{"case folded, still a prefix", "/api/admin/*", "/API/ADMINX", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -1,4 +1,4 @@
-package caddymodule
+package gateway
 
 import (
 	"crypto/rand"
@@ -28,8 +28,8 @@ func newRequestIDPrefix() string {
 	return hex.EncodeToString(b[:]) + "-"
 }
 
-// newRequestID returns the next request id, e.g. "9f86d081884c7d65-1a".
-func newRequestID() string {
+// NewRequestID returns the next request id, e.g. "9f86d081884c7d65-1a".
+func NewRequestID() string {
 	var buf [16 + 1 + 13]byte
 	b := append(buf[:0], requestIDPrefix...)
 	return string(strconv.AppendUint(b, requestIDSeq.Add(1), 36))

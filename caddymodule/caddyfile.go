@@ -14,6 +14,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/kavachgate/kavach/gateway"
+	"github.com/kavachgate/kavach/mcp"
 )
 
 func init() {
@@ -238,4 +239,106 @@ func metadataRoute(meta *Metadata, h httpcaddyfile.Helper) caddyhttp.Route {
 		HandlersRaw:    []json.RawMessage{caddyconfig.JSONModuleObject(meta, "handler", "kavach_metadata", nil)},
 		Terminal:       true,
 	}
+}
+
+// UnmarshalCaddyfile reads the block of the kavach directive (the matcher,
+// if any, has been taken by the directive's parser):
+//
+//	kavach [<matcher>] {
+//		resource <url>
+//		scope <scope...>                  # required of every request
+//		scope <METHOD|*> <path> <scope...> # required of matching requests
+//	}
+func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // directive name
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	for d.NextBlock(0) {
+		switch d.Val() {
+		case "resource":
+			args := d.RemainingArgs()
+			if len(args) >= 2 {
+				// `resource <uri-pattern> <scope…>`: an MCP resource rule.
+				if h.MCP == nil {
+					h.MCP = new(MCPConfig)
+				}
+				h.MCP.Resources = append(h.MCP.Resources, mcp.Rule{Pattern: args[0], Scopes: args[1:]})
+				if err := (&mcp.Rules{Tools: h.MCP.Tools, Resources: h.MCP.Resources, Prompts: h.MCP.Prompts}).Compile(); err != nil {
+					return d.Errf("%v", err)
+				}
+				continue
+			}
+			if len(args) != 1 {
+				return d.ArgErr()
+			}
+			h.Resource = args[0]
+			if err := gateway.ValidateResource(h.Resource); err != nil {
+				return d.Errf("%v", err)
+			}
+		case "tool", "prompt":
+			kind := d.Val()
+			args := d.RemainingArgs()
+			if len(args) < 2 {
+				return d.Errf("%s <name|*> <scope…>", kind)
+			}
+			if h.MCP == nil {
+				h.MCP = new(MCPConfig)
+			}
+			rule := mcp.Rule{Pattern: args[0], Scopes: args[1:]}
+			if kind == "tool" {
+				h.MCP.Tools = append(h.MCP.Tools, rule)
+			} else {
+				h.MCP.Prompts = append(h.MCP.Prompts, rule)
+			}
+			if err := (&mcp.Rules{Tools: h.MCP.Tools, Resources: h.MCP.Resources, Prompts: h.MCP.Prompts}).Compile(); err != nil {
+				return d.Errf("%v", err)
+			}
+		case "mcp":
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			if h.MCP == nil {
+				h.MCP = new(MCPConfig)
+			}
+		case "audit":
+			if !d.NextArg() || d.Val() != "required" || d.NextArg() {
+				return d.Err("kavach: `audit required` is the route's only audit option")
+			}
+			h.AuditRequired = true
+		case "allowed_origins":
+			if h.MCP == nil {
+				h.MCP = new(MCPConfig)
+			}
+			h.MCP.AllowedOrigins = append(h.MCP.AllowedOrigins, d.RemainingArgs()...)
+		case "scope":
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return d.ArgErr()
+			}
+			if len(args) >= 2 && gateway.IsRuleMethod(args[0]) && (args[1] == "*" || args[1][0] == '/') {
+				rule := gateway.Rule{Method: args[0], Path: args[1], Scopes: args[2:]}
+				if err := rule.Validate(); err != nil {
+					return d.Errf("%v", err)
+				}
+				h.Rules = append(h.Rules, Rule{Method: rule.Method, Path: rule.Path, Scopes: rule.Scopes})
+				continue
+			}
+			for _, a := range args {
+				if a[0] == '/' {
+					return d.Errf("%q looks like a path: a rule is `scope <METHOD> <path> <scope…>` with an upper-case method", a)
+				}
+			}
+			if err := gateway.ValidateScopes(args); err != nil {
+				return d.Errf("%v", err)
+			}
+			h.Scopes = append(h.Scopes, args...)
+		default:
+			return d.Errf("unknown kavach option %q", d.Val())
+		}
+	}
+	if h.Resource == "" {
+		return d.Err("kavach: resource is required (the URL tokens for this route are issued for)")
+	}
+	return nil
 }

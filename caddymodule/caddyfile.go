@@ -3,7 +3,9 @@ package caddymodule
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -210,7 +212,7 @@ func parseKavach(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error) {
 		return nil, err
 	}
 	handler := new(Handler)
-	if err := handler.UnmarshalCaddyfile(h.Dispenser); err != nil {
+	if _, err := unmarshalKavach(h.Dispenser, handler); err != nil {
 		return nil, err
 	}
 	handler.Metadata = true
@@ -245,100 +247,200 @@ func metadataRoute(meta *Metadata, h httpcaddyfile.Helper) caddyhttp.Route {
 // if any, has been taken by the directive's parser):
 //
 //	kavach [<matcher>] {
-//		resource <url>
-//		scope <scope...>                  # required of every request
-//		scope <METHOD|*> <path> <scope...> # required of matching requests
+//		resource <url>                        # required: the RFC 8707 audience
+//		scope <scope…>                        # required of every request
+//		scope <METHOD|*> <path> <scope…>      # required of matching requests
+//		audit required                        # decision records durable first
+//		allow_path_params                     # let `;` path parameters through (see AllowPathParams)
+//
+//		mcp                                   # an MCP route (DESIGN.md §4.1); with it:
+//		tool <name|*> <scope…>                # tools/call
+//		resource_uri <uri|prefix*|*> <scope…> # resources/read, resources/subscribe
+//		prompt <name|*> <scope…>              # prompts/get
+//		allowed_origins <origin…>             # besides the resource's own
 //	}
+//
+// The lines may come in any order. The MCP lines on a route without `mcp`
+// are an error, never a silent switch: a route is an MCP route by the
+// `mcp` line alone (in JSON, by the presence of the "mcp" object).
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	_, err := unmarshalKavach(d, h)
+	return err
+}
+
+// kavachForms are the two forms of the directive's scope line.
+const kavachForms = "`scope <scope…>` (every request) or `scope <METHOD|*> <path> <scope…>`"
+
+// unmarshalKavach is UnmarshalCaddyfile, also returning the token of the
+// resource line (for the directive's site check).
+func unmarshalKavach(d *caddyfile.Dispenser, h *Handler) (resourceTok caddyfile.Token, err error) {
 	d.Next() // directive name
 	if d.NextArg() {
-		return d.ArgErr()
+		return resourceTok, d.ArgErr()
 	}
+	var (
+		isMCP   bool
+		mcpLine *caddyfile.Token // the first MCP-only line, for the error when `mcp` is missing
+		rules   mcp.Rules
+		origins []string
+	)
 	for d.NextBlock(0) {
-		switch d.Val() {
+		opt := d.Val()
+		switch opt {
 		case "resource":
 			args := d.RemainingArgs()
-			if len(args) >= 2 {
-				// `resource <uri-pattern> <scope…>`: an MCP resource rule.
-				if h.MCP == nil {
-					h.MCP = new(MCPConfig)
-				}
-				h.MCP.Resources = append(h.MCP.Resources, mcp.Rule{Pattern: args[0], Scopes: args[1:]})
-				if err := (&mcp.Rules{Tools: h.MCP.Tools, Resources: h.MCP.Resources, Prompts: h.MCP.Prompts}).Compile(); err != nil {
-					return d.Errf("%v", err)
-				}
-				continue
+			switch {
+			case len(args) == 0:
+				return resourceTok, d.Err("resource <url>: the URL is missing (the RFC 8707 resource tokens for this route must name in aud)")
+			case len(args) > 1:
+				return resourceTok, d.Errf("resource takes one URL, the RFC 8707 audience; an MCP resource rule is `resource_uri %s <scope…>`", args[0])
+			case h.Resource != "":
+				return resourceTok, d.Errf("resource is given twice (%s, then %s): a route has one audience", h.Resource, args[0])
 			}
-			if len(args) != 1 {
-				return d.ArgErr()
-			}
-			h.Resource = args[0]
+			h.Resource, resourceTok = args[0], d.Token()
 			if err := gateway.ValidateResource(h.Resource); err != nil {
-				return d.Errf("%v", err)
+				return resourceTok, d.Errf("%v", err)
 			}
-		case "tool", "prompt":
-			kind := d.Val()
+		case "tool", "prompt", "resource_uri":
+			if mcpLine == nil {
+				tok := d.Token()
+				mcpLine = &tok
+			}
 			args := d.RemainingArgs()
 			if len(args) < 2 {
-				return d.Errf("%s <name|*> <scope…>", kind)
-			}
-			if h.MCP == nil {
-				h.MCP = new(MCPConfig)
+				return resourceTok, d.Errf("%s <%s> <scope…>: a rule needs a pattern and at least one scope", opt, map[string]string{"tool": "name|*", "prompt": "name|*", "resource_uri": "uri|prefix*|*"}[opt])
 			}
 			rule := mcp.Rule{Pattern: args[0], Scopes: args[1:]}
-			if kind == "tool" {
-				h.MCP.Tools = append(h.MCP.Tools, rule)
-			} else {
-				h.MCP.Prompts = append(h.MCP.Prompts, rule)
+			switch opt {
+			case "tool":
+				rules.Tools = append(rules.Tools, rule)
+			case "prompt":
+				rules.Prompts = append(rules.Prompts, rule)
+			default:
+				rules.Resources = append(rules.Resources, rule)
 			}
-			if err := (&mcp.Rules{Tools: h.MCP.Tools, Resources: h.MCP.Resources, Prompts: h.MCP.Prompts}).Compile(); err != nil {
-				return d.Errf("%v", err)
+			// Compiled after each line, so that an error (a duplicate
+			// among them) names the line that caused it.
+			if err := rules.Compile(); err != nil {
+				msg := err.Error()
+				if rest, ok := strings.CutPrefix(msg, "resource "); ok {
+					msg = "resource_uri " + rest // package mcp names the kind, not the Caddyfile line
+				}
+				return resourceTok, d.Err(msg)
 			}
 		case "mcp":
-			if d.NextArg() {
-				return d.ArgErr()
+			if d.NextArg() || d.NextBlock(d.Nesting()) {
+				return resourceTok, d.Err("mcp takes no arguments and no block: the MCP lines (tool, resource_uri, prompt, allowed_origins) go beside it")
 			}
-			if h.MCP == nil {
-				h.MCP = new(MCPConfig)
+			if isMCP {
+				return resourceTok, d.Err("mcp is given twice")
 			}
-		case "audit":
-			if !d.NextArg() || d.Val() != "required" || d.NextArg() {
-				return d.Err("kavach: `audit required` is the route's only audit option")
-			}
-			h.AuditRequired = true
+			isMCP = true
 		case "allowed_origins":
-			if h.MCP == nil {
-				h.MCP = new(MCPConfig)
+			if mcpLine == nil {
+				tok := d.Token()
+				mcpLine = &tok
 			}
-			h.MCP.AllowedOrigins = append(h.MCP.AllowedOrigins, d.RemainingArgs()...)
-		case "scope":
 			args := d.RemainingArgs()
 			if len(args) == 0 {
-				return d.ArgErr()
+				return resourceTok, d.Err("allowed_origins <origin…>: name at least one scheme://host[:port]")
 			}
-			if len(args) >= 2 && gateway.IsRuleMethod(args[0]) && (args[1] == "*" || args[1][0] == '/') {
-				rule := gateway.Rule{Method: args[0], Path: args[1], Scopes: args[2:]}
-				if err := rule.Validate(); err != nil {
-					return d.Errf("%v", err)
-				}
-				h.Rules = append(h.Rules, Rule{Method: rule.Method, Path: rule.Path, Scopes: rule.Scopes})
-				continue
-			}
-			for _, a := range args {
-				if a[0] == '/' {
-					return d.Errf("%q looks like a path: a rule is `scope <METHOD> <path> <scope…>` with an upper-case method", a)
+			for _, o := range args {
+				if u, err := url.Parse(o); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || strings.Count(o, "/") != 2 {
+					return resourceTok, d.Errf("allowed origin %q must be http(s)://host[:port], without a path", o)
 				}
 			}
-			if err := gateway.ValidateScopes(args); err != nil {
-				return d.Errf("%v", err)
+			origins = append(origins, args...)
+		case "allow_path_params":
+			if d.NextArg() {
+				return resourceTok, d.Err("allow_path_params takes no arguments")
 			}
-			h.Scopes = append(h.Scopes, args...)
+			h.AllowPathParams = true
+		case "audit":
+			if !d.NextArg() || d.Val() != "required" || d.NextArg() {
+				return resourceTok, d.Err("kavach: `audit required` is the route's only audit option")
+			}
+			h.AuditRequired = true
+		case "scope":
+			if err := h.parseScope(d); err != nil {
+				return resourceTok, err
+			}
 		default:
-			return d.Errf("unknown kavach option %q", d.Val())
+			return resourceTok, d.Errf("unknown kavach option %q (want resource, scope, audit, allow_path_params, mcp, tool, resource_uri, prompt or allowed_origins)", opt)
 		}
 	}
-	if h.Resource == "" {
-		return d.Err("kavach: resource is required (the URL tokens for this route are issued for)")
+	if mcpLine != nil && !isMCP {
+		return resourceTok, errAt(*mcpLine, fmt.Sprintf("%s is an MCP rule, and this route has no `mcp` line: add `mcp` to the block to make it an MCP route (then every POST is inspected, DESIGN.md §4.1)", mcpLine.Text))
 	}
+	if isMCP {
+		h.MCP = &MCPConfig{Tools: rules.Tools, Resources: rules.Resources, Prompts: rules.Prompts, AllowedOrigins: origins}
+	}
+	if h.Resource == "" {
+		return resourceTok, d.Err("kavach: resource is required (the URL tokens for this route are issued for)")
+	}
+	return resourceTok, nil
+}
+
+// parseScope reads `scope <scope…>` or `scope <METHOD|*> <path> <scope…>`.
+// A rule is recognised by its head (a registered method, "*", or a word
+// of letters followed by a path), so that a typo in either part is an
+// error about that part rather than a scope that names a method.
+func (h *Handler) parseScope(d *caddyfile.Dispenser) error {
+	args := d.RemainingArgs()
+	if len(args) == 0 {
+		return d.Errf("scope needs at least one scope: %s", kavachForms)
+	}
+	if slices.Contains(args, "") {
+		return d.Errf("scope has an empty argument (\"\"): %s", kavachForms)
+	}
+	head := args[0]
+	isPath := func(s string) bool { return s[0] == '/' || s == "*" }
+	if gateway.IsRuleMethod(head) || (len(args) >= 2 && isPath(args[1]) && methodWord(head)) {
+		switch {
+		case len(args) == 1 && head == "*":
+			return d.Errf("scope *: a rule needs a path and at least one scope: `scope * <path> <scope…>`")
+		case len(args) == 1:
+			return d.Errf("%q is an HTTP method, not a scope: a rule is `scope %s <path> <scope…>`", head, head)
+		case !isPath(args[1]) && !strings.ContainsAny(args[1], "/*."):
+			return d.Errf("scope %s %s: the method has no path: a rule is `scope %s <path> <scope…>` (path exact, or ending in *)", head, args[1], head)
+		}
+		rule := gateway.Rule{Method: head, Path: args[1], Scopes: args[2:]}
+		if err := rule.Validate(); err != nil {
+			return d.Errf("%v", err)
+		}
+		h.Rules = append(h.Rules, Rule{Method: rule.Method, Path: rule.Path, Scopes: rule.Scopes})
+		return nil
+	}
+	for _, a := range args {
+		if a[0] == '/' {
+			return d.Errf("%q looks like a path: a rule is `scope <METHOD> <path> <scope…>` with an upper-case method", a)
+		}
+		if a != "*" && gateway.IsRuleMethod(a) {
+			return d.Errf("%q is an HTTP method, not a scope: a rule is `scope %s <path> <scope…>`, the method first", a, a)
+		}
+	}
+	if err := gateway.ValidateScopes(args); err != nil {
+		return d.Errf("%v", err)
+	}
+	h.Scopes = append(h.Scopes, args...)
 	return nil
+}
+
+// methodWord reports whether s is spelled like an HTTP method (letters and
+// '-'), whatever its case: followed by a path, it was meant as one.
+func methodWord(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !('A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || c == '-') {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// errAt is a Caddyfile error naming tok's file and line (and import
+// chain), for a problem found after the dispenser has moved on.
+func errAt(tok caddyfile.Token, msg string) error {
+	d := caddyfile.NewDispenser([]caddyfile.Token{tok})
+	d.Next()
+	return d.Err(msg)
 }

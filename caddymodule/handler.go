@@ -67,6 +67,18 @@ type Handler struct {
 	// off refuses it.
 	AuditRequired bool `json:"audit_required,omitempty"`
 
+	// AllowPathParams lets requests whose path has `;` parameters in a
+	// segment (matrix parameters: /cars;color=red/list) through on this
+	// route; by default the gateway refuses them with 400 (DESIGN.md §11).
+	// The risk: Tomcat, Jetty and Spring strip `;params` from a segment
+	// before routing and resolve `..;` as `..`, so on such an upstream
+	// /api/public/..;/admin reaches /api/admin while the route's rules and
+	// the token's `paths` constraint judged a path under /api/public/.
+	// Set it only for an API that really uses matrix parameters, whose
+	// upstream does not read paths that way. Caddyfile:
+	// `allow_path_params`. Default: false.
+	AllowPathParams bool `json:"allow_path_params,omitempty"`
+
 	app      *App
 	route    gateway.Route
 	match    caddyhttp.MatcherSets
@@ -80,7 +92,7 @@ type MCPConfig struct {
 	// Tools: `tool <name|*> <scope…>`; every matching rule applies, and a
 	// tool no rule matches is denied.
 	Tools []mcp.Rule `json:"tools,omitempty"`
-	// Resources: `resource <uri|prefix*|*> <scope…>` (resources/read).
+	// Resources: `resource_uri <uri|prefix*|*> <scope…>` (resources/read).
 	Resources []mcp.Rule `json:"resources,omitempty"`
 	// Prompts: `prompt <name|*> <scope…>` (prompts/get).
 	Prompts []mcp.Rule `json:"prompts,omitempty"`

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -212,9 +213,11 @@ func parseKavach(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error) {
 		return nil, err
 	}
 	handler := new(Handler)
-	if _, err := unmarshalKavach(h.Dispenser, handler); err != nil {
+	resourceTok, err := unmarshalKavach(h.Dispenser, handler)
+	if err != nil {
 		return nil, err
 	}
+	warnUnservedResource(h, resourceTok, "kavach", handler.Resource)
 	handler.Metadata = true
 	if matcher != nil {
 		handler.MatchRaw = caddyhttp.RawMatcherSets{matcher}
@@ -231,6 +234,9 @@ func parseKavachMetadata(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, e
 	if err := meta.UnmarshalCaddyfile(h.Dispenser); err != nil {
 		return nil, err
 	}
+	h.Reset()
+	h.Next()
+	warnUnservedResource(h, h.Token(), "kavach_metadata", meta.Resource)
 	return []httpcaddyfile.ConfigValue{{Class: "route", Value: caddyhttp.Subroute{Routes: caddyhttp.RouteList{metadataRoute(meta, h)}}}}, nil
 }
 
@@ -443,4 +449,133 @@ func errAt(tok caddyfile.Token, msg string) error {
 	d := caddyfile.NewDispenser([]caddyfile.Token{tok})
 	d.Next()
 	return d.Err(msg)
+}
+
+// warnUnservedResource adds an adapter warning when no address of the site
+// block a directive sits in can receive requests for resource (scheme, host
+// and port): tokens carry the resource as their audience and clients look
+// for its metadata at its URL, so such a resource is most likely a typo.
+// It is a warning, not an error: a proxy or load balancer in front may map
+// the resource's origin to this site. at is the token the warning names.
+func warnUnservedResource(h httpcaddyfile.Helper, at caddyfile.Token, directive, resource string) {
+	if h.IsNamedRoute() || resource == "" {
+		return // a named route is not in a site block
+	}
+	u, err := url.Parse(resource)
+	if err != nil {
+		return
+	}
+	keys, ok := siteKeys(h)
+	if !ok || len(keys) == 0 {
+		return
+	}
+	httpPort, httpsPort := strconv.Itoa(caddyhttp.DefaultHTTPPort), strconv.Itoa(caddyhttp.DefaultHTTPSPort)
+	if p, ok := h.Option("http_port").(int); ok {
+		httpPort = strconv.Itoa(p)
+	}
+	if p, ok := h.Option("https_port").(int); ok {
+		httpsPort = strconv.Itoa(p)
+	}
+	for _, k := range keys {
+		if siteServes(k, u, httpPort, httpsPort) {
+			return
+		}
+	}
+	addWarning(h, caddyconfig.Warning{
+		File: at.File, Line: at.Line, Directive: directive,
+		Message: fmt.Sprintf("resource %s is not served by this site (%s): clients send its tokens and fetch its metadata at that scheme, host and port, "+
+			"so it is right only when a proxy in front maps it to this site", resource, strings.Join(keys, ", ")),
+	})
+}
+
+// siteServes reports whether a site with address key receives requests
+// for u: same scheme, port and host (a key without a host takes any host,
+// a "*" label matches one label). A key Caddy resolves only at run time
+// (a placeholder) or cannot parse is given the benefit of the doubt.
+func siteServes(key string, u *url.URL, httpPort, httpsPort string) bool {
+	if strings.Contains(key, "{") {
+		return true
+	}
+	a, err := httpcaddyfile.ParseAddress(key)
+	if err != nil {
+		return true
+	}
+	scheme, port := a.Scheme, a.Port
+	if scheme == "" {
+		// Caddy's reading of an address without a scheme: the HTTP port
+		// is plain HTTP, a host name or IP gets automatic HTTPS; a bare
+		// port may be either.
+		switch {
+		case port == httpPort:
+			scheme = "http"
+		case port == httpsPort || a.Host != "":
+			scheme = "https"
+		}
+	}
+	if scheme != "" && scheme != u.Scheme {
+		return false
+	}
+	if port == "" {
+		port = httpsPort
+		if u.Scheme == "http" {
+			port = httpPort
+		}
+	}
+	want := u.Port()
+	if want == "" {
+		want = strconv.Itoa(caddyhttp.DefaultHTTPSPort)
+		if u.Scheme == "http" {
+			want = strconv.Itoa(caddyhttp.DefaultHTTPPort)
+		}
+	}
+	return port == want && hostMatches(a.Host, u.Hostname())
+}
+
+// hostMatches is Caddy's host matching for a site address: exact, case
+// insensitive, a "*" label standing for one label; no host is any host.
+func hostMatches(pattern, host string) bool {
+	if pattern == "" || pattern == "*" {
+		return true
+	}
+	p, h := strings.Split(strings.ToLower(pattern), "."), strings.Split(strings.ToLower(host), ".")
+	if len(p) != len(h) {
+		return false
+	}
+	for i := range p {
+		if p[i] != "*" && p[i] != h[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// siteKeys and addWarning reach two parts of an httpcaddyfile.Helper that
+// Caddy keeps unexported: the keys (addresses) of the site block being
+// parsed, and the adapter's warnings, which `kavach adapt`, `validate` and
+// `run` print with the file and line. Where a Caddy version lays Helper out
+// otherwise, the site check is skipped rather than wrong;
+// TestResourceSiteWarning pins the layout of the version this module
+// builds with.
+func siteKeys(h httpcaddyfile.Helper) ([]string, bool) {
+	block := reflect.ValueOf(h).FieldByName("parentBlock")
+	if !block.IsValid() || block.Type() != reflect.TypeFor[caddyfile.ServerBlock]() {
+		return nil, false
+	}
+	keys := block.FieldByName("Keys")
+	out := make([]string, 0, keys.Len())
+	for i := range keys.Len() {
+		out = append(out, keys.Index(i).FieldByName("Text").String())
+	}
+	return out, true
+}
+
+func addWarning(h httpcaddyfile.Helper, w caddyconfig.Warning) {
+	v := reflect.ValueOf(h).FieldByName("warnings")
+	if !v.IsValid() || v.Type() != reflect.TypeFor[*[]caddyconfig.Warning]() || v.IsNil() {
+		return
+	}
+	// The field is unexported, so reflect will not hand out the pointer as
+	// a value; its address is the adapter's own slice.
+	ws := (*[]caddyconfig.Warning)(v.UnsafePointer())
+	*ws = append(*ws, w)
 }

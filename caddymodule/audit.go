@@ -87,7 +87,7 @@ func (c *AuditConfig) validate() error {
 			return fmt.Errorf("audit %s takes no path", c.Sink)
 		}
 	default:
-		return fmt.Errorf("audit: unknown sink %q (want file <path>, stdout, postgres <url> or off)", c.Sink)
+		return fmt.Errorf("unknown audit sink %q (want file <path>, stdout, postgres <url> or off)", c.Sink)
 	}
 	if c.Sink != auditSinkPostgres {
 		return nil

@@ -145,34 +145,53 @@ func parseGlobal(d *caddyfile.Dispenser, _ any) (any, error) {
 				return nil, d.Err("audit is configured twice")
 			}
 			c := new(AuditConfig)
-			if !d.Args(&c.Sink) {
-				return nil, d.ArgErr()
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return nil, d.Errf("audit: the sink is missing (%s)", auditSinks)
 			}
-			if c.Sink == auditSinkFile && !d.Args(&c.Path) {
-				return nil, d.Err("audit file <path>: the path is missing")
-			}
-			if c.Sink == auditSinkPostgres && !d.Args(&c.URL) {
-				return nil, d.Err("audit postgres <url>: the URL is missing")
-			}
-			if d.NextArg() {
-				return nil, d.ArgErr()
+			c.Sink = args[0]
+			// Each sink's own arguments, so that a typo in the sink's name
+			// is named as such rather than "wrong argument count".
+			switch extra := args[1:]; c.Sink {
+			case auditSinkFile, auditSinkPostgres:
+				what := map[string]string{auditSinkFile: "path", auditSinkPostgres: "URL"}[c.Sink]
+				switch {
+				case len(extra) == 0:
+					return nil, d.Errf("audit %s <%s>: the %s is missing", c.Sink, strings.ToLower(what), what)
+				case len(extra) > 1:
+					return nil, d.Errf("audit %s takes one %s, found %d: %q", c.Sink, what, len(extra), extra)
+				case c.Sink == auditSinkFile:
+					c.Path = extra[0]
+				default:
+					c.URL = extra[0]
+				}
+			case auditSinkStdout, auditSinkOff:
+				if len(extra) > 0 {
+					return nil, d.Errf("audit %s takes no argument, found %q", c.Sink, extra[0])
+				}
+			case "required":
+				return nil, d.Errf("`audit required` is a route option (inside kavach <matcher> { … }); the global audit option names a sink (%s)", auditSinks)
+			default:
+				return nil, d.Errf("unknown audit sink %q (%s)", c.Sink, auditSinks)
 			}
 			for nesting := d.Nesting(); d.NextBlock(nesting); {
 				if c.Sink != auditSinkPostgres {
 					return nil, d.Errf("audit %s takes no options", c.Sink)
 				}
 				opt := d.Val()
+				var v string
+				if opt == "node" || opt == "key" {
+					if !d.Args(&v) || d.NextArg() {
+						return nil, d.Errf("audit postgres: %s takes one value (%s)", opt, map[string]string{"node": "node <name>", "key": "key <file>.key"}[opt])
+					}
+				}
 				switch opt {
 				case "node":
-					if !d.Args(&c.Node) || d.NextArg() {
-						return nil, d.ArgErr()
-					}
+					c.Node = v
 				case "key":
-					if !d.Args(&c.Key) || d.NextArg() {
-						return nil, d.ArgErr()
-					}
+					c.Key = v
 				default:
-					return nil, d.Errf("unknown audit postgres option %q", opt)
+					return nil, d.Errf("unknown audit postgres option %q (want node or key)", opt)
 				}
 			}
 			if err := c.validate(); err != nil {
@@ -185,6 +204,9 @@ func parseGlobal(d *caddyfile.Dispenser, _ any) (any, error) {
 	}
 	return httpcaddyfile.App{Name: "kavach", Value: caddyconfig.JSON(app, nil)}, nil
 }
+
+// auditSinks is what the global audit option takes, for its messages.
+const auditSinks = "want file <path>, stdout, postgres <url> or off"
 
 // checkRedisURL refuses a literal URL that is not redis:// or rediss://;
 // a placeholder is checked when it is resolved.

@@ -1,10 +1,12 @@
 package caddymodule
 
 import (
+	"encoding/json"
 	"net/url"
 	"strings"
 	"testing"
 
+	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 )
 
@@ -77,5 +79,29 @@ http://127.0.0.1:8080, http://localhost:8080 {
 	}
 	if len(got) != 1 || got[0].Line != 13 || !strings.Contains(got[0].Message, "resource https://other.example/mcp is not served by this site (http://127.0.0.1:8080, http://localhost:8080)") {
 		t.Fatalf("warnings %+v, want one for line 13 naming https://other.example/mcp and the site's addresses", got)
+	}
+}
+
+// TestValidateRefuses checks what `kavach validate` refuses in JSON
+// configs (no Caddyfile line to name), for checks that once waited for
+// `kavach run`.
+func TestValidateRefuses(t *testing.T) {
+	for name, tt := range map[string]struct{ kavach, issuer, want string }{
+		"issuer_ttl_over_max_lifetime":  {`{"max_token_lifetime":600000000000}`, `,"access_token_ttl":900000000000`, "access_token_ttl 15m0s is longer than the global max_token_lifetime 10m0s"},
+		"default_ttl_over_max_lifetime": {`{"max_token_lifetime":60000000000}`, "", "access_token_ttl (default) 5m0s is longer than the global max_token_lifetime 1m0s"},
+		"admin_port_not_a_number":       {`{"admin":"127.0.0.1:20x1"}`, "", "admin 127.0.0.1:20x1: want one loopback host:port"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			cfg := `{"admin":{"disabled":true},"apps":{"kavach":` + tt.kavach + `,"http":{"servers":{"s":{"listen":["127.0.0.1:0"],` +
+				`"routes":[{"handle":[{"handler":"kavach_issuer","issuer":"http://127.0.0.1:8081"` + tt.issuer + `}]}]}}}}}`
+			var c caddy.Config
+			if err := json.Unmarshal([]byte(cfg), &c); err != nil {
+				t.Fatal(err)
+			}
+			err := caddy.Validate(&c)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("caddy.Validate = %v, want an error containing %q", err, tt.want)
+			}
+		})
 	}
 }

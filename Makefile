@@ -38,7 +38,8 @@ FUZZTIME ?= 30s
 fuzz:
 	@for t in token:FuzzVerify token:FuzzDecodeClaims token:FuzzDecodeHeader policy:FuzzAttenuate \
 	          policy:FuzzParseScopes policy:FuzzConstraintsJSON internal/strictjson:FuzzSkip revocation:FuzzDecodeEntry \
-	          mcp:FuzzDecode mcp:FuzzToolsFilterSSE audit:FuzzParseLine audit:FuzzParseCheckpoint; do \
+	          mcp:FuzzDecode mcp:FuzzToolsFilterSSE audit:FuzzParseLine audit:FuzzParseCheckpoint \
+	          caddymodule:FuzzUnmarshalCaddyfile; do \
 		echo "== $$t"; $(GO) test -run '^$$' -fuzz "^$${t#*:}\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 5s ./$${t%%:*}/ || exit 1; \
 	done
 

@@ -198,6 +198,7 @@ http://127.0.0.1:$PMA {
 # M and L: a kavach MCP route, as in Caddyfile.example, + reverse proxy
 http://127.0.0.1:$PMB {
 	kavach /mcp* {
+		mcp
 		resource $RESM
 		scope mcp:bench
 		tool read_diff    pullrequest:read

@@ -1,6 +1,7 @@
 package caddymodule_test
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -18,7 +19,10 @@ import (
 // TestCaddyfileAdapt runs every testdata/*.caddyfiletest: a Caddyfile, a
 // line of ten dashes, then either the JSON the Caddyfile adapts to or, when
 // that part does not start with '{', text the adapter's error must contain
-// (Caddyfile errors name the line as "Caddyfile:<n>").
+// (Caddyfile errors name the line as "Caddyfile:<n>"). A JSON result may be
+// followed by a line "---------- warnings" and the warnings Kavach's
+// directives must give, one a line as "Caddyfile:<n>: <text the message
+// contains>"; without it they must give none.
 func TestCaddyfileAdapt(t *testing.T) {
 	files, err := filepath.Glob(filepath.Join("testdata", "*.caddyfiletest"))
 	if err != nil {
@@ -45,17 +49,41 @@ func TestCaddyfileAdapt(t *testing.T) {
 				t.Fatalf("%s: the expected result is empty", name)
 			}
 
-			if expected[0] == '{' {
-				if !caddytest.CompareAdapt(t, name, caddyfile, "caddyfile", expected) {
-					t.Errorf("%s: adapted JSON differs from the expected JSON (diff above)", name)
-				}
-				return
-			}
-
 			adapter := caddyconfig.GetAdapter("caddyfile")
 			if adapter == nil {
 				t.Fatal("caddyfile adapter not registered")
 			}
+			if expected[0] == '{' {
+				expected, wantWarnings, _ := strings.Cut(expected, "\n---------- warnings\n")
+				if !caddytest.CompareAdapt(t, name, caddyfile, "caddyfile", expected) {
+					t.Errorf("%s: adapted JSON differs from the expected JSON (diff above)", name)
+				}
+				_, warnings, err := adapter.Adapt([]byte(caddyfile), nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var got []string
+				for _, w := range warnings {
+					if strings.HasPrefix(w.Directive, "kavach") {
+						got = append(got, fmt.Sprintf("%s:%d: %s", w.File, w.Line, w.Message))
+					}
+				}
+				var want []string
+				if s := strings.TrimSpace(wantWarnings); s != "" {
+					want = strings.Split(s, "\n")
+				}
+				if len(got) != len(want) {
+					t.Fatalf("%s: Kavach warnings\n\t%s\nwant %d:\n\t%s", name, strings.Join(got, "\n\t"), len(want), strings.Join(want, "\n\t"))
+				}
+				for i := range want {
+					file, text, _ := strings.Cut(want[i], ": ")
+					if !strings.HasPrefix(got[i], file+": ") || !strings.Contains(got[i], text) {
+						t.Errorf("%s: warning\n\t%s\ndoes not match\n\t%s", name, got[i], want[i])
+					}
+				}
+				return
+			}
+
 			out, _, err := adapter.Adapt([]byte(caddyfile), nil)
 			if err == nil {
 				t.Fatalf("%s: adapting succeeded, want an error containing %q; got:\n%s", name, expected, out)

@@ -125,10 +125,16 @@ func requireBearer(secret string, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		got := []byte(r.Header.Get("Authorization"))
 		if subtle.ConstantTimeCompare(got, want) != 1 {
+			// A caller with a token learns that it is the wrong one,
+			// nothing about the right one.
+			desc := "admin token required"
+			if len(got) > 0 {
+				desc = "admin token rejected"
+			}
 			w.Header().Set("WWW-Authenticate", `Bearer realm="kavach-admin"`)
 			w.Header().Set("Content-Type", "application/json")
 			w.WriteHeader(http.StatusUnauthorized)
-			_, _ = w.Write([]byte(`{"error":"unauthorized","error_description":"admin token required"}` + "\n"))
+			_, _ = w.Write([]byte(`{"error":"unauthorized","error_description":"` + desc + `"}` + "\n"))
 			return
 		}
 		next.ServeHTTP(w, r)

@@ -288,6 +288,10 @@ func (a *App) Validate() error {
 		if err := loopbackAddr(a.Admin); err != nil {
 			return fmt.Errorf("admin %s: %w", a.Admin, err)
 		}
+		// What startAdmin listens with, so that validate refuses what run would.
+		if na, err := caddy.ParseNetworkAddress(a.Admin); err != nil || na.PortRangeSize() != 1 {
+			return fmt.Errorf("admin %s: want one loopback host:port", a.Admin)
+		}
 	}
 	if a.CacheSize < 0 {
 		return errors.New("cache_size must not be negative")

@@ -87,7 +87,7 @@ func (c *AuditConfig) validate() error {
 			return fmt.Errorf("audit %s takes no path", c.Sink)
 		}
 	default:
-		return fmt.Errorf("audit: unknown sink %q (want file <path>, stdout, postgres <url> or off)", c.Sink)
+		return fmt.Errorf("unknown audit sink %q (want file <path>, stdout, postgres <url> or off)", c.Sink)
 	}
 	if c.Sink != auditSinkPostgres {
 		return nil
@@ -160,6 +160,7 @@ type sharedAudit struct {
 	w      *audit.Writer
 	redis  *redis.Client
 	logger *zap.Logger
+	path   string // the file sink's trail, once its name is chosen
 }
 
 // Destruct flushes the trail and writes the final checkpoint.
@@ -239,20 +240,17 @@ func (a *App) startAudit() error {
 	s := val.(*sharedAudit)
 	a.auditW.Store(s.w)
 	if !loaded {
-		where := zap.String("path", auditPathOf(trail))
-		if sink == auditSinkPostgres {
-			where = zap.String("database", audit.RedactURL(pg.url))
+		fields := []zap.Field{zap.String("sink", sink)}
+		switch sink {
+		case auditSinkPostgres:
+			fields = append(fields, zap.String("database", audit.RedactURL(pg.url)))
+		case auditSinkFile:
+			fields = append(fields, zap.String("path", s.path))
 		}
-		a.logger.Info("audit trail open", zap.String("sink", sink), where, zap.String("stream", s.w.Stream()), zap.Bool("witness", s.redis != nil))
+		fields = append(fields, zap.String("stream", s.w.Stream()), zap.Bool("witness", s.redis != nil))
+		a.logger.Info("audit trail open", fields...)
 	}
 	return nil
-}
-
-func auditPathOf(trail string) string {
-	if trail == "" {
-		return "stdout"
-	}
-	return trail
 }
 
 // openAudit creates the writer of a pool entry.
@@ -298,6 +296,7 @@ func (a *App) openAudit(sink, trail, keyTrail string, pg postgresTarget) (*share
 			s.closeRedis()
 			return nil, err
 		}
+		s.path = trail
 		fs, err := audit.OpenFile(trail, audit.FileOptions{})
 		if err != nil {
 			s.closeRedis()

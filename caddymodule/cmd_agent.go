@@ -300,6 +300,16 @@ func adminCall(admin, method, path string, body any) (string, error) {
 	}
 	defer resp.Body.Close()
 	out, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if resp.StatusCode == http.StatusUnauthorized {
+		var e struct {
+			Description string `json:"error_description"`
+		}
+		_ = json.Unmarshal(out, &e)
+		if e.Description == "" {
+			e.Description = "admin token rejected"
+		}
+		return "", fmt.Errorf("admin listener %s: %s (the CLI sends KAVACH_ADMIN_TOKEN if set, else the token in %s)", admin, e.Description, adminTokenFile())
+	}
 	if resp.StatusCode/100 != 2 {
 		return "", fmt.Errorf("admin listener answered %s: %s", resp.Status, strings.TrimSpace(string(out)))
 	}

@@ -63,6 +63,18 @@ type Handler struct {
 	// off refuses it.
 	AuditRequired bool `json:"audit_required,omitempty"`
 
+	// AllowPathParams lets requests whose path has `;` parameters in a
+	// segment (matrix parameters: /cars;color=red/list) through on this
+	// route; by default the gateway refuses them with 400 (DESIGN.md §11).
+	// The risk: Tomcat, Jetty and Spring strip `;params` from a segment
+	// before routing and resolve `..;` as `..`, so on such an upstream
+	// /api/public/..;/admin reaches /api/admin while the route's rules and
+	// the token's `paths` constraint judged a path under /api/public/.
+	// Set it only for an API that really uses matrix parameters, whose
+	// upstream does not read paths that way. Caddyfile:
+	// `allow_path_params`. Default: false.
+	AllowPathParams bool `json:"allow_path_params,omitempty"`
+
 	app      *App
 	route    gateway.Route
 	match    caddyhttp.MatcherSets
@@ -76,7 +88,7 @@ type MCPConfig struct {
 	// Tools: `tool <name|*> <scope…>`; every matching rule applies, and a
 	// tool no rule matches is denied.
 	Tools []mcp.Rule `json:"tools,omitempty"`
-	// Resources: `resource <uri|prefix*|*> <scope…>` (resources/read).
+	// Resources: `resource_uri <uri|prefix*|*> <scope…>` (resources/read).
 	Resources []mcp.Rule `json:"resources,omitempty"`
 	// Prompts: `prompt <name|*> <scope…>` (prompts/get).
 	Prompts []mcp.Rule `json:"prompts,omitempty"`
@@ -307,108 +319,6 @@ func (v *logValues) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 	enc.AddString("jti", v.jti)
 	if v.requestID != "" {
 		enc.AddString("request_id", v.requestID)
-	}
-	return nil
-}
-
-// UnmarshalCaddyfile reads the block of the kavach directive (the matcher,
-// if any, has been taken by the directive's parser):
-//
-//	kavach [<matcher>] {
-//		resource <url>
-//		scope <scope...>                  # required of every request
-//		scope <METHOD|*> <path> <scope...> # required of matching requests
-//	}
-func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
-	d.Next() // directive name
-	if d.NextArg() {
-		return d.ArgErr()
-	}
-	for d.NextBlock(0) {
-		switch d.Val() {
-		case "resource":
-			args := d.RemainingArgs()
-			if len(args) >= 2 {
-				// `resource <uri-pattern> <scope…>`: an MCP resource rule.
-				if h.MCP == nil {
-					h.MCP = new(MCPConfig)
-				}
-				h.MCP.Resources = append(h.MCP.Resources, mcp.Rule{Pattern: args[0], Scopes: args[1:]})
-				if err := (&mcp.Rules{Tools: h.MCP.Tools, Resources: h.MCP.Resources, Prompts: h.MCP.Prompts}).Compile(); err != nil {
-					return d.Errf("%v", err)
-				}
-				continue
-			}
-			if len(args) != 1 {
-				return d.ArgErr()
-			}
-			h.Resource = args[0]
-			if err := gateway.ValidateResource(h.Resource); err != nil {
-				return d.Errf("%v", err)
-			}
-		case "tool", "prompt":
-			kind := d.Val()
-			args := d.RemainingArgs()
-			if len(args) < 2 {
-				return d.Errf("%s <name|*> <scope…>", kind)
-			}
-			if h.MCP == nil {
-				h.MCP = new(MCPConfig)
-			}
-			rule := mcp.Rule{Pattern: args[0], Scopes: args[1:]}
-			if kind == "tool" {
-				h.MCP.Tools = append(h.MCP.Tools, rule)
-			} else {
-				h.MCP.Prompts = append(h.MCP.Prompts, rule)
-			}
-			if err := (&mcp.Rules{Tools: h.MCP.Tools, Resources: h.MCP.Resources, Prompts: h.MCP.Prompts}).Compile(); err != nil {
-				return d.Errf("%v", err)
-			}
-		case "mcp":
-			if d.NextArg() {
-				return d.ArgErr()
-			}
-			if h.MCP == nil {
-				h.MCP = new(MCPConfig)
-			}
-		case "audit":
-			if !d.NextArg() || d.Val() != "required" || d.NextArg() {
-				return d.Err("kavach: `audit required` is the route's only audit option")
-			}
-			h.AuditRequired = true
-		case "allowed_origins":
-			if h.MCP == nil {
-				h.MCP = new(MCPConfig)
-			}
-			h.MCP.AllowedOrigins = append(h.MCP.AllowedOrigins, d.RemainingArgs()...)
-		case "scope":
-			args := d.RemainingArgs()
-			if len(args) == 0 {
-				return d.ArgErr()
-			}
-			if len(args) >= 2 && gateway.IsRuleMethod(args[0]) && (args[1] == "*" || args[1][0] == '/') {
-				rule := gateway.Rule{Method: args[0], Path: args[1], Scopes: args[2:]}
-				if err := rule.Validate(); err != nil {
-					return d.Errf("%v", err)
-				}
-				h.Rules = append(h.Rules, Rule{Method: rule.Method, Path: rule.Path, Scopes: rule.Scopes})
-				continue
-			}
-			for _, a := range args {
-				if a[0] == '/' {
-					return d.Errf("%q looks like a path: a rule is `scope <METHOD> <path> <scope…>` with an upper-case method", a)
-				}
-			}
-			if err := gateway.ValidateScopes(args); err != nil {
-				return d.Errf("%v", err)
-			}
-			h.Scopes = append(h.Scopes, args...)
-		default:
-			return d.Errf("unknown kavach option %q", d.Val())
-		}
-	}
-	if h.Resource == "" {
-		return d.Err("kavach: resource is required (the URL tokens for this route are issued for)")
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package caddymodule
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/kavachgate/kavach/issuer"
 	"github.com/kavachgate/kavach/issuer/store"
+	"github.com/kavachgate/kavach/token"
 )
 
 func init() {
@@ -101,6 +103,24 @@ func (h *IssuerHandler) Validate() error {
 	}
 	if h.MaxDepth < 0 || h.MaxDepth > 16 {
 		return errors.New("kavach_issuer: max_depth must be between 1 and 16")
+	}
+	// The kavach app is provisioned before this handler, so its
+	// max_token_lifetime is known here (issuer.New would refuse it at run).
+	if err := checkAccessTTL(time.Duration(h.AccessTokenTTL), h.app.maxLifetime()); err != nil {
+		return fmt.Errorf("kavach_issuer %s: %w", h.Issuer, err)
+	}
+	return nil
+}
+
+// checkAccessTTL refuses an access token lifetime the gateways of the
+// config would refuse: over the global max_token_lifetime.
+func checkAccessTTL(ttl, maxLifetime time.Duration) error {
+	what := "access_token_ttl"
+	if ttl <= 0 {
+		ttl, what = issuer.DefaultAccessTTL, "access_token_ttl (default)"
+	}
+	if ttl > maxLifetime {
+		return fmt.Errorf("%s %v is longer than the global max_token_lifetime %v: the gateways would refuse every token it issues", what, ttl, maxLifetime)
 	}
 	return nil
 }
@@ -240,7 +260,31 @@ func (p pooledStore) Destruct() error { return p.Close() }
 //	}
 func parseIssuer(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 	ih := new(IssuerHandler)
-	return ih, ih.UnmarshalCaddyfile(h.Dispenser)
+	if err := ih.UnmarshalCaddyfile(h.Dispenser); err != nil {
+		return nil, err
+	}
+	// Checked here too, so the error names the line.
+	maxLifetime := token.DefaultMaxLifetime
+	if opt, ok := h.Option("kavach").(httpcaddyfile.App); ok {
+		var app App
+		if json.Unmarshal(opt.Value, &app) == nil && app.MaxTokenLifetime > 0 {
+			maxLifetime = time.Duration(app.MaxTokenLifetime)
+		}
+	}
+	if err := checkAccessTTL(time.Duration(ih.AccessTokenTTL), maxLifetime); err != nil {
+		h.Reset()
+		for h.Next() {
+			if h.Val() == "access_token_ttl" {
+				break // the line to name, when there is one
+			}
+		}
+		if h.Val() != "access_token_ttl" {
+			h.Reset()
+			h.Next()
+		}
+		return nil, h.Errf("%v", err)
+	}
+	return ih, nil
 }
 
 // UnmarshalCaddyfile implements caddyfile.Unmarshaler.

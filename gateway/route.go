@@ -147,13 +147,20 @@ func ValidateScopes(scopes []string) error {
 	return nil
 }
 
-// Validate checks a rule's method, path and scopes.
+// Validate checks a rule's method, path and scopes. Messages say what a
+// rule needs, so they read right whichever part is missing.
 func (r *Rule) Validate() error {
-	if r.Method == "" || r.Path == "" {
-		return errors.New("a scope rule needs a method and a path")
-	}
-	if !IsRuleMethod(r.Method) {
-		return fmt.Errorf("method %q is not an upper-case HTTP method", r.Method)
+	switch {
+	case r.Method == "":
+		return errors.New(`a scope rule needs a method (or "*" for any)`)
+	case !IsRuleMethod(r.Method) && validMethod(strings.ToUpper(r.Method)):
+		return fmt.Errorf("method %q: HTTP methods are case-sensitive, write %q", r.Method, strings.ToUpper(r.Method))
+	case !IsRuleMethod(r.Method):
+		return fmt.Errorf("method %q is not a registered HTTP method (upper case, e.g. GET, POST, PUT, DELETE; \"*\" for any)", r.Method)
+	case r.Path == "":
+		return fmt.Errorf("rule %s needs a path (\"/…\", or \"*\" for any)", r.Method)
+	case r.Path != "*" && r.Path[0] != '/':
+		return fmt.Errorf("path %q must start with \"/\" (or be \"*\" for any path)", r.Path)
 	}
 	if r.Path != "*" {
 		if err := validPathPattern(r.Path); err != nil {
@@ -161,7 +168,7 @@ func (r *Rule) Validate() error {
 		}
 	}
 	if len(r.Scopes) == 0 {
-		return fmt.Errorf("rule %s %s requires no scope", r.Method, r.Path)
+		return fmt.Errorf("rule %s %s: a rule needs at least one scope", r.Method, r.Path)
 	}
 	return ValidateScopes(r.Scopes)
 }
@@ -183,17 +190,31 @@ func MetadataPath(resource string) string {
 	return PRMPrefix + p
 }
 
-// IsRuleMethod reports whether m may head a scope rule: an upper-case HTTP
-// method, or "*" for any.
+// IsRuleMethod reports whether m may head a scope rule: a method of the
+// IANA HTTP Method Registry, in its registered (upper-case) spelling, or
+// "*" for any. A method outside the registry is refused rather than
+// compared: a typo (`PTU`) would otherwise make a rule that never
+// matches, and requests meant for it would fall to other rules.
 func IsRuleMethod(m string) bool { return m == "*" || validMethod(m) }
 
 func validMethod(m string) bool {
-	for i := 0; i < len(m); i++ {
-		if m[i] < 'A' || m[i] > 'Z' {
-			return false
-		}
-	}
-	return m != ""
+	_, ok := httpMethods[m]
+	return ok
+}
+
+// httpMethods is the IANA HTTP Method Registry
+// (https://www.iana.org/assignments/http-methods), less PRI, which is
+// HTTP/2's connection preface and never a request a route sees, plus
+// QUERY (the safe method with a body, draft-ietf-httpbis-safe-method-w-body).
+var httpMethods = map[string]struct{}{
+	"ACL": {}, "BASELINE-CONTROL": {}, "BIND": {}, "CHECKIN": {}, "CHECKOUT": {},
+	"CONNECT": {}, "COPY": {}, "DELETE": {}, "GET": {}, "HEAD": {}, "LABEL": {},
+	"LINK": {}, "LOCK": {}, "MERGE": {}, "MKACTIVITY": {}, "MKCALENDAR": {},
+	"MKCOL": {}, "MKREDIRECTREF": {}, "MKWORKSPACE": {}, "MOVE": {}, "OPTIONS": {},
+	"ORDERPATCH": {}, "PATCH": {}, "POST": {}, "PROPFIND": {}, "PROPPATCH": {},
+	"PUT": {}, "QUERY": {}, "REBIND": {}, "REPORT": {}, "SEARCH": {}, "TRACE": {},
+	"UNBIND": {}, "UNCHECKOUT": {}, "UNLINK": {}, "UNLOCK": {}, "UPDATE": {},
+	"UPDATEREDIRECTREF": {}, "VERSION-CONTROL": {},
 }
 
 // validPathPattern checks a rule's path the way constraints check theirs.

@@ -82,6 +82,7 @@ func (f *mcpFixture) startGateway(t *testing.T, upstream string) {
 }
 %s {
 	kavach /mcp* {
+		mcp
 		resource %s
 		scope mcp:tools
 		tool read_file files:read

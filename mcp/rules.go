@@ -11,10 +11,10 @@ import (
 // Rule requires Scopes of the MCP operations whose target matches Pattern.
 // In the Caddyfile it is one line of the kavach block:
 //
-//	tool     read_file             files:read
-//	tool     *                     mcp:demo:call
-//	resource file:///repo/*        repository:read
-//	prompt   review                pullrequest:read
+//	tool         read_file         files:read
+//	tool         *                 mcp:demo:call
+//	resource_uri file:///repo/*    repository:read
+//	prompt       review            pullrequest:read
 //
 // Pattern, by kind:
 //

@@ -1,0 +1,107 @@
+package caddymodule
+
+import (
+	"encoding/json"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+)
+
+func TestSiteServes(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		key, resource string
+		want          bool
+	}{
+		{"http://127.0.0.1:8080", "http://127.0.0.1:8080/mcp", true},
+		{"http://127.0.0.1:8080", "https://other.example/mcp", false},
+		{"http://127.0.0.1:8080", "https://127.0.0.1:8080/mcp", false}, // scheme
+		{"http://127.0.0.1:8080", "http://127.0.0.1:8081/mcp", false},  // port
+		{"http://127.0.0.1:8080", "http://localhost:8080/mcp", false},  // host
+		{"http://:8080", "http://gw.example:8080/api", true},           // any host
+		{":8080", "http://gw.example:8080/api", true},                  // a bare port: either scheme
+		{":8080", "https://gw.example:8080/api", true},
+		{":8080", "https://gw.example/api", false},
+		{"example.com", "https://example.com/mcp", true}, // automatic HTTPS
+		{"example.com", "http://example.com/mcp", false},
+		{"EXAMPLE.com", "https://example.COM/mcp", true},
+		{"*.example.com", "https://api.example.com/mcp", true},
+		{"*.example.com", "https://a.b.example.com/mcp", false},
+		{"http://example.com", "http://example.com/mcp", true},
+		{"example.com:80", "http://example.com/mcp", true},
+		{"https://[::1]:8443", "https://[::1]:8443/mcp", true},
+		{"{$SITE}", "https://anything.example/mcp", true}, // resolved later: not judged
+	} {
+		u, err := url.Parse(tt.resource)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := siteServes(tt.key, u, "80", "443"); got != tt.want {
+			t.Errorf("siteServes(%q, %q) = %v, want %v", tt.key, tt.resource, got, tt.want)
+		}
+	}
+}
+
+// TestResourceSiteWarning goes through Caddy's adapter, so it also pins the
+// layout of httpcaddyfile.Helper that siteKeys and addWarning rely on: if
+// a Caddy upgrade changes it, the warning disappears and this test fails.
+func TestResourceSiteWarning(t *testing.T) {
+	t.Parallel()
+	const cf = `{
+	kavach {
+		trusted_keys https://issuer.example ./jwks.json
+	}
+}
+http://127.0.0.1:8080, http://localhost:8080 {
+	kavach /a/* {
+		resource http://localhost:8080/a
+		scope a:b
+	}
+	kavach /mcp* {
+		mcp
+		resource https://other.example/mcp
+		scope a:b
+	}
+}
+`
+	_, warnings, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(cf), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []caddyconfig.Warning
+	for _, w := range warnings {
+		if w.Directive == "kavach" {
+			got = append(got, w)
+		}
+	}
+	if len(got) != 1 || got[0].Line != 13 || !strings.Contains(got[0].Message, "resource https://other.example/mcp is not served by this site (http://127.0.0.1:8080, http://localhost:8080)") {
+		t.Fatalf("warnings %+v, want one for line 13 naming https://other.example/mcp and the site's addresses", got)
+	}
+}
+
+// TestValidateRefuses checks what `kavach validate` refuses in JSON
+// configs (no Caddyfile line to name), for checks that once waited for
+// `kavach run`.
+func TestValidateRefuses(t *testing.T) {
+	for name, tt := range map[string]struct{ kavach, issuer, want string }{
+		"issuer_ttl_over_max_lifetime":  {`{"max_token_lifetime":600000000000}`, `,"access_token_ttl":900000000000`, "access_token_ttl 15m0s is longer than the global max_token_lifetime 10m0s"},
+		"default_ttl_over_max_lifetime": {`{"max_token_lifetime":60000000000}`, "", "access_token_ttl (default) 5m0s is longer than the global max_token_lifetime 1m0s"},
+		"admin_port_not_a_number":       {`{"admin":"127.0.0.1:20x1"}`, "", "admin 127.0.0.1:20x1: want one loopback host:port"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			cfg := `{"admin":{"disabled":true},"apps":{"kavach":` + tt.kavach + `,"http":{"servers":{"s":{"listen":["127.0.0.1:0"],` +
+				`"routes":[{"handle":[{"handler":"kavach_issuer","issuer":"http://127.0.0.1:8081"` + tt.issuer + `}]}]}}}}}`
+			var c caddy.Config
+			if err := json.Unmarshal([]byte(cfg), &c); err != nil {
+				t.Fatal(err)
+			}
+			err := caddy.Validate(&c)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("caddy.Validate = %v, want an error containing %q", err, tt.want)
+			}
+		})
+	}
+}

@@ -44,9 +44,8 @@ const (
 	unknownMethod   methodClass = iota
 	plainRequest                // allowed on the route rule alone
 	toolRequest                 // tools/call: params.name, tool rules
-	resourceRequest             // resources/read: params.uri, resource rules
+	resourceRequest             // resources/read, resources/(un)subscribe: params.uri, resource rules
 	promptRequest               // prompts/get: params.name, prompt rules
-	uriRequest                  // resources/(un)subscribe: params.uri, route rule
 	notification                // a client notification: route rule
 )
 
@@ -62,10 +61,11 @@ func init() {
 		plainRequest: {MethodInitialize, MethodPing, MethodToolsList, MethodResourcesList,
 			MethodResourcesTemplatesList, MethodPromptsList, MethodCompletionComplete,
 			MethodLoggingSetLevel, MethodServerDiscover, MethodSubscriptionsListen},
-		toolRequest:     {MethodToolsCall},
-		resourceRequest: {MethodResourcesRead},
+		toolRequest: {MethodToolsCall},
+		// A subscription delivers the resource's updates (its content, or
+		// the news that it changed): it needs what reading it needs.
+		resourceRequest: {MethodResourcesRead, MethodResourcesSubscribe, MethodResourcesUnsubscribe},
 		promptRequest:   {MethodPromptsGet},
-		uriRequest:      {MethodResourcesSubscribe, MethodResourcesUnsubscribe},
 		notification: {NotificationInitialized, NotificationCancelled, NotificationProgress,
 			NotificationRootsListChanged},
 	} {
@@ -106,7 +106,7 @@ func (c methodClass) targetMember() string {
 	switch c {
 	case toolRequest, promptRequest:
 		return "name"
-	case resourceRequest, uriRequest:
+	case resourceRequest:
 		return "uri"
 	}
 	return ""

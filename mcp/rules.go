@@ -52,7 +52,8 @@ type Rule struct {
 //   - When no rule matches, the operation is denied (fail closed): a tool
 //     the configuration does not name is not callable unless a "tool *"
 //     rule exists, and likewise for resources and prompts. A route with no
-//     resource rules denies every resources/read.
+//     resource rules denies every resources/read, resources/subscribe and
+//     resources/unsubscribe.
 //   - The route's own scopes apply too; checking them is the gateway's job.
 type Rules struct {
 	Tools     []Rule `json:"tools,omitempty"`
@@ -181,11 +182,15 @@ func schemeLen(uri string) int {
 //
 //   - a response (the client answering a server request) and a known client
 //     notification: on the route rule alone;
-//   - a known request method other than tools/call, resources/read and
-//     prompts/get: on the route rule alone;
-//   - tools/call, resources/read and prompts/get when at least one rule of
-//     that kind matches the target (Name) and scopes grant (policy.Allows)
-//     every scope of every matching rule.
+//   - a known request method other than tools/call, resources/read,
+//     resources/subscribe, resources/unsubscribe and prompts/get: on the
+//     route rule alone;
+//   - tools/call (tool rules), resources/read, resources/subscribe and
+//     resources/unsubscribe (resource rules), and prompts/get (prompt
+//     rules) when at least one rule of that kind matches the target (Name)
+//     and scopes grant (policy.Allows) every scope of every matching rule.
+//     A subscription delivers the resource's updates, so it needs what
+//     reading the resource needs.
 //
 // Everything else is denied: an unknown or case-variant method, a request
 // whose method is a notification's (or the reverse), a target no rule
@@ -215,7 +220,7 @@ func Decide(rules *Rules, scopes []string, m *Message) (allowed bool, missingSco
 	}
 	c := classOf(m.Method)
 	switch c {
-	case plainRequest, uriRequest:
+	case plainRequest:
 		return true, ""
 	case toolRequest, resourceRequest, promptRequest:
 	default:

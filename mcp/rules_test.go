@@ -130,7 +130,9 @@ func TestDecideMethods(t *testing.T) {
 		{"request with a notification method", Message{Kind: KindRequest, Method: NotificationInitialized, ID: IntID(1)}, false},
 		{"initialize", Message{Kind: KindRequest, Method: MethodInitialize, ID: IntID(1)}, true},
 		{"tools/list", Message{Kind: KindRequest, Method: MethodToolsList, ID: IntID(1)}, true},
-		{"resources/subscribe", Message{Kind: KindRequest, Method: MethodResourcesSubscribe, ID: IntID(1), Name: "file:///x"}, true},
+		{"resources/subscribe without a rule", Message{Kind: KindRequest, Method: MethodResourcesSubscribe, ID: IntID(1), Name: "file:///x"}, false},
+		{"resources/unsubscribe without a rule", Message{Kind: KindRequest, Method: MethodResourcesUnsubscribe, ID: IntID(1), Name: "file:///x"}, false},
+		{"resources/list", Message{Kind: KindRequest, Method: MethodResourcesList, ID: IntID(1)}, true},
 		{"server/discover", Message{Kind: KindRequest, Method: MethodServerDiscover, ID: IntID(1)}, true},
 		{"case variant", Message{Kind: KindRequest, Method: "Tools/List", ID: IntID(1)}, false},
 		{"unknown", Message{Kind: KindRequest, Method: "tasks/result", ID: IntID(1)}, false},
@@ -217,6 +219,49 @@ func TestDecideResources(t *testing.T) {
 	}
 	if got := RequiredScopes(r, read("file:///repo/secret/k")); !slices.Equal(got, scopes("repository:read", "secret:read")) {
 		t.Errorf("RequiredScopes %q", got)
+	}
+}
+
+// resources/subscribe and resources/unsubscribe name a resource as
+// resources/read does (params.uri), and a subscription delivers that
+// resource's updates: they meet the same rules (DESIGN.md §4.1).
+func TestDecideSubscribe(t *testing.T) {
+	t.Parallel()
+	r := mustRules(t, Rules{Resources: []Rule{
+		{"file:///repo/*", scopes("repository:read")},
+		{"file:///repo/secret/*", scopes("secret:read")},
+	}})
+	for _, method := range []string{MethodResourcesRead, MethodResourcesSubscribe, MethodResourcesUnsubscribe} {
+		m := func(uri string) *Message {
+			return &Message{Kind: KindRequest, Method: method, ID: IntID(1), Name: uri}
+		}
+		cases := []struct {
+			uri     string
+			have    []string
+			ok      bool
+			missing string
+			need    []string
+		}{
+			{"file:///etc/passwd", scopes("repository:read", "secret:read"), false, "", nil},
+			{"file:///repo/a", scopes("repository:read"), true, "", scopes("repository:read")},
+			{"file:///repo/a", nil, false, "repository:read", scopes("repository:read")},
+			{"file:///repo/secret/k", scopes("repository:read"), false, "secret:read", scopes("repository:read", "secret:read")},
+			{"file:///repo/../etc/passwd", scopes("repository:read", "secret:read"), false, "", nil},
+		}
+		for _, c := range cases {
+			ok, missing := Decide(r, c.have, m(c.uri))
+			if ok != c.ok || missing != c.missing {
+				t.Errorf("%s %s with %q: %v, %q; want %v, %q", method, c.uri, c.have, ok, missing, c.ok, c.missing)
+			}
+			if got := RequiredScopes(r, m(c.uri)); !slices.Equal(got, c.need) {
+				t.Errorf("%s %s: RequiredScopes %q, want %q", method, c.uri, got, c.need)
+			}
+		}
+	}
+	// A subscription to file:///etc/passwd on a route with no resource
+	// rule at all (issue 13, hole 7).
+	if ok, _ := Decide(mustRules(t, Rules{}), scopes("repository:read"), &Message{Kind: KindRequest, Method: MethodResourcesSubscribe, ID: IntID(1), Name: "file:///etc/passwd"}); ok {
+		t.Error("subscribe without resource rules allowed")
 	}
 }
 

@@ -22,6 +22,9 @@ func FuzzDecode(f *testing.F) {
 		`{"jsonrpc":"2.0","id":1,"method":"tools/list","Method":"tools/call"}`,
 		`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"n\u0061me":"a","Name":"b"}}`,
 		`[{"jsonrpc":"2.0","id":1,"method":"ping"}]`,
+		`{"jsonrpc":"2.0","id":1,"method":"completion/complete","params":{"ref":{"type":"ref/prompt","name":"review"},"argument":{"name":"a","value":"b"}}}`,
+		`{"jsonrpc":"2.0","id":2,"method":"completion/complete","params":{"ref":{"type":"ref/resource","uri":"file:///repo/{path}"}}}`,
+		`{"jsonrpc":"2.0","id":3,"method":"completion/complete","params":{"ref":{"type":"ref/prompt","name":"a","Name":"b"}}}`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -71,17 +74,41 @@ func FuzzDecode(f *testing.F) {
 			t.Fatalf("%q: accepted with kind %v", body, m.Kind)
 		}
 		if m.Name != "" {
-			var p struct{ Name, URI *string }
+			var p struct {
+				Name, URI *string
+				Ref       *struct{ Type, Name, URI *string }
+			}
 			if err := json.Unmarshal(v.Params, &p); err != nil {
 				t.Fatalf("%q: params: %v", body, err)
 			}
-			got := p.Name
-			if classOf(m.Method).targetMember() == "uri" {
+			var got *string
+			switch c := classOf(m.Method); {
+			case c == completionRequest:
+				if p.Ref == nil || p.Ref.Type == nil {
+					t.Fatalf("%q: Decode read a completion of %v %q, encoding/json no ref type", body, m.Target, m.Name)
+				}
+				switch *p.Ref.Type {
+				case "ref/prompt":
+					got = p.Ref.Name
+					if m.Target != TargetPrompt || p.Ref.URI != nil {
+						t.Fatalf("%q: Decode read target kind %v", body, m.Target)
+					}
+				case "ref/resource":
+					got = p.Ref.URI
+					if m.Target != TargetResource || p.Ref.Name != nil {
+						t.Fatalf("%q: Decode read target kind %v", body, m.Target)
+					}
+				}
+			case c.targetMember() == "uri":
 				got = p.URI
+			default:
+				got = p.Name
 			}
 			if got == nil || *got != m.Name {
 				t.Fatalf("%q: Decode read target %q, encoding/json %v", body, m.Name, got)
 			}
+		} else if m.Target != TargetNone {
+			t.Fatalf("%q: target kind %v without a name", body, m.Target)
 		}
 	})
 }

@@ -272,6 +272,19 @@ func hex4(b []byte) rune {
 // foldEqual reports whether key is name up to case, with the Unicode
 // simple folding Go's encoding/json uses to match member names (so
 // "ſ" (U+017F) matches "s" and "K" (U+212A) matches "k").
+//
+// name is lower-case ASCII. Before the full comparison, two cheap
+// rejections that cannot change the answer: under simple folding an ASCII
+// letter's only other forms are its upper case and, for 'k' and 's', one
+// non-ASCII rune of at most 3 bytes (U+212A, U+017F), so key is 1 to 3
+// bytes per byte of name, and it starts with name's first letter in either
+// case unless that letter is 'k' or 's'.
 func foldEqual(key []byte, name string) bool {
+	if len(key) < len(name) || len(key) > 3*len(name) {
+		return false
+	}
+	if c := name[0]; c != 'k' && c != 's' && key[0]|0x20 != c {
+		return false
+	}
 	return bytes.EqualFold(key, []byte(name))
 }

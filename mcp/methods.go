@@ -41,12 +41,13 @@ const (
 type methodClass uint8
 
 const (
-	unknownMethod   methodClass = iota
-	plainRequest                // allowed on the route rule alone
-	toolRequest                 // tools/call: params.name, tool rules
-	resourceRequest             // resources/read, resources/(un)subscribe: params.uri, resource rules
-	promptRequest               // prompts/get: params.name, prompt rules
-	notification                // a client notification: route rule
+	unknownMethod     methodClass = iota
+	plainRequest                  // allowed on the route rule alone
+	toolRequest                   // tools/call: params.name, tool rules
+	resourceRequest               // resources/read, resources/(un)subscribe: params.uri, resource rules
+	promptRequest                 // prompts/get: params.name, prompt rules
+	completionRequest             // completion/complete: params.ref, prompt or resource rules
+	notification                  // a client notification: route rule
 )
 
 type methodEntry struct {
@@ -59,13 +60,17 @@ var methods = map[string]methodEntry{}
 func init() {
 	for class, names := range map[methodClass][]string{
 		plainRequest: {MethodInitialize, MethodPing, MethodToolsList, MethodResourcesList,
-			MethodResourcesTemplatesList, MethodPromptsList, MethodCompletionComplete,
-			MethodLoggingSetLevel, MethodServerDiscover, MethodSubscriptionsListen},
+			MethodResourcesTemplatesList, MethodPromptsList, MethodLoggingSetLevel,
+			MethodServerDiscover, MethodSubscriptionsListen},
 		toolRequest: {MethodToolsCall},
 		// A subscription delivers the resource's updates (its content, or
 		// the news that it changed): it needs what reading it needs.
 		resourceRequest: {MethodResourcesRead, MethodResourcesSubscribe, MethodResourcesUnsubscribe},
 		promptRequest:   {MethodPromptsGet},
+		// A completion lists values of a prompt's argument or of a
+		// resource template's variable: it needs what the prompt or the
+		// resources of the template need.
+		completionRequest: {MethodCompletionComplete},
 		notification: {NotificationInitialized, NotificationCancelled, NotificationProgress,
 			NotificationRootsListChanged},
 	} {
@@ -100,8 +105,28 @@ func KnownMethod(method string, request bool) bool {
 	return c == notification
 }
 
+// target returns which rules a request of class c meets. The method
+// decides, except for completion/complete, whose params.ref does (ref, as
+// Decode recorded it in Message.Target).
+func (c methodClass) target(ref Target) Target {
+	switch c {
+	case toolRequest:
+		return TargetTool
+	case resourceRequest:
+		return TargetResource
+	case promptRequest:
+		return TargetPrompt
+	case completionRequest:
+		if ref == TargetPrompt || ref == TargetResource {
+			return ref
+		}
+	}
+	return TargetNone
+}
+
 // targetMember is the params member naming the target of a method of class
-// c ("name" or "uri"), or "" when the method has no target.
+// c ("name" or "uri"), the member SEP-2243's Mcp-Name mirrors, or "" when
+// the method has none (completion/complete names its target in params.ref).
 func (c methodClass) targetMember() string {
 	switch c {
 	case toolRequest, promptRequest:

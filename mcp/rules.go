@@ -186,15 +186,23 @@ func schemeLen(uri string) int {
 //     resources/subscribe, resources/unsubscribe and prompts/get: on the
 //     route rule alone;
 //   - tools/call (tool rules), resources/read, resources/subscribe and
-//     resources/unsubscribe (resource rules), and prompts/get (prompt
-//     rules) when at least one rule of that kind matches the target (Name)
-//     and scopes grant (policy.Allows) every scope of every matching rule.
-//     A subscription delivers the resource's updates, so it needs what
-//     reading the resource needs.
+//     resources/unsubscribe (resource rules), prompts/get (prompt rules),
+//     and completion/complete (the prompt rules for a "ref/prompt", the
+//     resource rules for a "ref/resource": Message.Target) when at least
+//     one rule of that kind matches the target (Name) and scopes grant
+//     (policy.Allows) every scope of every matching rule. A subscription
+//     delivers the resource's updates, so it needs what reading the
+//     resource needs; a completion lists values of a prompt's argument or
+//     of a URI template's variable, so it needs what the prompt or the
+//     template needs. A URI template ("file:///repo/{path}") is matched as
+//     text, like a URI and under the same alias rules: "file:///repo/*"
+//     covers it, and a template wider than every rule ("file:///{path}")
+//     matches none.
 //
 // Everything else is denied: an unknown or case-variant method, a request
-// whose method is a notification's (or the reverse), a target no rule
-// matches, an invalid target (see Decode rule 6), a resource URI that
+// whose method is a notification's (or the reverse), a completion whose
+// Target is neither TargetPrompt nor TargetResource, a target no rule
+// matches, an invalid target (see Decode rules 6 and 7), a resource URI that
 // could name another resource than the one a textual rule sees (a "." or
 // ".." segment, a backslash, a malformed percent-escape, or a
 // percent-encoded '/', '\', control or unreserved character), and nil or
@@ -219,19 +227,16 @@ func Decide(rules *Rules, scopes []string, m *Message) (allowed bool, missingSco
 		return false, ""
 	}
 	c := classOf(m.Method)
-	switch c {
-	case plainRequest:
+	if c == plainRequest {
 		return true, ""
-	case toolRequest, resourceRequest, promptRequest:
-	default:
-		return false, ""
 	}
-	if rules == nil || !rules.compiled || checkName(m.Name) != "" {
+	target := c.target(m.Target)
+	if target == TargetNone || rules == nil || !rules.compiled || checkName(m.Name) != "" {
 		return false, ""
 	}
 	matched := false
 	missing := ""
-	rules.each(c, m.Name, func(need []string) bool {
+	rules.each(target, m.Name, func(need []string) bool {
 		matched = true
 		for _, s := range need {
 			if !policy.Allows(scopes, s) {
@@ -256,12 +261,12 @@ func RequiredScopes(rules *Rules, m *Message) []string {
 	if rules == nil || !rules.compiled || m == nil || m.Kind != KindRequest {
 		return nil
 	}
-	c := classOf(m.Method)
-	if c != toolRequest && c != resourceRequest && c != promptRequest {
+	target := classOf(m.Method).target(m.Target)
+	if target == TargetNone {
 		return nil
 	}
 	var out []string
-	rules.each(c, m.Name, func(need []string) bool {
+	rules.each(target, m.Name, func(need []string) bool {
 		for _, s := range need {
 			if !slices.Contains(out, s) {
 				out = append(out, s)
@@ -272,16 +277,16 @@ func RequiredScopes(rules *Rules, m *Message) []string {
 	return out
 }
 
-// each calls f with the scopes of every rule matching name for a method of
-// class c, until f returns false.
-func (r *Rules) each(c methodClass, name string, f func(scopes []string) bool) {
+// each calls f with the scopes of every rule of the target's kind matching
+// name, until f returns false.
+func (r *Rules) each(target Target, name string, f func(scopes []string) bool) {
 	var set *ruleSet
-	switch c {
-	case toolRequest:
+	switch target {
+	case TargetTool:
 		set = &r.tools
-	case promptRequest:
+	case TargetPrompt:
 		set = &r.prompts
-	case resourceRequest:
+	case TargetResource:
 		set = &r.resources
 		if !uriAliasFree(name) {
 			return

@@ -265,6 +265,86 @@ func TestDecideSubscribe(t *testing.T) {
 	}
 }
 
+// completion/complete meets the rules of what it completes: the prompt
+// rules for a ref/prompt, the resource rules for a ref/resource, whose URI
+// template is matched as text with the same alias rules as a URI.
+func TestDecideCompletion(t *testing.T) {
+	t.Parallel()
+	r := mustRules(t, Rules{
+		Prompts: []Rule{{"review", scopes("pullrequest:read")}},
+		Resources: []Rule{
+			{"file:///repo/*", scopes("repository:read")},
+			{"file:///repo/secret/*", scopes("secret:read")},
+		},
+		Tools: []Rule{{"*", scopes("mcp:call")}},
+	})
+	complete := func(target Target, name string) *Message {
+		return &Message{Kind: KindRequest, Method: MethodCompletionComplete, ID: IntID(1), Name: name, Target: target}
+	}
+	all := scopes("pullrequest:read", "repository:read", "secret:read", "mcp:call")
+	cases := []struct {
+		name    string
+		m       *Message
+		have    []string
+		ok      bool
+		missing string
+		need    []string
+	}{
+		{"prompt", complete(TargetPrompt, "review"), scopes("pullrequest:read"), true, "", scopes("pullrequest:read")},
+		{"prompt without its scope", complete(TargetPrompt, "review"), scopes("repository:read"), false, "pullrequest:read", scopes("pullrequest:read")},
+		{"prompt no rule names", complete(TargetPrompt, "deploy"), all, false, "", nil},
+		{"prompt name is not a tool name", complete(TargetPrompt, "x"), all, false, "", nil},
+		{"template inside the repo", complete(TargetResource, "file:///repo/src/{path}"), scopes("repository:read"), true, "", scopes("repository:read")},
+		{"template inside the secret", complete(TargetResource, "file:///repo/secret/{name}"), scopes("repository:read"), false, "secret:read", scopes("repository:read", "secret:read")},
+		// A template wider than every rule lists what no rule allows.
+		{"template wider than the rules", complete(TargetResource, "file:///{path}"), all, false, "", nil},
+		{"template escaping by dots", complete(TargetResource, "file:///repo/../{path}"), all, false, "", nil},
+		{"template with an alias", complete(TargetResource, "file:///repo/%73ecret/{name}"), all, false, "", nil},
+		{"resource template matched as text", complete(TargetResource, "review"), all, false, "", nil},
+		{"no target", complete(TargetNone, "review"), all, false, "", nil},
+		{"tool target", complete(TargetTool, "x"), all, false, "", nil},
+		{"empty name", complete(TargetPrompt, ""), all, false, "", nil},
+		{"nil rules", nil, all, false, "", nil},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			rules := r
+			m := c.m
+			if m == nil {
+				rules, m = nil, complete(TargetPrompt, "review")
+			}
+			ok, missing := Decide(rules, c.have, m)
+			if ok != c.ok || missing != c.missing {
+				t.Errorf("Decide = %v, %q; want %v, %q", ok, missing, c.ok, c.missing)
+			}
+			if got := RequiredScopes(rules, m); !slices.Equal(got, c.need) {
+				t.Errorf("RequiredScopes = %q, want %q", got, c.need)
+			}
+		})
+	}
+	// The method decides the rules of every other targeted method: a
+	// Target that disagrees (a hand-built Message) changes nothing.
+	if ok, _ := Decide(r, scopes("pullrequest:read"), &Message{Kind: KindRequest, Method: MethodToolsCall, ID: IntID(1), Name: "review", Target: TargetPrompt}); ok {
+		t.Error("a tools/call was decided by the prompt rules")
+	}
+	// Decoded bodies: a completion on a prompt with no rule is refused
+	// (issue 13, hole 7), one on a ruled prompt passes.
+	for body, want := range map[string]bool{
+		`{"jsonrpc":"2.0","id":1,"method":"completion/complete","params":{"ref":{"type":"ref/prompt","name":"deploy"},"argument":{"name":"env","value":"p"}}}`:               false,
+		`{"jsonrpc":"2.0","id":1,"method":"completion/complete","params":{"ref":{"type":"ref/prompt","name":"review"},"argument":{"name":"lang","value":"p"}}}`:              true,
+		`{"jsonrpc":"2.0","id":1,"method":"completion/complete","params":{"ref":{"type":"ref/resource","uri":"file:///etc/{file}"},"argument":{"name":"file","value":"p"}}}`: false,
+	} {
+		m, err := Decode([]byte(body))
+		if err != nil {
+			t.Fatalf("%s: %v", body, err)
+		}
+		if ok, _ := Decide(r, all, &m); ok != want {
+			t.Errorf("%s: allowed %v, want %v", body, ok, want)
+		}
+	}
+}
+
 func TestDecidePrompts(t *testing.T) {
 	t.Parallel()
 	r := mustRules(t, Rules{Prompts: []Rule{{"review", scopes("pullrequest:read")}}})

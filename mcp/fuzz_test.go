@@ -134,3 +134,130 @@ func FuzzToolsFilterSSE(f *testing.F) {
 		}
 	})
 }
+
+// FuzzURIAliasFree: a resource URI that Decide would match is read the
+// same way by every kind of server a textual rule must agree with. For
+// "file:///repo/" + suffix, when uriAliasFree accepts it, each modelled
+// reading of its path (up to '?' or '#') gives exactly what decoding its
+// percent-escapes once gives, so a rule that matched the text also matched
+// what the server opens:
+//
+//   - a server that decodes twice;
+//   - RFC 3986 §5.2.4 dot-segment removal after decoding;
+//   - one that merges repeated slashes (file systems, nginx);
+//   - Tomcat and Jetty, which strip ";parameters" from each segment before
+//     decoding, and frameworks that strip them after;
+//   - Windows, which reads '\' as '/' and strips trailing dots and spaces
+//     from each name.
+//
+// and the decoded path holds no control character. Seeds:
+// testdata/fuzz/FuzzURIAliasFree.
+func FuzzURIAliasFree(f *testing.F) {
+	for _, s := range []string{
+		"src/main.go", "a%20b.txt", "..;/secret", ".;x/secret", "a./b", "%252e%252e/secret",
+		"a%2Fb", "%C3%A9", "a//b", "secret;x/key", "a%00", "a \\b", "dir/?q=../x",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, suffix string) {
+		uri := "file:///repo/" + suffix
+		if !uriAliasFree(uri) {
+			return
+		}
+		path := uri[len("file://"):]
+		if i := strings.IndexAny(path, "?#"); i >= 0 {
+			path = path[:i]
+		}
+		want := pctDecode(path)
+		for _, r := range want {
+			if r < 0x20 || r >= 0x7f && r < 0xa0 {
+				t.Fatalf("%q accepted, decoded path %q has a control character", uri, want)
+			}
+		}
+		if !strings.HasPrefix(want, "/repo/") {
+			t.Fatalf("%q accepted, decoded path %q", uri, want)
+		}
+		readings := map[string]string{
+			"decoded twice":          pctDecode(want),
+			"dot segments removed":   removeDotSegments(want),
+			"slashes merged":         mergeSlashes(want),
+			"params stripped raw":    removeDotSegments(pctDecode(stripParams(path))),
+			"params stripped after":  removeDotSegments(stripParams(want)),
+			"windows file name rule": mergeSlashes(removeDotSegments(windowsNames(strings.ReplaceAll(want, `\`, "/")))),
+		}
+		for name, got := range readings {
+			if got != want {
+				t.Fatalf("%q accepted; %s reads %q, the rule saw %q", uri, name, got, want)
+			}
+		}
+	})
+}
+
+// pctDecode decodes every well-formed percent-escape once.
+func pctDecode(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '%' && i+2 < len(s) && isHex(s[i+1]) && isHex(s[i+2]) {
+			b.WriteByte(unhex(s[i+1])<<4 | unhex(s[i+2]))
+			i += 2
+			continue
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+// removeDotSegments is RFC 3986 §5.2.4 for an absolute path.
+func removeDotSegments(p string) string {
+	var out []string
+	segs := strings.Split(p, "/")[1:]
+	for i, s := range segs {
+		last := i == len(segs)-1
+		switch s {
+		case ".":
+			if last {
+				out = append(out, "")
+			}
+		case "..":
+			if len(out) > 0 {
+				out = out[:len(out)-1]
+			}
+			if last {
+				out = append(out, "")
+			}
+		default:
+			out = append(out, s)
+		}
+	}
+	return "/" + strings.Join(out, "/")
+}
+
+func mergeSlashes(p string) string {
+	for strings.Contains(p, "//") {
+		p = strings.ReplaceAll(p, "//", "/")
+	}
+	return p
+}
+
+// stripParams removes ";…" from every segment (Servlet path parameters).
+func stripParams(p string) string {
+	segs := strings.Split(p, "/")
+	for i, s := range segs {
+		if j := strings.IndexByte(s, ';'); j >= 0 {
+			segs[i] = s[:j]
+		}
+	}
+	return strings.Join(segs, "/")
+}
+
+// windowsNames strips trailing dots and spaces from every name except the
+// "." and ".." segments.
+func windowsNames(p string) string {
+	segs := strings.Split(p, "/")
+	for i, s := range segs {
+		if s != "." && s != ".." {
+			segs[i] = strings.TrimRight(s, ". ")
+		}
+	}
+	return strings.Join(segs, "/")
+}

@@ -203,6 +203,62 @@ func TestDecideResources(t *testing.T) {
 		{"file:///repo/%00", all, false, ""},
 		{"file:///repo/a..b", scopes("repository:read"), true, ""},
 		{"file:///repo/.hidden", scopes("repository:read"), true, ""},
+		// Spellings whose meaning differs between servers (issue 13, hole
+		// 7): Tomcat-style path parameters, which such servers strip (and
+		// resolve "..;" as ".."); Windows, which strips trailing dots and
+		// spaces from a name; servers that decode twice; controls.
+		{"file:///repo/..;/secret", all, false, ""},
+		{"file:///repo/..;/etc/passwd", all, false, ""},
+		{"file:///repo/.;x/secret/key", all, false, ""},
+		{"file:///repo/...;x/secret/key", all, false, ""},
+		{"file:///repo/;x/secret/key", all, false, ""},
+		{"file:///repo/secret;x/key", all, false, ""},
+		{"file:///repo/secret;jsessionid=1", all, false, ""},
+		{"file:///repo/a%3Bb", all, false, ""},
+		{"file:///repo/a./b", all, false, ""},
+		{"file:///repo/secret./key", all, false, ""},
+		{"file:///repo/secret../key", all, false, ""},
+		{"file:///repo/secret.", all, false, ""},
+		{"file:///repo/.../secret/key", all, false, ""},
+		{"file:///repo/secret /key", all, false, ""},
+		{"file:///repo/secret%20/key", all, false, ""},
+		{"file:///repo/secret.#x", all, false, ""},
+		{"file:///repo/%25", all, false, ""},
+		{"file:///repo/100%25.txt", all, false, ""},
+		{"file:///repo/%252e%252e/secret", all, false, ""},
+		{"file:///repo/%252E%252E/secret", all, false, ""},
+		{"file:///repo/%25252e/secret", all, false, ""},
+		{"file:///repo/a\x00b", all, false, ""},
+		{"file:///repo/a\x1fb", all, false, ""},
+		{"file:///repo/a\x7fb", all, false, ""},
+		{"file:///repo/a\u0085b", all, false, ""},
+		{"file:///repo/a%0Ab", all, false, ""},
+		{"file:///repo/a%7F", all, false, ""},
+		{"file:///repo/a%C2%85b", all, false, ""},
+		{"file:///repo/a%C2%9F", all, false, ""},
+		{"file:///repo//secret/key", all, false, ""},
+		{"file:///repo/src//a", all, false, ""},
+		// RFC 3986 §6.2.2.1: "%c3" and "%C3" are one octet; only the
+		// upper-case spelling (what every common encoder writes) matches.
+		{"file:///repo/%c3%a9", all, false, ""},
+		{"file:///repo/%C3%a9", all, false, ""},
+		// Authorities that name the same host another way.
+		{"file://localhost/repo/secret/key", all, false, ""},
+		{"https://API.example/items", all, false, ""},
+		{"https://api.example./items", all, false, ""},
+		{"https://user@api.example/items", all, false, ""},
+		{"https://api.example@evil.example/items", all, false, ""},
+		{"https://api.example:/items", all, false, ""},
+		{"https://api.example:443/items", all, false, ""},
+		{"https://api.example:0443/items", all, false, ""},
+		// What stays allowed.
+		{"file:///repo/%C3%A9t%C3%A9.txt", scopes("repository:read"), true, ""},
+		{"file:///repo/src/", scopes("repository:read"), true, ""},
+		{"file:///repo/a.b/c", scopes("repository:read"), true, ""},
+		{"file:///repo/a%2Cb", scopes("repository:read"), true, ""},
+		{"file:///repo/a?v=1.", scopes("repository:read"), true, ""},
+		{"file:///repo/{path}", scopes("repository:read"), true, ""},
+		{"file:///repo/secret/key", scopes("repository:read", "secret:read"), true, ""},
 	}
 	for _, c := range cases {
 		ok, missing := Decide(r, c.have, read(c.uri))
@@ -211,8 +267,15 @@ func TestDecideResources(t *testing.T) {
 		}
 	}
 	anyRes := mustRules(t, Rules{Resources: []Rule{{"*", scopes("res:read")}}})
-	if ok, _ := Decide(anyRes, scopes("res:read"), read("urn:x")); !ok {
-		t.Error(`"*" does not cover a URI`)
+	for _, uri := range []string{"urn:x", "https://api.example:8443/items?q=a;b", "data:text/plain;base64,SGk=", "urn:a:b;c", "https://[2001:db8::1]/x"} {
+		if ok, _ := Decide(anyRes, scopes("res:read"), read(uri)); !ok {
+			t.Errorf(`"*" does not cover %s`, uri)
+		}
+	}
+	for _, uri := range []string{"urn:a/..;/b", "urn:a/.;/b", "urn:a//b", "urn:a./b", "https://[2001:DB8::1]/x", "https://h/a;b"} {
+		if ok, _ := Decide(anyRes, scopes("res:read"), read(uri)); ok {
+			t.Errorf(`"*" allowed %s`, uri)
+		}
 	}
 	if ok, _ := Decide(anyRes, scopes("res:read"), read("file:///a/../b")); ok {
 		t.Error(`"*" allowed a dot segment`)

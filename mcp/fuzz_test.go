@@ -261,3 +261,32 @@ func windowsNames(p string) string {
 	}
 	return strings.Join(segs, "/")
 }
+
+// FuzzJSONString: appendJSONString writes valid JSON that reads back as
+// encoding/json reads its own encoding of the same string, with no raw
+// control character, DEL, C1 control or U+2028/U+2029 left in it.
+func FuzzJSONString(f *testing.F) {
+	for _, s := range []string{"", "a\"b\\c", "\x00\x1f\x7f", "é\u0085\u2028\u2029😀", "\xff\xfe", "\uFFFD", "<&>"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		out := appendJSONString(nil, s)
+		var got string
+		if err := json.Unmarshal(out, &got); err != nil {
+			t.Fatalf("%q → %s: %v", s, out, err)
+		}
+		ref, _ := json.Marshal(s)
+		var want string
+		if err := json.Unmarshal(ref, &want); err != nil {
+			t.Fatal(err)
+		}
+		if got != want {
+			t.Fatalf("%q → %s reads %q; encoding/json %q", s, out, got, want)
+		}
+		for _, r := range string(out) {
+			if r < 0x20 || r == 0x7f || 0x80 <= r && r < 0xa0 || r == '\u2028' || r == '\u2029' {
+				t.Fatalf("%q → %s holds %U raw", s, out, r)
+			}
+		}
+	})
+}

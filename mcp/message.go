@@ -54,15 +54,26 @@ func IntID(n int64) ID { return ID{num: n, set: true} }
 // IsZero reports whether id is no id.
 func (id ID) IsZero() bool { return !id.set }
 
-// String is the id in JSON form, for logs and audit.
+// String is the id in JSON form, for logs, audit and error bodies: an
+// integer in decimal, a string as a JSON string (appendJSONString's
+// escaping: valid JSON whatever the id holds, no HTML escaping); "" for
+// the zero ID.
 func (id ID) String() string {
+	if !id.set {
+		return ""
+	}
+	return string(id.appendJSON(nil))
+}
+
+// appendJSON appends the id in JSON form, null for the zero ID.
+func (id ID) appendJSON(dst []byte) []byte {
 	switch {
 	case !id.set:
-		return ""
+		return append(dst, "null"...)
 	case id.isStr:
-		return strconv.Quote(id.str)
+		return appendJSONString(dst, id.str)
 	}
-	return strconv.FormatInt(id.num, 10)
+	return strconv.AppendInt(dst, id.num, 10)
 }
 
 // Message is what Decode learned from a body. It holds no reference to the

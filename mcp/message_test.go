@@ -2,6 +2,7 @@ package mcp
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -265,6 +266,22 @@ func TestIDString(t *testing.T) {
 		if got := id.String(); got != want {
 			t.Errorf("%#v: %q, want %q", id, got, want)
 		}
+	}
+	// The JSON form is JSON (RFC 8259 §7), whatever the id holds, and reads
+	// back as the same id; strconv.Quote's \x, \a and \U escapes are not.
+	for _, str := range []string{"a\x00b", "\a\b\f\n\r\t\v", "\x7f", "é-ü 😀", "\u0085\u2028\u2029", "<a&b>", `\"`, "x\xffy"} {
+		got := StringID(str).String()
+		var back string
+		if err := json.Unmarshal([]byte(got), &back); err != nil {
+			t.Errorf("StringID(%q).String() = %s: %v", str, got, err)
+			continue
+		}
+		if want := strings.ToValidUTF8(str, "\uFFFD"); back != want {
+			t.Errorf("StringID(%q).String() = %s reads back as %q", str, got, back)
+		}
+	}
+	if got := StringID("<é>").String(); got != `"<é>"` {
+		t.Errorf("HTML or non-ASCII escaped: %s", got)
 	}
 	if StringID("1") == IntID(1) {
 		t.Error(`"1" equals 1`)

@@ -55,16 +55,16 @@ func CheckHeaders(h http.Header, m *Message) error {
 	name, nName := headerValue(h, HeaderName)
 	switch {
 	case nMethod > 1 || nName > 1:
-		return mismatch("repeated Mcp-Method or Mcp-Name header")
+		return mismatch(m, "repeated Mcp-Method or Mcp-Name header")
 	case nMethod == 1 && (m.Kind == KindResponse || method != m.Method):
-		return mismatch("Mcp-Method " + excerpt(method) + ", body method " + excerpt(m.Method))
+		return mismatch(m, "Mcp-Method "+excerpt(method)+", body method "+excerpt(m.Method))
 	case nName == 1:
 		v, ok := decodeSentinel(name)
 		if !ok {
-			return mismatch("Mcp-Name is not valid base64 sentinel form")
+			return mismatch(m, "Mcp-Name is not valid base64 sentinel form")
 		}
 		if want := mirroredName(m); want == "" || v != want {
-			return mismatch("Mcp-Name " + excerpt(v) + ", body target " + excerpt(want))
+			return mismatch(m, "Mcp-Name "+excerpt(v)+", body target "+excerpt(want))
 		}
 	}
 	return nil
@@ -79,8 +79,15 @@ func mirroredName(m *Message) string {
 	return m.Name
 }
 
-func mismatch(detail string) *Error {
-	return &Error{Kind: ErrHeaderMismatch, Public: "Mcp-Method or Mcp-Name header does not match the body", Detail: detail}
+// mismatch is ErrHeaderMismatch for m, carrying its id (a request's; a
+// response's id is not the id of anything the client asked, so it is not
+// echoed).
+func mismatch(m *Message, detail string) *Error {
+	e := &Error{Kind: ErrHeaderMismatch, Public: "Mcp-Method or Mcp-Name header does not match the body", Detail: detail}
+	if m.Kind == KindRequest {
+		e.ID = m.ID
+	}
+	return e
 }
 
 // headerValue returns the value of header name and how many values it has

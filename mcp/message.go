@@ -1,6 +1,7 @@
 package mcp
 
 import (
+	"encoding/json"
 	"io"
 	"strconv"
 	"sync"
@@ -174,17 +175,22 @@ var walkers = sync.Pool{New: func() any { return new(walker) }}
 // the strict rules of DESIGN.md §4.1, and classifies it. It never changes
 // or keeps body: the bytes checked are the bytes the gateway forwards.
 //
-// Rules, each a refusal (ErrBatch or ErrInvalid, HTTP 400):
+// Rules, each a refusal with HTTP 400 and the kind noted (ErrSyntax and
+// ErrInvalidParams are kinds of ErrInvalid; ErrorCode gives the JSON-RPC
+// code):
 //
 //  1. body is non-empty UTF-8 (RFC 8259 §8.1); a JSON array (a batch) is
 //     ErrBatch; anything else that is not one JSON object followed only by
-//     whitespace is refused (trailing data included).
+//     whitespace is refused (trailing data included): ErrSyntax, or
+//     ErrInvalid for JSON that is not an object ("1", "null").
 //  2. Strict JSON at every depth: no duplicate member names (compared
-//     unescaped), no unpaired surrogate escape, nesting ≤ MaxDepth.
-//  3. Member names are case-sensitive: the only top-level members are
-//     "jsonrpc", "id", "method", "params", "result" and "error", so
-//     "Method" or "ID" is refused rather than ignored (Go's encoding/json,
-//     which many servers use, would read them as "method" and "id").
+//     unescaped), no unpaired surrogate escape, nesting ≤ MaxDepth
+//     (ErrSyntax).
+//  3. Member names are case-sensitive (rules 3 to 5: ErrInvalid): the
+//     only top-level members are "jsonrpc", "id", "method", "params",
+//     "result" and "error", so "Method" or "ID" is refused rather than
+//     ignored (Go's encoding/json, which many servers use, would read them
+//     as "method" and "id").
 //  4. "jsonrpc" is the string "2.0"; "id" a string of at most MaxIDLen
 //     bytes or an integer fitting int64 (null, fractions, exponents and
 //     larger integers are refused); "method" a string of at most
@@ -193,7 +199,8 @@ var walkers = sync.Pool{New: func() any { return new(walker) }}
 //     notification (neither may carry "result" or "error"); without
 //     "method", "id" and exactly one of "result" and "error" make a
 //     response. Anything else is refused.
-//  6. For tools/call and prompts/get, params.name; for resources/read,
+//  6. For tools/call and prompts/get (rules 6 and 7: ErrInvalidParams,
+//     carrying the request's id), params.name; for resources/read,
 //     resources/subscribe and resources/unsubscribe, params.uri: a
 //     non-empty string of at most MaxNameLen bytes without control
 //     characters, and no case variant of that member ("Name") beside it.
@@ -206,8 +213,8 @@ var walkers = sync.Pool{New: func() any { return new(walker) }}
 //     completion lists values of what it names, so it must name something
 //     the rules can match.
 //
-// An unknown method is not an error here: the message is well-formed, and
-// Decide denies it (HTTP 403).
+// An unknown method is not an error here: the message is well-formed, so
+// CheckMethod refuses it (HTTP 404) and Decide denies it (HTTP 403).
 func Decode(body []byte) (Message, error) {
 	var m Message
 	if len(body) == 0 {
@@ -233,6 +240,11 @@ func (w *walker) decode(m *Message) error {
 	case '[':
 		return &Error{Kind: ErrBatch, Public: "JSON-RPC batches are not supported", Detail: "body is a JSON array"}
 	default:
+		// JSON-RPC 2.0 §5.1: valid JSON that is not a Request object is an
+		// invalid request, anything else a parse error.
+		if json.Valid(w.data) {
+			return invalid(pubMessage, "body is not a JSON object")
+		}
 		return invalid(pubSyntax, "body is not a JSON object")
 	}
 	var (
@@ -332,18 +344,20 @@ func (w *walker) decode(m *Message) error {
 	if m.Kind != KindRequest {
 		return nil
 	}
+	var ref Target
 	switch class {
 	case toolRequest, promptRequest:
 		m.Name, err = target.name.text("params.name")
 	case resourceRequest:
 		m.Name, err = target.uri.text("params.uri")
 	case completionRequest:
-		var ref Target
 		m.Name, ref, err = target.ref.target()
-		m.Target = class.target(ref)
-		return err
 	}
-	m.Target = class.target(TargetNone)
+	m.Target = class.target(ref)
+	// The request is valid but for its params: -32602 names its id.
+	if e, ok := err.(*Error); ok && e.Kind == ErrInvalidParams {
+		e.ID = m.ID
+	}
 	return err
 }
 

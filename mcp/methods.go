@@ -1,5 +1,7 @@
 package mcp
 
+import "strings"
+
 // MCP methods a client may send (DESIGN.md §4.1). The table is closed: a
 // method not listed here, including a case variant of one that is
 // ("Tools/Call"), is unknown and Decide denies it. Sources: the MCP
@@ -122,6 +124,56 @@ func (c methodClass) target(ref Target) Target {
 		}
 	}
 	return TargetNone
+}
+
+// CheckMethod refuses a request or notification whose method is not in
+// the table above for its kind, with ErrUnknownMethod (HTTP 404, JSON-RPC
+// -32601 "Method not found"; MCP 2026-07-28 "Streamable HTTP", Request
+// Metadata): an unknown, removed or server-only method, a case variant of
+// a known one ("Tools/Call"; the Detail names the method it varies), a
+// notification's method sent as a request, or the reverse. A response
+// passes. The error carries m.ID (zero for a notification), and its Detail
+// a quoted excerpt of the method.
+//
+// Decide denies the same messages (403); the gateway calls CheckMethod
+// after Decode and CheckHeaders, before Decide, so a client learns that
+// the method does not exist here rather than that it is forbidden, and a
+// 2026-07-28 client can tell this gateway from a legacy HTTP+SSE server's
+// bare 404 by the JSON-RPC body.
+func CheckMethod(m *Message) error {
+	if m == nil {
+		return invalid(pubMessage, "no message")
+	}
+	var c methodClass
+	switch m.Kind {
+	case KindResponse:
+		return nil
+	case KindRequest:
+		if c = classOf(m.Method); c != unknownMethod && c != notification {
+			return nil
+		}
+	case KindNotification:
+		if c = classOf(m.Method); c == notification {
+			return nil
+		}
+	default:
+		return invalid(pubMessage, "kind "+m.Kind.String())
+	}
+	detail := "method " + excerpt(m.Method)
+	switch {
+	case c == notification:
+		detail += ", a notification method sent as a request"
+	case c != unknownMethod:
+		detail += ", a request method sent as a notification"
+	default:
+		for name := range methods {
+			if strings.EqualFold(name, m.Method) {
+				detail += ", a case variant of " + name
+				break
+			}
+		}
+	}
+	return &Error{Kind: ErrUnknownMethod, Public: "method not found", Detail: detail, ID: m.ID}
 }
 
 // targetMember is the params member naming the target of a method of class

@@ -1,5 +1,10 @@
 package mcp
 
+import (
+	"errors"
+	"strconv"
+)
+
 // JSON-RPC error codes of the bodies the gateway answers an MCP denial
 // with (DESIGN.md §4.1: every MCP denial carries a JSON-RPC error body).
 //
@@ -44,3 +49,41 @@ const (
 	// not failed".
 	CodeAccessDenied = -32010
 )
+
+// ErrorBody returns the JSON-RPC 2.0 error response (§5, §5.1) the
+// gateway answers an MCP denial with, as Content-Type application/json:
+//
+//	{"jsonrpc":"2.0","id":<id>,"error":{"code":<code>,"message":"<message>"}}
+//
+// exactly, members in that order, no whitespace, no trailing newline. id
+// is the request's id in JSON form (ID.String), or null for the zero ID:
+// JSON-RPC 2.0 §5 requires null when the id could not be determined, and
+// the SDKs answer a notification or an unknown session with null too
+// (MCP 2026-07-28's schema makes the member optional). message is the
+// public text, a JSON string escaped as appendJSONString does: quotes,
+// backslashes, controls and U+2028/U+2029 escaped, invalid UTF-8 as
+// U+FFFD, and no HTML escaping ('<', '>', '&' and non-ASCII as they are).
+// The format is fixed by testdata/errorbody.golden.
+func ErrorBody(id ID, code int, message string) []byte {
+	b := make([]byte, 0, 64+len(message)+len(id.str))
+	b = append(b, `{"jsonrpc":"2.0","id":`...)
+	b = id.appendJSON(b)
+	b = append(b, `,"error":{"code":`...)
+	b = strconv.AppendInt(b, int64(code), 10)
+	b = append(b, `,"message":`...)
+	b = appendJSONString(b, message)
+	return append(b, "}}"...)
+}
+
+// ErrorBodyFor returns the error body for err: for an error of this
+// package, ErrorBody(e.ID, ErrorCode(err), e.Public); for any other error
+// (an I/O error reading the body), a null id, CodeInternalError and
+// "internal error", since its text is for the log, not the client. Send
+// it with HTTPStatus(err).
+func ErrorBodyFor(err error) []byte {
+	var e *Error
+	if errors.As(err, &e) && e.Public != "" {
+		return ErrorBody(e.ID, ErrorCode(err), e.Public)
+	}
+	return ErrorBody(ID{}, CodeInternalError, "internal error")
+}

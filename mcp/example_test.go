@@ -103,3 +103,29 @@ func ExampleSessions() {
 	// false
 	// true
 }
+
+// How the gateway answers a refusal: the status of the error and a
+// JSON-RPC error body naming the request.
+func ExampleErrorBodyFor() {
+	for _, body := range []string{
+		`{"jsonrpc":"2.0","id":1,"method":"Tools/Call","params":{"name":"read_file"}}`,
+		`{"jsonrpc":"2.0","id":"a","method":"tools/call","params":{}}`,
+		`{"jsonrpc":"2.0","id":2,"method":"tools/call"`,
+	} {
+		msg, err := mcp.Decode([]byte(body))
+		if err == nil {
+			err = mcp.CheckHeaders(http.Header{}, &msg)
+		}
+		if err == nil {
+			err = mcp.CheckMethod(&msg)
+		}
+		fmt.Println(mcp.HTTPStatus(err), string(mcp.ErrorBodyFor(err)))
+	}
+	// A denial by the rules: 403 with WWW-Authenticate, and this body.
+	fmt.Println(string(mcp.ErrorBody(mcp.IntID(3), mcp.CodeAccessDenied, "insufficient scope")))
+	// Output:
+	// 404 {"jsonrpc":"2.0","id":1,"error":{"code":-32601,"message":"method not found"}}
+	// 400 {"jsonrpc":"2.0","id":"a","error":{"code":-32602,"message":"invalid params for this method"}}
+	// 400 {"jsonrpc":"2.0","id":null,"error":{"code":-32700,"message":"malformed JSON-RPC message"}}
+	// {"jsonrpc":"2.0","id":3,"error":{"code":-32010,"message":"insufficient scope"}}
+}

@@ -35,9 +35,15 @@ const (
 //   - Mcp-Method must equal m.Method, byte for byte (so a response, which
 //     has no method, may not carry it).
 //   - Mcp-Name, after decoding the base64 sentinel form if it has one, must
-//     equal m.Name; a message without a target (any method but tools/call,
-//     prompts/get, resources/read, resources/subscribe and
-//     resources/unsubscribe) may not carry it.
+//     equal m.Name. Only the requests whose target is params.name or
+//     params.uri may carry it: tools/call, prompts/get, resources/read
+//     (SEP-2243's list), and resources/subscribe and resources/unsubscribe
+//     (which name their resource in params.uri too, and which some SDKs
+//     mirror). Every other message may not, completion/complete included:
+//     SEP-2243 defines the header as a mirror of params.name or params.uri,
+//     which a completion does not have (its target is in params.ref), so a
+//     conforming client sends none, and infrastructure that routed on one
+//     would be acting on a value the specification does not give it.
 //   - Each header may appear once. A header whose name matches one of these
 //     only with '_' read as '-' ("Mcp_Name") counts as another occurrence,
 //     since some servers (CGI, WSGI) merge the two spellings.
@@ -49,23 +55,39 @@ func CheckHeaders(h http.Header, m *Message) error {
 	name, nName := headerValue(h, HeaderName)
 	switch {
 	case nMethod > 1 || nName > 1:
-		return mismatch("repeated Mcp-Method or Mcp-Name header")
+		return mismatch(m, "repeated Mcp-Method or Mcp-Name header")
 	case nMethod == 1 && (m.Kind == KindResponse || method != m.Method):
-		return mismatch("Mcp-Method " + excerpt(method) + ", body method " + excerpt(m.Method))
+		return mismatch(m, "Mcp-Method "+excerpt(method)+", body method "+excerpt(m.Method))
 	case nName == 1:
 		v, ok := decodeSentinel(name)
 		if !ok {
-			return mismatch("Mcp-Name is not valid base64 sentinel form")
+			return mismatch(m, "Mcp-Name is not valid base64 sentinel form")
 		}
-		if m.Name == "" || v != m.Name {
-			return mismatch("Mcp-Name " + excerpt(v) + ", body target " + excerpt(m.Name))
+		if want := mirroredName(m); want == "" || v != want {
+			return mismatch(m, "Mcp-Name "+excerpt(v)+", body target "+excerpt(want))
 		}
 	}
 	return nil
 }
 
-func mismatch(detail string) *Error {
-	return &Error{Kind: ErrHeaderMismatch, Public: "Mcp-Method or Mcp-Name header does not match the body", Detail: detail}
+// mirroredName is the body value SEP-2243's Mcp-Name mirrors: m.Name for
+// a request whose target is params.name or params.uri, else "".
+func mirroredName(m *Message) string {
+	if m.Kind != KindRequest || classOf(m.Method).targetMember() == "" {
+		return ""
+	}
+	return m.Name
+}
+
+// mismatch is ErrHeaderMismatch for m, carrying its id (a request's; a
+// response's id is not the id of anything the client asked, so it is not
+// echoed).
+func mismatch(m *Message, detail string) *Error {
+	e := &Error{Kind: ErrHeaderMismatch, Public: "Mcp-Method or Mcp-Name header does not match the body", Detail: detail}
+	if m.Kind == KindRequest {
+		e.ID = m.ID
+	}
+	return e
 }
 
 // headerValue returns the value of header name and how many values it has

@@ -15,6 +15,7 @@ func TestCheckHeaders(t *testing.T) {
 	note := &Message{Kind: KindNotification, Method: NotificationInitialized}
 	resp := &Message{Kind: KindResponse, ID: IntID(1)}
 	res := read("file:///a b")
+	completion := &Message{Kind: KindRequest, Method: MethodCompletionComplete, ID: IntID(1), Name: "review", Target: TargetPrompt}
 	b64 := func(s string) string { return "=?base64?" + base64.StdEncoding.EncodeToString([]byte(s)) + "?=" }
 	cases := []struct {
 		name string
@@ -39,6 +40,11 @@ func TestCheckHeaders(t *testing.T) {
 		{"unpadded base64", http.Header{"Mcp-Name": {"=?base64?YWI?="}}, call("ab"), false},
 		{"sentinel markers are case-sensitive", http.Header{"Mcp-Name": {"=?BASE64?" + base64.StdEncoding.EncodeToString([]byte("tööl")) + "?="}}, toolCall, false},
 		{"name on a method without target", http.Header{"Mcp-Name": {"x"}}, list, false},
+		// SEP-2243 mirrors params.name or params.uri; completion/complete
+		// names its target in params.ref, so it has no Mcp-Name.
+		{"completion method agrees", http.Header{"Mcp-Method": {"completion/complete"}}, completion, true},
+		{"name on a completion, even its ref", http.Header{"Mcp-Name": {"review"}}, completion, false},
+		{"subscribe name agrees", http.Header{"Mcp-Name": {"file:///a"}}, &Message{Kind: KindRequest, Method: MethodResourcesSubscribe, ID: IntID(1), Name: "file:///a", Target: TargetResource}, true},
 		{"repeated method", http.Header{"Mcp-Method": {"tools/call", "tools/call"}}, toolCall, false},
 		{"underscore spelling counts", http.Header{"Mcp-Name": {b64("tööl")}, "Mcp_name": {"other"}}, toolCall, false},
 		{"underscore spelling alone", http.Header{"MCP_METHOD": {"tools/list"}}, toolCall, false},

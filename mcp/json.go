@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"strconv"
+	"unicode/utf8"
 
 	"github.com/kavachgate/kavach/internal/strictjson"
 )
@@ -272,6 +273,71 @@ func hex4(b []byte) rune {
 // foldEqual reports whether key is name up to case, with the Unicode
 // simple folding Go's encoding/json uses to match member names (so
 // "ſ" (U+017F) matches "s" and "K" (U+212A) matches "k").
+//
+// name is lower-case ASCII. Before the full comparison, two cheap
+// rejections that cannot change the answer: under simple folding an ASCII
+// letter's only other forms are its upper case and, for 'k' and 's', one
+// non-ASCII rune of at most 3 bytes (U+212A, U+017F), so key is 1 to 3
+// bytes per byte of name, and it starts with name's first letter in either
+// case unless that letter is 'k' or 's'.
 func foldEqual(key []byte, name string) bool {
+	if len(key) < len(name) || len(key) > 3*len(name) {
+		return false
+	}
+	if c := name[0]; c != 'k' && c != 's' && key[0]|0x20 != c {
+		return false
+	}
 	return bytes.EqualFold(key, []byte(name))
+}
+
+// appendJSONString appends s as a JSON string (RFC 8259 §7), the one
+// encoding of every string this package writes (ID.String, ErrorBody):
+// '"' and '\' escaped; \b, \f, \n, \r, \t short; every other C0 control,
+// DEL, C1 control (U+0080–U+009F) and U+2028/U+2029 as \u00XX or \u20XX,
+// so a log line or a JavaScript reader cannot be split or misled; invalid
+// UTF-8 as \ufffd (what encoding/json writes). Everything else, '<', '>',
+// '&' and non-ASCII included, is written as is: no HTML escaping.
+func appendJSONString(dst []byte, s string) []byte {
+	const hexDigits = "0123456789abcdef"
+	dst = append(dst, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c >= 0x20 && c < 0x7f && c != '"' && c != '\\' {
+			i++
+			continue
+		}
+		r, size := rune(c), 1
+		if c >= utf8.RuneSelf {
+			r, size = utf8.DecodeRuneInString(s[i:])
+			invalid := r == utf8.RuneError && size == 1
+			if !invalid && !(0x80 <= r && r < 0xa0) && r != '\u2028' && r != '\u2029' {
+				i += size
+				continue
+			}
+		}
+		dst = append(dst, s[start:i]...)
+		switch {
+		case c == '"' || c == '\\':
+			dst = append(dst, '\\', c)
+		case c == '\b':
+			dst = append(dst, '\\', 'b')
+		case c == '\f':
+			dst = append(dst, '\\', 'f')
+		case c == '\n':
+			dst = append(dst, '\\', 'n')
+		case c == '\r':
+			dst = append(dst, '\\', 'r')
+		case c == '\t':
+			dst = append(dst, '\\', 't')
+		case r == utf8.RuneError: // an invalid byte: U+FFFD itself went on above
+			dst = append(dst, `\ufffd`...)
+		default:
+			dst = append(dst, '\\', 'u', hexDigits[r>>12&0xf], hexDigits[r>>8&0xf], hexDigits[r>>4&0xf], hexDigits[r&0xf])
+		}
+		i += size
+		start = i
+	}
+	dst = append(dst, s[start:]...)
+	return append(dst, '"')
 }

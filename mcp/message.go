@@ -1,6 +1,7 @@
 package mcp
 
 import (
+	"encoding/json"
 	"io"
 	"strconv"
 	"sync"
@@ -54,15 +55,26 @@ func IntID(n int64) ID { return ID{num: n, set: true} }
 // IsZero reports whether id is no id.
 func (id ID) IsZero() bool { return !id.set }
 
-// String is the id in JSON form, for logs and audit.
+// String is the id in JSON form, for logs, audit and error bodies: an
+// integer in decimal, a string as a JSON string (appendJSONString's
+// escaping: valid JSON whatever the id holds, no HTML escaping); "" for
+// the zero ID.
 func (id ID) String() string {
+	if !id.set {
+		return ""
+	}
+	return string(id.appendJSON(nil))
+}
+
+// appendJSON appends the id in JSON form, null for the zero ID.
+func (id ID) appendJSON(dst []byte) []byte {
 	switch {
 	case !id.set:
-		return ""
+		return append(dst, "null"...)
 	case id.isStr:
-		return strconv.Quote(id.str)
+		return appendJSONString(dst, id.str)
 	}
-	return strconv.FormatInt(id.num, 10)
+	return strconv.AppendInt(dst, id.num, 10)
 }
 
 // Message is what Decode learned from a body. It holds no reference to the
@@ -75,11 +87,52 @@ type Message struct {
 	Method string
 	// ID is the id of a request or response; zero for a notification.
 	ID ID
-	// Name is the target of the method: params.name of tools/call and
-	// prompts/get, params.uri of resources/read, resources/subscribe and
-	// resources/unsubscribe; empty for every other method. It is the value
-	// the SEP-2243 Mcp-Name header mirrors.
+	// Name is the target of a request, the name or URI its rules match:
+	// params.name of tools/call and prompts/get; params.uri of
+	// resources/read, resources/subscribe and resources/unsubscribe;
+	// params.ref.name (a prompt) or params.ref.uri (a resource URI
+	// template) of completion/complete. Empty for every other message.
+	// Except for completion/complete, it is the value the SEP-2243 Mcp-Name
+	// header mirrors (see CheckHeaders).
 	Name string
+	// Target says what Name names, and so which rules it meets (Decide):
+	// TargetTool for tools/call; TargetResource for resources/read,
+	// resources/subscribe, resources/unsubscribe and a completion/complete
+	// of a "ref/resource"; TargetPrompt for prompts/get and a
+	// completion/complete of a "ref/prompt"; TargetNone for every other
+	// message. Decode sets it. Decide reads it only for completion/complete,
+	// where the method alone does not say; for the other methods the method
+	// decides.
+	Target Target
+}
+
+// Target is the kind of thing a request names (Message.Target).
+type Target uint8
+
+const (
+	// TargetNone: the message names nothing; the route rule alone applies.
+	TargetNone Target = iota
+	// TargetTool: a tool, matched by the tool rules.
+	TargetTool
+	// TargetResource: a resource URI or URI template, matched by the
+	// resource rules.
+	TargetResource
+	// TargetPrompt: a prompt, matched by the prompt rules.
+	TargetPrompt
+)
+
+// String is "tool", "resource", "prompt", or "" for TargetNone: the word
+// for the target in a denial ("the token does not allow this tool").
+func (t Target) String() string {
+	switch t {
+	case TargetTool:
+		return "tool"
+	case TargetResource:
+		return "resource"
+	case TargetPrompt:
+		return "prompt"
+	}
+	return ""
 }
 
 // IsToolsList reports whether m is a tools/list request, whose response
@@ -122,17 +175,22 @@ var walkers = sync.Pool{New: func() any { return new(walker) }}
 // the strict rules of DESIGN.md §4.1, and classifies it. It never changes
 // or keeps body: the bytes checked are the bytes the gateway forwards.
 //
-// Rules, each a refusal (ErrBatch or ErrInvalid, HTTP 400):
+// Rules, each a refusal with HTTP 400 and the kind noted (ErrSyntax and
+// ErrInvalidParams are kinds of ErrInvalid; ErrorCode gives the JSON-RPC
+// code):
 //
 //  1. body is non-empty UTF-8 (RFC 8259 §8.1); a JSON array (a batch) is
 //     ErrBatch; anything else that is not one JSON object followed only by
-//     whitespace is refused (trailing data included).
+//     whitespace is refused (trailing data included): ErrSyntax, or
+//     ErrInvalid for JSON that is not an object ("1", "null").
 //  2. Strict JSON at every depth: no duplicate member names (compared
-//     unescaped), no unpaired surrogate escape, nesting ≤ MaxDepth.
-//  3. Member names are case-sensitive: the only top-level members are
-//     "jsonrpc", "id", "method", "params", "result" and "error", so
-//     "Method" or "ID" is refused rather than ignored (Go's encoding/json,
-//     which many servers use, would read them as "method" and "id").
+//     unescaped), no unpaired surrogate escape, nesting ≤ MaxDepth
+//     (ErrSyntax).
+//  3. Member names are case-sensitive (rules 3 to 5: ErrInvalid): the
+//     only top-level members are "jsonrpc", "id", "method", "params",
+//     "result" and "error", so "Method" or "ID" is refused rather than
+//     ignored (Go's encoding/json, which many servers use, would read them
+//     as "method" and "id").
 //  4. "jsonrpc" is the string "2.0"; "id" a string of at most MaxIDLen
 //     bytes or an integer fitting int64 (null, fractions, exponents and
 //     larger integers are refused); "method" a string of at most
@@ -141,13 +199,22 @@ var walkers = sync.Pool{New: func() any { return new(walker) }}
 //     notification (neither may carry "result" or "error"); without
 //     "method", "id" and exactly one of "result" and "error" make a
 //     response. Anything else is refused.
-//  6. For tools/call and prompts/get, params.name; for resources/read,
+//  6. For tools/call and prompts/get (rules 6 and 7: ErrInvalidParams,
+//     carrying the request's id), params.name; for resources/read,
 //     resources/subscribe and resources/unsubscribe, params.uri: a
 //     non-empty string of at most MaxNameLen bytes without control
 //     characters, and no case variant of that member ("Name") beside it.
+//  7. For completion/complete, params.ref is an object whose "type" is
+//     exactly "ref/prompt", with a "name" under rule 6 and no "uri", or
+//     exactly "ref/resource", with a "uri" under rule 6 and no "name"
+//     (MCP 2025-06-18 "Completion": PromptReference and
+//     ResourceTemplateReference); no case variant of "ref", "type", "name"
+//     or "uri" beside them. Any other or missing ref is refused: a
+//     completion lists values of what it names, so it must name something
+//     the rules can match.
 //
-// An unknown method is not an error here: the message is well-formed, and
-// Decide denies it (HTTP 403).
+// An unknown method is not an error here: the message is well-formed, so
+// CheckMethod refuses it (HTTP 404) and Decide denies it (HTTP 403).
 func Decode(body []byte) (Message, error) {
 	var m Message
 	if len(body) == 0 {
@@ -173,6 +240,11 @@ func (w *walker) decode(m *Message) error {
 	case '[':
 		return &Error{Kind: ErrBatch, Public: "JSON-RPC batches are not supported", Detail: "body is a JSON array"}
 	default:
+		// JSON-RPC 2.0 §5.1: valid JSON that is not a Request object is an
+		// invalid request, anything else a parse error.
+		if json.Valid(w.data) {
+			return invalid(pubMessage, "body is not a JSON object")
+		}
 		return invalid(pubSyntax, "body is not a JSON object")
 	}
 	var (
@@ -272,11 +344,19 @@ func (w *walker) decode(m *Message) error {
 	if m.Kind != KindRequest {
 		return nil
 	}
-	switch class.targetMember() {
-	case "name":
-		m.Name, err = target.get(&target.name, "name")
-	case "uri":
-		m.Name, err = target.get(&target.uri, "uri")
+	var ref Target
+	switch class {
+	case toolRequest, promptRequest:
+		m.Name, err = target.name.text("params.name")
+	case resourceRequest:
+		m.Name, err = target.uri.text("params.uri")
+	case completionRequest:
+		m.Name, ref, err = target.ref.target()
+	}
+	m.Target = class.target(ref)
+	// The request is valid but for its params: -32602 names its id.
+	if e, ok := err.(*Error); ok && e.Kind == ErrInvalidParams {
+		e.ID = m.ID
 	}
 	return err
 }
@@ -321,6 +401,14 @@ func (w *walker) id() (ID, error) {
 // order).
 type paramTarget struct {
 	name, uri member
+	ref       refTarget
+}
+
+// refTarget is params.ref (completion/complete).
+type refTarget struct {
+	member         // ref itself; tok stays nil, object tells it is one
+	object         bool
+	typ, name, uri member
 }
 
 type member struct {
@@ -329,7 +417,7 @@ type member struct {
 	variant bool // a case variant of the name was seen
 }
 
-// params reads the params object, noting "name" and "uri".
+// params reads the params object, noting "name", "uri" and "ref".
 func (w *walker) params(t *paramTarget) error {
 	it, err := w.openObject(2)
 	if err != nil {
@@ -343,16 +431,44 @@ func (w *walker) params(t *paramTarget) error {
 		if !more {
 			return nil
 		}
+		if string(key) == "ref" {
+			t.ref.present = true
+			if w.r.Peek() == '{' {
+				t.ref.object = true
+				if err := w.ref(&t.ref); err != nil {
+					return err
+				}
+				continue
+			}
+		} else if foldEqual(key, "ref") {
+			t.ref.variant = true
+		}
+		if err := w.stringMember(key, 2, "name", &t.name, "uri", &t.uri); err != nil {
+			return err
+		}
+	}
+}
+
+// ref reads the params.ref object, noting "type", "name" and "uri".
+func (w *walker) ref(r *refTarget) error {
+	it, err := w.openObject(3)
+	if err != nil {
+		return err
+	}
+	for {
+		key, more, err := w.next(&it)
+		if err != nil {
+			return err
+		}
+		if !more {
+			return nil
+		}
 		var mem *member
 		switch {
-		case string(key) == "name":
-			mem = &t.name
-		case string(key) == "uri":
-			mem = &t.uri
-		case foldEqual(key, "name"):
-			t.name.variant = true
-		case foldEqual(key, "uri"):
-			t.uri.variant = true
+		case string(key) == "type":
+			mem = &r.typ
+		case foldEqual(key, "type"):
+			r.typ.variant = true
 		}
 		if mem != nil {
 			mem.present = true
@@ -362,31 +478,92 @@ func (w *walker) params(t *paramTarget) error {
 				}
 				continue
 			}
+			if err := w.value(3); err != nil {
+				return err
+			}
+			continue
 		}
-		if err := w.value(2); err != nil {
+		if err := w.stringMember(key, 3, "name", &r.name, "uri", &r.uri); err != nil {
 			return err
 		}
 	}
 }
 
-// get returns the target in mem (Decode rule 6).
-func (t *paramTarget) get(mem *member, field string) (string, error) {
+// stringMember reads the value of member key of an object at depth,
+// noting it in a (named na) or b (named nb) when key is one of those
+// names, and a case variant of them.
+func (w *walker) stringMember(key []byte, depth int, na string, a *member, nb string, b *member) error {
+	var mem *member
+	switch {
+	case string(key) == na:
+		mem = a
+	case string(key) == nb:
+		mem = b
+	case foldEqual(key, na):
+		a.variant = true
+	case foldEqual(key, nb):
+		b.variant = true
+	}
+	if mem != nil {
+		mem.present = true
+		if w.r.Peek() == '"' {
+			var err error
+			mem.tok, err = w.stringToken()
+			return err
+		}
+	}
+	return w.value(depth)
+}
+
+// text returns the target in mem, named field in errors (Decode rule 6).
+func (mem *member) text(field string) (string, error) {
 	switch {
 	case mem.variant:
-		return "", invalid(pubParams, "a case variant of params."+field)
+		return "", invalid(pubParams, "a case variant of "+field)
 	case !mem.present:
-		return "", invalid(pubParams, "params."+field+" is missing")
+		return "", invalid(pubParams, field+" is missing")
 	case mem.tok == nil:
-		return "", invalid(pubParams, "params."+field+" is not a string")
+		return "", invalid(pubParams, field+" is not a string")
 	}
 	s, err := unquote(mem.tok)
 	if err != nil {
 		return "", err
 	}
 	if reason := checkName(s); reason != "" {
-		return "", invalid(pubParams, "params."+field+" "+reason)
+		return "", invalid(pubParams, field+" "+reason)
 	}
 	return s, nil
+}
+
+// target returns the target of a completion and its kind (Decode rule 7).
+func (r *refTarget) target() (string, Target, error) {
+	switch {
+	case r.variant:
+		return "", TargetNone, invalid(pubParams, "a case variant of params.ref")
+	case !r.present:
+		return "", TargetNone, invalid(pubParams, "params.ref is missing")
+	case !r.object:
+		return "", TargetNone, invalid(pubParams, "params.ref is not an object")
+	case r.typ.variant:
+		return "", TargetNone, invalid(pubParams, "a case variant of params.ref.type")
+	case r.typ.tok == nil:
+		return "", TargetNone, invalid(pubParams, "params.ref.type is missing or not a string")
+	}
+	switch typ := r.typ.tok; {
+	case string(typ) == `"ref/prompt"` || len(typ) <= 64 && mustUnquote(typ) == "ref/prompt":
+		if r.uri.present || r.uri.variant {
+			return "", TargetNone, invalid(pubParams, "params.ref of type ref/prompt with a uri")
+		}
+		name, err := r.name.text("params.ref.name")
+		return name, TargetPrompt, err
+	case string(typ) == `"ref/resource"` || len(typ) <= 64 && mustUnquote(typ) == "ref/resource":
+		if r.name.present || r.name.variant {
+			return "", TargetNone, invalid(pubParams, "params.ref of type ref/resource with a name")
+		}
+		uri, err := r.uri.text("params.ref.uri")
+		return uri, TargetResource, err
+	}
+	return "", TargetNone, invalid(pubParams, "params.ref.type is neither ref/prompt nor ref/resource")
 }
 
 // checkName is the rule for every target name or URI, in Decode and in

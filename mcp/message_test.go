@@ -2,6 +2,7 @@ package mcp
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -16,28 +17,35 @@ func TestDecodeAccepts(t *testing.T) {
 		name, body string
 		want       Message
 	}{
-		{"tools/call", callBody, Message{Kind: KindRequest, Method: "tools/call", ID: IntID(7), Name: "read_file"}},
+		{"tools/call", callBody, Message{Kind: KindRequest, Method: "tools/call", ID: IntID(7), Name: "read_file", Target: TargetTool}},
 		{"string id", `{"jsonrpc":"2.0","id":"a-1","method":"tools/list"}`, Message{Kind: KindRequest, Method: "tools/list", ID: StringID("a-1")}},
 		{"negative id", `{"jsonrpc":"2.0","id":-3,"method":"ping"}`, Message{Kind: KindRequest, Method: "ping", ID: IntID(-3)}},
 		{"int64 max id", `{"jsonrpc":"2.0","id":9223372036854775807,"method":"ping"}`, Message{Kind: KindRequest, Method: "ping", ID: IntID(9223372036854775807)}},
-		{"members in any order", `{"params":{"arguments":{},"name":"x"},"method":"tools/call","id":1,"jsonrpc":"2.0"}`, Message{Kind: KindRequest, Method: "tools/call", ID: IntID(1), Name: "x"}},
+		{"members in any order", `{"params":{"arguments":{},"name":"x"},"method":"tools/call","id":1,"jsonrpc":"2.0"}`, Message{Kind: KindRequest, Method: "tools/call", ID: IntID(1), Name: "x", Target: TargetTool}},
 		{"whitespace", " \r\n\t{ \"jsonrpc\" : \"2.0\" , \"method\" : \"notifications/initialized\" } \n", Message{Kind: KindNotification, Method: "notifications/initialized"}},
 		{"notification with params", `{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":3,"reason":"x"}}`, Message{Kind: KindNotification, Method: "notifications/cancelled"}},
 		{"response result", `{"jsonrpc":"2.0","id":"srv-1","result":{"action":"accept","content":{}}}`, Message{Kind: KindResponse, ID: StringID("srv-1")}},
 		{"response error", `{"jsonrpc":"2.0","id":4,"error":{"code":-32601,"message":"no"}}`, Message{Kind: KindResponse, ID: IntID(4)}},
-		{"escaped method", `{"jsonrpc":"2.0","id":1,"method":"tools\/call","params":{"name":"x"}}`, Message{Kind: KindRequest, Method: "tools/call", ID: IntID(1), Name: "x"}},
-		{"escaped name", `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"n\u0061me":"read\u005ffile"}}`, Message{Kind: KindRequest, Method: "tools/call", ID: IntID(1), Name: "read_file"}},
+		{"escaped method", `{"jsonrpc":"2.0","id":1,"method":"tools\/call","params":{"name":"x"}}`, Message{Kind: KindRequest, Method: "tools/call", ID: IntID(1), Name: "x", Target: TargetTool}},
+		{"escaped name", `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"n\u0061me":"read\u005ffile"}}`, Message{Kind: KindRequest, Method: "tools/call", ID: IntID(1), Name: "read_file", Target: TargetTool}},
 		{"escaped jsonrpc", `{"jsonrpc":"2\u002e0","id":1,"method":"ping"}`, Message{Kind: KindRequest, Method: "ping", ID: IntID(1)}},
 		{"unknown method is decoded", `{"jsonrpc":"2.0","id":1,"method":"Tools/Call","params":{"name":"x"}}`, Message{Kind: KindRequest, Method: "Tools/Call", ID: IntID(1)}},
-		{"resources/read", `{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"uri":"file:///a/b"}}`, Message{Kind: KindRequest, Method: "resources/read", ID: IntID(1), Name: "file:///a/b"}},
-		{"resources/subscribe", `{"jsonrpc":"2.0","id":1,"method":"resources/subscribe","params":{"uri":"file:///a"}}`, Message{Kind: KindRequest, Method: "resources/subscribe", ID: IntID(1), Name: "file:///a"}},
-		{"prompts/get", `{"jsonrpc":"2.0","id":1,"method":"prompts/get","params":{"name":"review","arguments":{"x":"y"}}}`, Message{Kind: KindRequest, Method: "prompts/get", ID: IntID(1), Name: "review"}},
+		{"resources/read", `{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"uri":"file:///a/b"}}`, Message{Kind: KindRequest, Method: "resources/read", ID: IntID(1), Name: "file:///a/b", Target: TargetResource}},
+		{"resources/subscribe", `{"jsonrpc":"2.0","id":1,"method":"resources/subscribe","params":{"uri":"file:///a"}}`, Message{Kind: KindRequest, Method: "resources/subscribe", ID: IntID(1), Name: "file:///a", Target: TargetResource}},
+		{"prompts/get", `{"jsonrpc":"2.0","id":1,"method":"prompts/get","params":{"name":"review","arguments":{"x":"y"}}}`, Message{Kind: KindRequest, Method: "prompts/get", ID: IntID(1), Name: "review", Target: TargetPrompt}},
 		{"notification named tools/call has no target", `{"jsonrpc":"2.0","method":"tools/call","params":{"name":"x"}}`, Message{Kind: KindNotification, Method: "tools/call"}},
-		{"uri ignored for tools/call", `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"x","uri":5}}`, Message{Kind: KindRequest, Method: "tools/call", ID: IntID(1), Name: "x"}},
-		{"surrogate pair", `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"x","arguments":{"s":"\ud83d\ude00 ok"}}}`, Message{Kind: KindRequest, Method: "tools/call", ID: IntID(1), Name: "x"}},
-		{"non-ASCII name", `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"tööl"}}`, Message{Kind: KindRequest, Method: "tools/call", ID: IntID(1), Name: "tööl"}},
-		{"large object without duplicates", `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"x","arguments":{` + members(40, false) + `}}}`, Message{Kind: KindRequest, Method: "tools/call", ID: IntID(1), Name: "x"}},
-		{"deep but within MaxDepth", `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"x","arguments":` + nest(MaxDepth-3) + `}}`, Message{Kind: KindRequest, Method: "tools/call", ID: IntID(1), Name: "x"}},
+		{"uri ignored for tools/call", `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"x","uri":5}}`, Message{Kind: KindRequest, Method: "tools/call", ID: IntID(1), Name: "x", Target: TargetTool}},
+		{"surrogate pair", `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"x","arguments":{"s":"\ud83d\ude00 ok"}}}`, Message{Kind: KindRequest, Method: "tools/call", ID: IntID(1), Name: "x", Target: TargetTool}},
+		{"non-ASCII name", `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"tööl"}}`, Message{Kind: KindRequest, Method: "tools/call", ID: IntID(1), Name: "tööl", Target: TargetTool}},
+		{"large object without duplicates", `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"x","arguments":{` + members(40, false) + `}}}`, Message{Kind: KindRequest, Method: "tools/call", ID: IntID(1), Name: "x", Target: TargetTool}},
+		{"deep but within MaxDepth", `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"x","arguments":` + nest(MaxDepth-3) + `}}`, Message{Kind: KindRequest, Method: "tools/call", ID: IntID(1), Name: "x", Target: TargetTool}},
+		{"completion of a prompt argument", `{"jsonrpc":"2.0","id":1,"method":"completion/complete","params":{"ref":{"type":"ref/prompt","name":"review"},"argument":{"name":"language","value":"py"}}}`, Message{Kind: KindRequest, Method: "completion/complete", ID: IntID(1), Name: "review", Target: TargetPrompt}},
+		{"completion of a prompt with a title", `{"jsonrpc":"2.0","id":1,"method":"completion/complete","params":{"argument":{"name":"a","value":""},"ref":{"title":"Review","name":"review","type":"ref/prompt"}}}`, Message{Kind: KindRequest, Method: "completion/complete", ID: IntID(1), Name: "review", Target: TargetPrompt}},
+		{"completion of a resource template argument", `{"jsonrpc":"2.0","id":"c","method":"completion/complete","params":{"ref":{"type":"ref/resource","uri":"file:///repo/{path}"},"argument":{"name":"path","value":"src/"},"context":{"arguments":{}}}}`, Message{Kind: KindRequest, Method: "completion/complete", ID: StringID("c"), Name: "file:///repo/{path}", Target: TargetResource}},
+		{"escaped ref members", `{"jsonrpc":"2.0","id":1,"method":"completion/complete","params":{"r\u0065f":{"typ\u0065":"ref\/prompt","n\u0061me":"r\u00e9view"}}}`, Message{Kind: KindRequest, Method: "completion/complete", ID: IntID(1), Name: "réview", Target: TargetPrompt}},
+		{"completion ref deep but within MaxDepth", `{"jsonrpc":"2.0","id":1,"method":"completion/complete","params":{"ref":{"type":"ref/prompt","name":"p","x":` + nest(MaxDepth-3) + `}}}`, Message{Kind: KindRequest, Method: "completion/complete", ID: IntID(1), Name: "p", Target: TargetPrompt}},
+		{"ref ignored for other methods", `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"x","ref":5}}`, Message{Kind: KindRequest, Method: "tools/call", ID: IntID(1), Name: "x", Target: TargetTool}},
+		{"completion notification has no target", `{"jsonrpc":"2.0","method":"completion/complete","params":{"ref":{"type":"ref/prompt"}}}`, Message{Kind: KindNotification, Method: "completion/complete"}},
 		{"2026-07-28 server/discover", `{"jsonrpc":"2.0","id":1,"method":"server/discover","params":{"_meta":{}}}`, Message{Kind: KindRequest, Method: "server/discover", ID: IntID(1)}},
 	}
 	for _, c := range cases {
@@ -89,6 +97,7 @@ func nest(n int) string { return strings.Repeat("[", n) + strings.Repeat("]", n)
 func TestDecodeRejects(t *testing.T) {
 	t.Parallel()
 	const pre = `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":`
+	const comp = `{"jsonrpc":"2.0","id":1,"method":"completion/complete","params":{"argument":{"name":"a","value":""},"ref":`
 	cases := []struct {
 		name, body string
 		kind       error
@@ -159,6 +168,32 @@ func TestDecodeRejects(t *testing.T) {
 		{"name too long", pre + `{"name":"` + strings.Repeat("a", MaxNameLen+1) + `"}}`, ErrInvalid},
 		{"resources/read without uri", `{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"name":"x"}}`, ErrInvalid},
 		{"prompts/get without name", `{"jsonrpc":"2.0","id":1,"method":"prompts/get","params":{}}`, ErrInvalid},
+		{"completion without params", `{"jsonrpc":"2.0","id":1,"method":"completion/complete"}`, ErrInvalid},
+		{"completion without ref", `{"jsonrpc":"2.0","id":1,"method":"completion/complete","params":{"argument":{"name":"a","value":"b"}}}`, ErrInvalid},
+		{"completion ref null", comp + `null}}`, ErrInvalid},
+		{"completion ref string", comp + `"ref/prompt"}}`, ErrInvalid},
+		{"completion ref array", comp + `[{"type":"ref/prompt","name":"p"}]}}`, ErrInvalid},
+		{"completion ref without type", comp + `{"name":"p"}}}`, ErrInvalid},
+		{"completion ref type number", comp + `{"type":1,"name":"p"}}}`, ErrInvalid},
+		{"completion ref of a tool", comp + `{"type":"ref/tool","name":"write_file"}}}`, ErrInvalid},
+		{"completion ref type case", comp + `{"type":"Ref/Prompt","name":"p"}}}`, ErrInvalid},
+		{"completion ref type with space", comp + `{"type":"ref/prompt ","name":"p"}}}`, ErrInvalid},
+		{"completion prompt without name", comp + `{"type":"ref/prompt"}}}`, ErrInvalid},
+		{"completion prompt name empty", comp + `{"type":"ref/prompt","name":""}}}`, ErrInvalid},
+		{"completion prompt name number", comp + `{"type":"ref/prompt","name":7}}}`, ErrInvalid},
+		{"completion prompt name control", comp + `{"type":"ref/prompt","name":"p\u0000"}}}`, ErrInvalid},
+		{"completion prompt with a uri", comp + `{"type":"ref/prompt","name":"p","uri":"file:///etc/passwd"}}}`, ErrInvalid},
+		{"completion resource without uri", comp + `{"type":"ref/resource","name":"p"}}}`, ErrInvalid},
+		{"completion resource with a name", comp + `{"type":"ref/resource","uri":"file:///a","name":"p"}}}`, ErrInvalid},
+		{"completion resource uri too long", comp + `{"type":"ref/resource","uri":"file:///` + strings.Repeat("a", MaxNameLen) + `"}}}`, ErrInvalid},
+		{"completion case variant Ref", comp + `{"type":"ref/prompt","name":"p"},"Ref":{"type":"ref/prompt","name":"q"}}}`, ErrInvalid},
+		{"completion case variant REF alone", `{"jsonrpc":"2.0","id":1,"method":"completion/complete","params":{"REF":{"type":"ref/prompt","name":"p"}}}`, ErrInvalid},
+		{"completion case variant Type", comp + `{"type":"ref/prompt","Type":"ref/resource","name":"p"}}}`, ErrInvalid},
+		{"completion case variant Name", comp + `{"type":"ref/prompt","name":"p","Name":"q"}}}`, ErrInvalid},
+		{"completion case variant URI", comp + `{"type":"ref/resource","uri":"file:///a","URI":"file:///b"}}}`, ErrInvalid},
+		{"completion duplicate name", comp + `{"type":"ref/prompt","name":"p","name":"q"}}}`, ErrInvalid},
+		{"completion duplicate ref", comp + `{"type":"ref/prompt","name":"p"},"ref":{"type":"ref/prompt","name":"q"}}}`, ErrInvalid},
+		{"completion ref too deep", comp + `{"type":"ref/prompt","name":"p","x":` + nest(MaxDepth-2) + `}}}`, ErrInvalid},
 		{"lone high surrogate", pre + `{"name":"x\ud800"}}`, ErrInvalid},
 		{"lone low surrogate", pre + `{"name":"x","arguments":{"s":"\udc00"}}}`, ErrInvalid},
 		{"high surrogate then letter", pre + `{"name":"x","arguments":{"s":"\ud800\u0041"}}}`, ErrInvalid},
@@ -232,6 +267,22 @@ func TestIDString(t *testing.T) {
 			t.Errorf("%#v: %q, want %q", id, got, want)
 		}
 	}
+	// The JSON form is JSON (RFC 8259 §7), whatever the id holds, and reads
+	// back as the same id; strconv.Quote's \x, \a and \U escapes are not.
+	for _, str := range []string{"a\x00b", "\a\b\f\n\r\t\v", "\x7f", "é-ü 😀", "\u0085\u2028\u2029", "<a&b>", `\"`, "x\xffy"} {
+		got := StringID(str).String()
+		var back string
+		if err := json.Unmarshal([]byte(got), &back); err != nil {
+			t.Errorf("StringID(%q).String() = %s: %v", str, got, err)
+			continue
+		}
+		if want := strings.ToValidUTF8(str, "\uFFFD"); back != want {
+			t.Errorf("StringID(%q).String() = %s reads back as %q", str, got, back)
+		}
+	}
+	if got := StringID("<é>").String(); got != `"<é>"` {
+		t.Errorf("HTML or non-ASCII escaped: %s", got)
+	}
 	if StringID("1") == IntID(1) {
 		t.Error(`"1" equals 1`)
 	}
@@ -269,6 +320,22 @@ func TestKnownMethod(t *testing.T) {
 	for _, c := range cases {
 		if got := KnownMethod(c.method, c.request); got != c.want {
 			t.Errorf("KnownMethod(%q, %v) = %v", c.method, c.request, got)
+		}
+	}
+}
+
+// foldEqual's shortcuts never change bytes.EqualFold's answer.
+func TestFoldEqual(t *testing.T) {
+	t.Parallel()
+	names := []string{"name", "uri", "ref", "type", "jsonrpc", "id", "method", "params", "result", "error", "tools", "k", "s"}
+	keys := []string{"", "n", "name", "Name", "NAME", "nAmE", "nam", "names", "uri", "URI", "Uri", "ref", "REF", "rEf",
+		"type", "TYPE", "jſonrpc", "JSONRPC", "id", "ID", "Id", "iD", "method", "METHOD", "paramſ", "PARAMS", "reſult",
+		"error", "ERROR", "toolſ", "TOOLS", "\u212a", "\u017f", "K", "S", "k", "s", "x", "\u212a\u212a", "nameé", "é"}
+	for _, n := range names {
+		for _, k := range keys {
+			if got, want := foldEqual([]byte(k), n), bytes.EqualFold([]byte(k), []byte(n)); got != want {
+				t.Errorf("foldEqual(%q, %q) = %v, bytes.EqualFold %v", k, n, got, want)
+			}
 		}
 	}
 }

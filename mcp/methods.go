@@ -1,5 +1,7 @@
 package mcp
 
+import "strings"
+
 // MCP methods a client may send (DESIGN.md §4.1). The table is closed: a
 // method not listed here, including a case variant of one that is
 // ("Tools/Call"), is unknown and Decide denies it. Sources: the MCP
@@ -41,13 +43,13 @@ const (
 type methodClass uint8
 
 const (
-	unknownMethod   methodClass = iota
-	plainRequest                // allowed on the route rule alone
-	toolRequest                 // tools/call: params.name, tool rules
-	resourceRequest             // resources/read: params.uri, resource rules
-	promptRequest               // prompts/get: params.name, prompt rules
-	uriRequest                  // resources/(un)subscribe: params.uri, route rule
-	notification                // a client notification: route rule
+	unknownMethod     methodClass = iota
+	plainRequest                  // allowed on the route rule alone
+	toolRequest                   // tools/call: params.name, tool rules
+	resourceRequest               // resources/read, resources/(un)subscribe: params.uri, resource rules
+	promptRequest                 // prompts/get: params.name, prompt rules
+	completionRequest             // completion/complete: params.ref, prompt or resource rules
+	notification                  // a client notification: route rule
 )
 
 type methodEntry struct {
@@ -60,12 +62,17 @@ var methods = map[string]methodEntry{}
 func init() {
 	for class, names := range map[methodClass][]string{
 		plainRequest: {MethodInitialize, MethodPing, MethodToolsList, MethodResourcesList,
-			MethodResourcesTemplatesList, MethodPromptsList, MethodCompletionComplete,
-			MethodLoggingSetLevel, MethodServerDiscover, MethodSubscriptionsListen},
-		toolRequest:     {MethodToolsCall},
-		resourceRequest: {MethodResourcesRead},
+			MethodResourcesTemplatesList, MethodPromptsList, MethodLoggingSetLevel,
+			MethodServerDiscover, MethodSubscriptionsListen},
+		toolRequest: {MethodToolsCall},
+		// A subscription delivers the resource's updates (its content, or
+		// the news that it changed): it needs what reading it needs.
+		resourceRequest: {MethodResourcesRead, MethodResourcesSubscribe, MethodResourcesUnsubscribe},
 		promptRequest:   {MethodPromptsGet},
-		uriRequest:      {MethodResourcesSubscribe, MethodResourcesUnsubscribe},
+		// A completion lists values of a prompt's argument or of a
+		// resource template's variable: it needs what the prompt or the
+		// resources of the template need.
+		completionRequest: {MethodCompletionComplete},
 		notification: {NotificationInitialized, NotificationCancelled, NotificationProgress,
 			NotificationRootsListChanged},
 	} {
@@ -100,13 +107,83 @@ func KnownMethod(method string, request bool) bool {
 	return c == notification
 }
 
+// target returns which rules a request of class c meets. The method
+// decides, except for completion/complete, whose params.ref does (ref, as
+// Decode recorded it in Message.Target).
+func (c methodClass) target(ref Target) Target {
+	switch c {
+	case toolRequest:
+		return TargetTool
+	case resourceRequest:
+		return TargetResource
+	case promptRequest:
+		return TargetPrompt
+	case completionRequest:
+		if ref == TargetPrompt || ref == TargetResource {
+			return ref
+		}
+	}
+	return TargetNone
+}
+
+// CheckMethod refuses a request or notification whose method is not in
+// the table above for its kind, with ErrUnknownMethod (HTTP 404, JSON-RPC
+// -32601 "Method not found"; MCP 2026-07-28 "Streamable HTTP", Request
+// Metadata): an unknown, removed or server-only method, a case variant of
+// a known one ("Tools/Call"; the Detail names the method it varies), a
+// notification's method sent as a request, or the reverse. A response
+// passes. The error carries m.ID (zero for a notification), and its Detail
+// a quoted excerpt of the method.
+//
+// Decide denies the same messages (403); the gateway calls CheckMethod
+// after Decode and CheckHeaders, before Decide, so a client learns that
+// the method does not exist here rather than that it is forbidden, and a
+// 2026-07-28 client can tell this gateway from a legacy HTTP+SSE server's
+// bare 404 by the JSON-RPC body.
+func CheckMethod(m *Message) error {
+	if m == nil {
+		return invalid(pubMessage, "no message")
+	}
+	var c methodClass
+	switch m.Kind {
+	case KindResponse:
+		return nil
+	case KindRequest:
+		if c = classOf(m.Method); c != unknownMethod && c != notification {
+			return nil
+		}
+	case KindNotification:
+		if c = classOf(m.Method); c == notification {
+			return nil
+		}
+	default:
+		return invalid(pubMessage, "kind "+m.Kind.String())
+	}
+	detail := "method " + excerpt(m.Method)
+	switch {
+	case c == notification:
+		detail += ", a notification method sent as a request"
+	case c != unknownMethod:
+		detail += ", a request method sent as a notification"
+	default:
+		for name := range methods {
+			if strings.EqualFold(name, m.Method) {
+				detail += ", a case variant of " + name
+				break
+			}
+		}
+	}
+	return &Error{Kind: ErrUnknownMethod, Public: "method not found", Detail: detail, ID: m.ID}
+}
+
 // targetMember is the params member naming the target of a method of class
-// c ("name" or "uri"), or "" when the method has no target.
+// c ("name" or "uri"), the member SEP-2243's Mcp-Name mirrors, or "" when
+// the method has none (completion/complete names its target in params.ref).
 func (c methodClass) targetMember() string {
 	switch c {
 	case toolRequest, promptRequest:
 		return "name"
-	case resourceRequest, uriRequest:
+	case resourceRequest:
 		return "uri"
 	}
 	return ""

@@ -31,6 +31,51 @@ import (
 //     A prefix is text, so end it with '/' to mean "inside this
 //     directory": "file:///repo*" also matches "file:///repository".
 //
+// A resource URI (or the URI template of a completion) never matches any
+// rule, "*" included, when it is spelled so that it could name, to RFC
+// 3986 normalization (§6.2.2) or to a common server, the resource another
+// spelling names: a rule that matched one spelling and not the other could
+// be bypassed. Refused:
+//
+// Anywhere in the URI:
+//   - a raw control character: C0, DEL, or C1 (U+0080–U+009F);
+//   - a backslash (Windows and WHATWG URL parsers read it as a slash);
+//   - a "." or ".." segment (§5.2.4), even in the query;
+//   - a malformed percent-escape, or one with lower-case hex digits
+//     (§6.2.2.1: "%c3" and "%C3" are one octet; encoders write upper
+//     case);
+//   - a percent-encoded slash, backslash, ';' or '%' (a server that
+//     decodes twice reads "%252e" as '.'), control character (C0, DEL, or
+//     C1 as "%C2%80"–"%C2%9F", even with one octet raw), or unreserved
+//     character (§2.3: "%73" is 's').
+//
+// In the authority ("scheme://authority"):
+//   - userinfo ("https://api.example@evil.example/");
+//   - an upper-case letter (§6.2.2.1: hosts are case-insensitive);
+//   - a host ending in '.' (the DNS root: "api.example." is
+//     "api.example");
+//   - an empty port, a port with a leading zero, or the default port of
+//     http, https, ws or wss (§6.2.3);
+//   - the host "localhost" in a file URI (RFC 8089 §2: the same as none).
+//
+// In the path (up to '?' or '#'):
+//   - an empty segment ("/repo//secret": file systems and many servers
+//     merge slashes);
+//   - a segment ending in '.' or in a space, raw or "%20" (Windows strips
+//     both from a name: "secret./key" opens "secret/key"); this covers
+//     every segment made only of dots ("...");
+//   - a ';' in a segment of a hierarchical path (one starting with '/'):
+//     Servlet containers (Tomcat, Jetty) strip ";parameters" from every
+//     segment and resolve "..;" as "..", so "/repo/secret;x/key" is
+//     "/repo/secret/key" to them; in other paths (data:, urn:) a segment
+//     whose part before ';' is only dots, or empty ("..;", ".;x", ";x").
+//
+// What textual rules still cannot see: case-insensitive file systems
+// ("SECRET" is "secret" on Windows and macOS), Windows short names
+// ("SECRET~1") and NTFS streams ("secret::$DATA"). In front of such a
+// server, give a narrower resource rule no broader rule around it that
+// grants less (or give the broader rule the narrower one's scopes).
+//
 // Scopes: at least one, each a concrete scope (policy.ValidRequiredScope):
 // a '*' in a required scope is a configuration error.
 type Rule struct {
@@ -52,7 +97,8 @@ type Rule struct {
 //   - When no rule matches, the operation is denied (fail closed): a tool
 //     the configuration does not name is not callable unless a "tool *"
 //     rule exists, and likewise for resources and prompts. A route with no
-//     resource rules denies every resources/read.
+//     resource rules denies every resources/read, resources/subscribe and
+//     resources/unsubscribe.
 //   - The route's own scopes apply too; checking them is the gateway's job.
 type Rules struct {
 	Tools     []Rule `json:"tools,omitempty"`
@@ -181,18 +227,29 @@ func schemeLen(uri string) int {
 //
 //   - a response (the client answering a server request) and a known client
 //     notification: on the route rule alone;
-//   - a known request method other than tools/call, resources/read and
-//     prompts/get: on the route rule alone;
-//   - tools/call, resources/read and prompts/get when at least one rule of
-//     that kind matches the target (Name) and scopes grant (policy.Allows)
-//     every scope of every matching rule.
+//   - a known request method other than tools/call, resources/read,
+//     resources/subscribe, resources/unsubscribe and prompts/get: on the
+//     route rule alone;
+//   - tools/call (tool rules), resources/read, resources/subscribe and
+//     resources/unsubscribe (resource rules), prompts/get (prompt rules),
+//     and completion/complete (the prompt rules for a "ref/prompt", the
+//     resource rules for a "ref/resource": Message.Target) when at least
+//     one rule of that kind matches the target (Name) and scopes grant
+//     (policy.Allows) every scope of every matching rule. A subscription
+//     delivers the resource's updates, so it needs what reading the
+//     resource needs; a completion lists values of a prompt's argument or
+//     of a URI template's variable, so it needs what the prompt or the
+//     template needs. A URI template ("file:///repo/{path}") is matched as
+//     text, like a URI and under the same alias rules: "file:///repo/*"
+//     covers it, and a template wider than every rule ("file:///{path}")
+//     matches none.
 //
 // Everything else is denied: an unknown or case-variant method, a request
-// whose method is a notification's (or the reverse), a target no rule
-// matches, an invalid target (see Decode rule 6), a resource URI that
-// could name another resource than the one a textual rule sees (a "." or
-// ".." segment, a backslash, a malformed percent-escape, or a
-// percent-encoded '/', '\', control or unreserved character), and nil or
+// whose method is a notification's (or the reverse), a completion whose
+// Target is neither TargetPrompt nor TargetResource, a target no rule
+// matches, an invalid target (see Decode rules 6 and 7), a resource URI or
+// URI template spelled so that it could name another resource than the
+// text a rule sees (the list is in Rule's documentation), and nil or
 // uncompiled rules for a targeted method.
 //
 // missingScope is the first scope lacking (exact rule first, then prefix
@@ -214,19 +271,16 @@ func Decide(rules *Rules, scopes []string, m *Message) (allowed bool, missingSco
 		return false, ""
 	}
 	c := classOf(m.Method)
-	switch c {
-	case plainRequest, uriRequest:
+	if c == plainRequest {
 		return true, ""
-	case toolRequest, resourceRequest, promptRequest:
-	default:
-		return false, ""
 	}
-	if rules == nil || !rules.compiled || checkName(m.Name) != "" {
+	target := c.target(m.Target)
+	if target == TargetNone || rules == nil || !rules.compiled || checkName(m.Name) != "" {
 		return false, ""
 	}
 	matched := false
 	missing := ""
-	rules.each(c, m.Name, func(need []string) bool {
+	rules.each(target, m.Name, func(need []string) bool {
 		matched = true
 		for _, s := range need {
 			if !policy.Allows(scopes, s) {
@@ -251,12 +305,12 @@ func RequiredScopes(rules *Rules, m *Message) []string {
 	if rules == nil || !rules.compiled || m == nil || m.Kind != KindRequest {
 		return nil
 	}
-	c := classOf(m.Method)
-	if c != toolRequest && c != resourceRequest && c != promptRequest {
+	target := classOf(m.Method).target(m.Target)
+	if target == TargetNone {
 		return nil
 	}
 	var out []string
-	rules.each(c, m.Name, func(need []string) bool {
+	rules.each(target, m.Name, func(need []string) bool {
 		for _, s := range need {
 			if !slices.Contains(out, s) {
 				out = append(out, s)
@@ -267,16 +321,16 @@ func RequiredScopes(rules *Rules, m *Message) []string {
 	return out
 }
 
-// each calls f with the scopes of every rule matching name for a method of
-// class c, until f returns false.
-func (r *Rules) each(c methodClass, name string, f func(scopes []string) bool) {
+// each calls f with the scopes of every rule of the target's kind matching
+// name, until f returns false.
+func (r *Rules) each(target Target, name string, f func(scopes []string) bool) {
 	var set *ruleSet
-	switch c {
-	case toolRequest:
+	switch target {
+	case TargetTool:
 		set = &r.tools
-	case promptRequest:
+	case TargetPrompt:
 		set = &r.prompts
-	case resourceRequest:
+	case TargetResource:
 		set = &r.resources
 		if !uriAliasFree(name) {
 			return
@@ -310,47 +364,119 @@ func lowerScheme(uri string) string {
 	return uri
 }
 
-// uriAliasFree reports whether a resource URI is free of the spellings
-// that let one string name the resource another names, which a textual
-// rule could not see through (RFC 3986 §6.2.2 normalization, and what
-// file servers do): a "." or ".." segment (§5.2.4), a backslash, a
-// malformed percent-escape, or a percent-encoded '/', '\', '.', other
-// unreserved character (§2.3: equivalent to the character itself) or
-// control character. Such a URI is denied whatever the rules say.
+// uriAliasFree reports whether a resource URI (or URI template) is free
+// of every spelling Rule's documentation lists under "never matches": one
+// that names, to RFC 3986 normalization (§6.2.2) or to a common server,
+// the resource another spelling names.
 func uriAliasFree(uri string) bool {
+	// prev is the octet before this one once escapes are decoded, so a C1
+	// control is found however its two UTF-8 octets are spelled ("%C2%85",
+	// or one of them raw).
+	var prev byte
 	for i := 0; i < len(uri); i++ {
-		switch c := uri[i]; c {
-		case '\\':
-			return false
-		case '%':
-			if i+2 >= len(uri) || !isHex(uri[i+1]) || !isHex(uri[i+2]) {
+		c := uri[i]
+		if c == '%' {
+			if i+2 >= len(uri) || !isUpperHex(uri[i+1]) || !isUpperHex(uri[i+2]) {
 				return false
 			}
 			v := unhex(uri[i+1])<<4 | unhex(uri[i+2])
-			if v < 0x20 || v == 0x7f || v == '/' || v == '\\' || unreserved(v) {
+			if v == '/' || v == '\\' || v == ';' || v == '%' || unreserved(v) {
 				return false
 			}
+			c = v
 			i += 2
-		case '.':
-			// A segment is delimited by '/' before and '/', '?', '#' or the
-			// end after.
-			if i == 0 || uri[i-1] != '/' {
-				continue
-			}
-			j := i + 1
-			if j < len(uri) && uri[j] == '.' {
-				j++
-			}
-			if j == len(uri) || uri[j] == '/' || uri[j] == '?' || uri[j] == '#' {
+		}
+		if c < 0x20 || c == 0x7f || c == '\\' || prev == 0xc2 && 0x80 <= c && c <= 0x9f {
+			return false // C0, DEL, C1 (U+0080–U+009F in UTF-8), or '\\'
+		}
+		prev = c
+		// A "." or ".." segment: a raw '.' (an encoded one was refused)
+		// after '/', and '/', '?', '#' or the end after the dots.
+		if c != '.' || i == 0 || uri[i-1] != '/' {
+			continue
+		}
+		j := i + 1
+		if j < len(uri) && uri[j] == '.' {
+			j++
+		}
+		if j == len(uri) || uri[j] == '/' || uri[j] == '?' || uri[j] == '#' {
+			return false
+		}
+	}
+
+	n := schemeLen(uri)
+	p := n // the path starts here
+	if strings.HasPrefix(uri[n:], "//") {
+		p = len(uri)
+		if j := strings.IndexAny(uri[n+2:], "/?#"); j >= 0 {
+			p = n + 2 + j
+		}
+		if !authorityCanonical(uri[:n], uri[n+2:p]) {
+			return false
+		}
+	}
+	path := uri[p:]
+	if j := strings.IndexAny(path, "?#"); j >= 0 {
+		path = path[:j]
+	}
+	hierarchical := strings.HasPrefix(path, "/")
+	for k := 0; path != ""; k++ {
+		seg, rest, more := strings.Cut(path, "/")
+		path = rest
+		switch {
+		case seg == "":
+			// The empty segment before a leading '/', or after a final one.
+			if k > 0 && more {
 				return false
 			}
+			continue
+		case strings.HasSuffix(seg, ".") || strings.HasSuffix(seg, " ") || strings.HasSuffix(seg, "%20"):
+			return false
+		}
+		if semi := strings.IndexByte(seg, ';'); semi >= 0 && (hierarchical || strings.Trim(seg[:semi], ".") == "") {
+			return false
 		}
 	}
 	return true
 }
 
+// authorityCanonical reports whether the authority of a URI with scheme
+// ("file:", any case) is free of the spellings uriAliasFree lists.
+func authorityCanonical(scheme, auth string) bool {
+	if strings.IndexByte(auth, '@') >= 0 {
+		return false
+	}
+	for i := 0; i < len(auth); i++ {
+		if 'A' <= auth[i] && auth[i] <= 'Z' {
+			return false
+		}
+	}
+	host, port, hasPort := auth, "", false
+	if i := strings.LastIndexByte(auth, ':'); i >= 0 && i > strings.LastIndexByte(auth, ']') {
+		host, port, hasPort = auth[:i], auth[i+1:], true
+	}
+	if strings.HasSuffix(host, ".") {
+		return false
+	}
+	if hasPort {
+		name := strings.TrimSuffix(scheme, ":")
+		switch {
+		case port == "" || port[0] == '0':
+			return false
+		case port == "80" && (strings.EqualFold(name, "http") || strings.EqualFold(name, "ws")),
+			port == "443" && (strings.EqualFold(name, "https") || strings.EqualFold(name, "wss")):
+			return false
+		}
+	}
+	return !(host == "localhost" && strings.EqualFold(scheme, "file:"))
+}
+
 func isHex(c byte) bool {
 	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}
+
+func isUpperHex(c byte) bool {
+	return '0' <= c && c <= '9' || 'A' <= c && c <= 'F'
 }
 
 func unhex(c byte) byte {

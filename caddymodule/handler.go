@@ -124,7 +124,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return err
 	}
 	h.app = appIface.(*App)
-	h.route = gateway.Route{Resource: h.Resource, Scopes: h.Scopes, AuditRequired: h.AuditRequired}
+	h.route = gateway.Route{Resource: h.Resource, Scopes: h.Scopes, AuditRequired: h.AuditRequired, PathOptions: gateway.PathOptions{AllowParams: h.AllowPathParams}}
 	for _, r := range h.Rules {
 		h.route.Rules = append(h.route.Rules, gateway.Rule{Method: r.Method, Path: r.Path, Scopes: r.Scopes})
 	}

@@ -193,9 +193,9 @@ func inspectMCP(rt *Route, r *http.Request, d Decision) (*MCPExchange, Decision)
 		if err := mcp.CheckHeaders(r.Header, &msg); err != nil {
 			return ex, mcpDenial(d, err, msg.ID)
 		}
-		if msg.Kind != mcp.KindResponse && !mcp.KnownMethod(msg.Method, msg.Kind == mcp.KindRequest) {
-			d = d.deny(UnknownMethod, http.StatusNotFound, "", "method not found", "method "+strconv.Quote(msg.Method))
-			d.RPC = RPCError{ID: msg.ID, Code: rpcMethodNotFound}
+		if err := mcp.CheckMethod(&msg); err != nil {
+			d = mcpDenial(d, err, msg.ID)
+			d.Outcome = UnknownMethod
 			return ex, d
 		}
 		r.Body = io.NopCloser(bytes.NewReader(body))
@@ -264,13 +264,8 @@ func inspectMCP(rt *Route, r *http.Request, d Decision) (*MCPExchange, Decision)
 }
 
 func targetKind(m *mcp.Message) string {
-	switch m.Method {
-	case mcp.MethodToolsCall:
-		return "tool"
-	case mcp.MethodResourcesRead:
-		return "resource"
-	case mcp.MethodPromptsGet:
-		return "prompt"
+	if k := m.Target.String(); k != "" {
+		return k
 	}
 	return "method"
 }
@@ -295,8 +290,11 @@ func mcpDenial(d Decision, err error, id mcp.ID) Decision {
 		reason = me.Public
 	}
 	out := BadRequest
-	if status == http.StatusRequestEntityTooLarge {
+	switch status {
+	case http.StatusRequestEntityTooLarge:
 		out = TooLarge
+	case http.StatusNotFound:
+		out = UnknownMethod
 	}
 	d = d.deny(out, status, "", reason, err.Error())
 	d.RPC = RPCError{ID: id, Code: rpcCodeOf(err)}

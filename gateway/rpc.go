@@ -1,33 +1,18 @@
 package gateway
 
-import (
-	"errors"
-	"strconv"
+import "github.com/kavachgate/kavach/mcp"
 
-	"github.com/kavachgate/kavach/mcp"
-)
-
-// JSON-RPC error codes of MCP denials. TEMPORARY until mcp exports them.
+// JSON-RPC error codes of the denials the pipeline decides itself (the
+// codes of malformed messages come from mcp.ErrorCode).
 const (
-	rpcInvalidRequest  = -32600
-	rpcMethodNotFound  = -32601
-	rpcInternal        = -32603
-	rpcSessionNotFound = -32001
-	rpcForbidden       = -32003
-	rpcHeaderMismatch  = -32020
+	rpcInvalidRequest  = mcp.CodeInvalidRequest
+	rpcMethodNotFound  = mcp.CodeMethodNotFound
+	rpcInternal        = mcp.CodeInternalError
+	rpcSessionNotFound = mcp.CodeSessionNotFound
+	rpcForbidden       = mcp.CodeAccessDenied
+	rpcHeaderMismatch  = mcp.CodeHeaderMismatch
 )
 
-func rpcCodeOf(err error) int {
-	if errors.Is(err, mcp.ErrHeaderMismatch) {
-		return rpcHeaderMismatch
-	}
-	return rpcInvalidRequest
-}
+func rpcCodeOf(err error) int { return mcp.ErrorCode(err) }
 
-func rpcErrorBody(id mcp.ID, code int, msg string) []byte {
-	ids := id.String()
-	if ids == "" {
-		ids = "null"
-	}
-	return []byte(`{"jsonrpc":"2.0","id":` + ids + `,"error":{"code":` + strconv.Itoa(code) + `,"message":` + strconv.Quote(msg) + `}}`)
-}
+func rpcErrorBody(id mcp.ID, code int, msg string) []byte { return mcp.ErrorBody(id, code, msg) }

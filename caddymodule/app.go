@@ -96,7 +96,8 @@ type App struct {
 	issuers     []*IssuerHandler        // kavach_issuer handlers of this config
 	localKeys   map[string]*localSet    // issuers of this process, by identifier
 	adminKey    *atomic.Pointer[string] // a pointer: App is copied by value in CaddyModule
-	mcpSessions *mcp.Sessions           // MCP sessions bound to chains, shared across reloads
+	mcpSessions mcp.SessionStore        // MCP sessions bound to chains, shared across reloads
+	sessKey     string                  // sessionsPool key held by this config
 	done        <-chan struct{}         // closed when Stop cancels the background work
 	keysReady   chan struct{}           // closed once remote keys had their chance to load (see waitKeys)
 	keysOnce    *sync.Once
@@ -193,13 +194,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if err := a.provisionRevocation(); err != nil {
 		return err
 	}
-	sess, _, err := sessionsPool.LoadOrNew("kavach.mcp.sessions", func() (caddy.Destructor, error) {
-		return pooledSessions{mcp.NewSessions(mcp.DefaultMaxSessions, mcp.DefaultSessionTTL)}, nil
-	})
-	if err != nil {
+	if err := a.provisionSessions(); err != nil {
 		return err
 	}
-	a.mcpSessions = sess.(pooledSessions).Sessions
 	a.gw = &gateway.Gateway{
 		Verifier: token.NewVerifier(ring, token.VerifierOptions{MaxLifetime: time.Duration(a.MaxTokenLifetime)}),
 		Cache:    gateway.NewCache(a.CacheSize),
@@ -554,12 +551,36 @@ func (a *App) Stop() error {
 	return nil
 }
 
-// sessionsPool keeps MCP session bindings across config reloads.
+// sessionsPool keeps MCP session bindings across config reloads: one
+// memory store per process, or one Redis store per Redis URL.
 var sessionsPool = caddy.NewUsagePool()
 
-type pooledSessions struct{ *mcp.Sessions }
+type pooledSessions struct {
+	mcp.SessionStore
+	close func() error // the Redis store's connections
+}
 
-func (pooledSessions) Destruct() error { return nil }
+func (p pooledSessions) Destruct() error {
+	if p.close != nil {
+		return p.close()
+	}
+	return nil
+}
+
+// provisionSessions takes the MCP session store (DESIGN.md §4.1): in
+// this process's memory, so a restart makes every earlier session unknown
+// (404, the client starts a new one). No I/O here.
+func (a *App) provisionSessions() error {
+	key := "kavach.mcp.sessions.memory"
+	val, _, err := sessionsPool.LoadOrNew(key, func() (caddy.Destructor, error) {
+		return pooledSessions{SessionStore: mcp.NewMemorySessions(mcp.DefaultMaxSessions, mcp.DefaultSessionTTL)}, nil
+	})
+	if err != nil {
+		return err
+	}
+	a.mcpSessions, a.sessKey = val.(pooledSessions).SessionStore, key
+	return nil
+}
 
 // Cleanup releases the shared revocation set, session bindings and audit
 // writer (the last config holding it closes the trail: flush and final
@@ -569,7 +590,7 @@ func (a *App) Cleanup() error {
 		a.logger.Error("closing the audit trail", zap.Error(err))
 	}
 	if a.mcpSessions != nil {
-		_, _ = sessionsPool.Delete("kavach.mcp.sessions")
+		_, _ = sessionsPool.Delete(a.sessKey)
 	}
 	if a.rev != nil {
 		_, err := revocationPool.Delete(a.revKey)

@@ -2,7 +2,9 @@ package gateway
 
 import (
 	"bytes"
+	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -27,8 +29,9 @@ type MCP struct {
 	// never reaches the MCP server).
 	Origins []string
 	// Sessions binds Mcp-Session-Id values to chains; shared by the
-	// routes of a process. Required.
-	Sessions *mcp.Sessions
+	// routes of a process (mcp.MemorySessions), or by the gateways of a
+	// cluster (mcp.RedisSessions). Required.
+	Sessions mcp.SessionStore
 
 	origin string // the resource's scheme://host[:port]
 }
@@ -39,6 +42,7 @@ const (
 	BadEncoding     Outcome = "unsupported_encoding"
 	ToolDenied      Outcome = "mcp_denied"
 	SessionMismatch Outcome = "session_mismatch"
+	SessionNotFound Outcome = "session_not_found"
 )
 
 func (m *MCP) compile(resource string) error {
@@ -111,11 +115,13 @@ func ChainKeyOf(t *token.Token) string {
 // checks allowed, in this order: Origin; request Content-Encoding (415);
 // the body, bounded (413), decoded strictly (400: batches, duplicate or
 // case-variant members, unknown methods…); Mcp-Method/Mcp-Name agreeing
-// with it (400); the session belonging to this chain (403); the tool,
-// resource or prompt rules (403, insufficient_scope naming what would
-// help). The body forwarded is exactly the bytes checked. On a denial the
-// exchange is nil, except for a refused tool, resource or prompt, where
-// only its Message is of use (the audit record names the target).
+// with it (400); the session known (404: never bound, expired, evicted or
+// lost with a restart; 503 when the store cannot tell) and belonging to
+// this chain (403); the tool, resource or prompt rules (403,
+// insufficient_scope naming what would help). The body forwarded is
+// exactly the bytes checked. On a denial the exchange is nil, except for
+// a refused tool, resource or prompt, where only its Message is of use
+// (the audit record names the target).
 func InspectMCP(rt *Route, r *http.Request, t *token.Token) (*MCPExchange, Decision) {
 	m := rt.MCP
 	ex := &MCPExchange{route: rt, token: t, scopes: t.Scopes, reqHeader: r.Header}
@@ -126,8 +132,17 @@ func InspectMCP(rt *Route, r *http.Request, t *token.Token) (*MCPExchange, Decis
 	if err != nil {
 		return nil, mcpDecision(err)
 	}
-	if sid != "" && !m.Sessions.Check(sid, ex.key()) {
-		return nil, Decision{Outcome: SessionMismatch, Status: http.StatusForbidden, Reason: "session belongs to another delegation chain"}
+	if sid != "" {
+		// An unknown session is never forwarded (DESIGN.md §4.1): 404 makes
+		// the client start a new one (MCP transport, "Session Management").
+		switch st, err := m.Sessions.Check(r.Context(), sid, ex.key()); {
+		case err != nil:
+			return nil, Decision{Outcome: Unavailable, Status: http.StatusServiceUnavailable, Reason: "session store unavailable", Detail: err.Error(), RetryAfter: 1}
+		case st == mcp.SessionOther:
+			return nil, Decision{Outcome: SessionMismatch, Status: http.StatusForbidden, Reason: "session belongs to another delegation chain"}
+		case st != mcp.SessionOwn:
+			return nil, Decision{Outcome: SessionNotFound, Status: http.StatusNotFound, Reason: "session not found"}
+		}
 	}
 	switch r.Method {
 	case http.MethodPost:
@@ -233,7 +248,7 @@ func mcpDecision(err error) Decision {
 // (DELETE), and filters tools/list results by the same rules that decide
 // tools/call. Call Finish after the upstream returned.
 func (ex *MCPExchange) Wrap(w http.ResponseWriter, r *http.Request) *MCPWriter {
-	return &MCPWriter{ResponseWriter: w, ex: ex, method: r.Method}
+	return &MCPWriter{ResponseWriter: w, ex: ex, method: r.Method, ctx: r.Context()}
 }
 
 // MCPWriter is the response side of an MCPExchange.
@@ -241,6 +256,7 @@ type MCPWriter struct {
 	http.ResponseWriter
 	ex          *MCPExchange
 	method      string
+	ctx         context.Context // the request's, for the session store
 	wroteHeader bool
 	code        int
 	filter      *mcp.ToolsFilter
@@ -259,14 +275,14 @@ func (w *MCPWriter) WriteHeader(code int) {
 	h := w.Header()
 	m := w.ex.route.MCP
 	if sid := h.Get(mcp.HeaderSessionID); sid != "" && code/100 == 2 && w.ex.Message != nil && w.ex.Message.Method == mcp.MethodInitialize {
-		if !m.Sessions.Bind(sid, w.ex.key()) {
-			w.fail(errors.New("upstream session id refused"))
+		if err := m.Sessions.Bind(w.ctx, sid, w.ex.key()); err != nil {
+			w.fail(fmt.Errorf("upstream session id not bound: %w", err))
 			return
 		}
 	}
 	if w.method == http.MethodDelete && (code/100 == 2 || code == http.StatusNotFound) {
 		if sid, _ := mcp.SessionID(w.ex.requestHeaderSession()); sid != "" {
-			m.Sessions.Forget(sid)
+			m.Sessions.Forget(w.ctx, sid)
 		}
 	}
 	if w.ex.filter {

@@ -36,10 +36,12 @@ const (
 	// the id, so the limit bounds hashing work, not memory.
 	MaxSessionIDLen = 1024
 
-	// DefaultMaxSessions bounds the session-binding store (entries).
+	// DefaultMaxSessions bounds MemorySessions (entries). An evicted
+	// binding makes its session SessionUnknown (404), never forwardable.
 	DefaultMaxSessions = 65536
 
 	// DefaultSessionTTL is how long a session binding lives after its last
 	// use.
 	DefaultSessionTTL = 24 * time.Hour
+
 )

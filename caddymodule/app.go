@@ -2,7 +2,9 @@ package caddymodule
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -57,8 +59,9 @@ type App struct {
 	KeyRefresh caddy.Duration `json:"key_refresh,omitempty"`
 
 	// Redis is the URL of the Redis server a cluster of gateways shares for
-	// revocation (redis:// or rediss://; password and TLS through a
-	// placeholder such as {env.KAVACH_REDIS}). Empty: single node, memory.
+	// revocation and MCP session bindings (redis:// or rediss://; password
+	// and TLS through a placeholder such as {env.KAVACH_REDIS}). Empty:
+	// single node, memory.
 	Redis string `json:"redis,omitempty"`
 
 	// MaxStaleness is how long the gateway trusts its revocation set
@@ -567,13 +570,30 @@ func (p pooledSessions) Destruct() error {
 	return nil
 }
 
-// provisionSessions takes the MCP session store (DESIGN.md §4.1): in
-// this process's memory, so a restart makes every earlier session unknown
-// (404, the client starts a new one). No I/O here.
+// provisionSessions takes the MCP session store (DESIGN.md §4.1). With
+// the `redis` option, the bindings live in that Redis, so every gateway
+// of the cluster knows every session and a restart loses none; without
+// it, in this process's memory, and a restart makes every earlier
+// session unknown (404, the client starts a new one). No I/O here.
 func (a *App) provisionSessions() error {
+	url, err := a.redisURL()
+	if err != nil {
+		return err
+	}
 	key := "kavach.mcp.sessions.memory"
+	if url != "" {
+		sum := sha256.Sum256([]byte(url))
+		key = "kavach.mcp.sessions.redis:" + hex.EncodeToString(sum[:8])
+	}
 	val, _, err := sessionsPool.LoadOrNew(key, func() (caddy.Destructor, error) {
-		return pooledSessions{SessionStore: mcp.NewMemorySessions(mcp.DefaultMaxSessions, mcp.DefaultSessionTTL)}, nil
+		if url == "" {
+			return pooledSessions{SessionStore: mcp.NewMemorySessions(mcp.DefaultMaxSessions, mcp.DefaultSessionTTL)}, nil
+		}
+		s, err := mcp.NewRedisSessions(mcp.RedisSessionOptions{URL: url, Logger: slogFrom(a.logger.Named("mcp_sessions"))})
+		if err != nil {
+			return nil, fmt.Errorf("redis: %w", err)
+		}
+		return pooledSessions{SessionStore: s, close: s.Close}, nil
 	})
 	if err != nil {
 		return err

@@ -2,7 +2,9 @@ package caddymodule
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -57,8 +59,9 @@ type App struct {
 	KeyRefresh caddy.Duration `json:"key_refresh,omitempty"`
 
 	// Redis is the URL of the Redis server a cluster of gateways shares for
-	// revocation (redis:// or rediss://; password and TLS through a
-	// placeholder such as {env.KAVACH_REDIS}). Empty: single node, memory.
+	// revocation and MCP session bindings (redis:// or rediss://; password
+	// and TLS through a placeholder such as {env.KAVACH_REDIS}). Empty:
+	// single node, memory.
 	Redis string `json:"redis,omitempty"`
 
 	// MaxStaleness is how long the gateway trusts its revocation set
@@ -96,7 +99,8 @@ type App struct {
 	issuers     []*IssuerHandler        // kavach_issuer handlers of this config
 	localKeys   map[string]*localSet    // issuers of this process, by identifier
 	adminKey    *atomic.Pointer[string] // a pointer: App is copied by value in CaddyModule
-	mcpSessions *mcp.Sessions           // MCP sessions bound to chains, shared across reloads
+	mcpSessions mcp.SessionStore        // MCP sessions bound to chains, shared across reloads
+	sessKey     string                  // sessionsPool key held by this config
 	done        <-chan struct{}         // closed when Stop cancels the background work
 	keysReady   chan struct{}           // closed once remote keys had their chance to load (see waitKeys)
 	keysOnce    *sync.Once
@@ -193,13 +197,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if err := a.provisionRevocation(); err != nil {
 		return err
 	}
-	sess, _, err := sessionsPool.LoadOrNew("kavach.mcp.sessions", func() (caddy.Destructor, error) {
-		return pooledSessions{mcp.NewSessions(mcp.DefaultMaxSessions, mcp.DefaultSessionTTL)}, nil
-	})
-	if err != nil {
+	if err := a.provisionSessions(); err != nil {
 		return err
 	}
-	a.mcpSessions = sess.(pooledSessions).Sessions
 	a.gw = &gateway.Gateway{
 		Verifier: token.NewVerifier(ring, token.VerifierOptions{MaxLifetime: time.Duration(a.MaxTokenLifetime)}),
 		Cache:    gateway.NewCache(a.CacheSize),
@@ -562,12 +562,53 @@ func (a *App) Stop() error {
 	return nil
 }
 
-// sessionsPool keeps MCP session bindings across config reloads.
+// sessionsPool keeps MCP session bindings across config reloads: one
+// memory store per process, or one Redis store per Redis URL.
 var sessionsPool = caddy.NewUsagePool()
 
-type pooledSessions struct{ *mcp.Sessions }
+type pooledSessions struct {
+	mcp.SessionStore
+	close func() error // the Redis store's connections
+}
 
-func (pooledSessions) Destruct() error { return nil }
+func (p pooledSessions) Destruct() error {
+	if p.close != nil {
+		return p.close()
+	}
+	return nil
+}
+
+// provisionSessions takes the MCP session store (DESIGN.md §4.1). With
+// the `redis` option, the bindings live in that Redis, so every gateway
+// of the cluster knows every session and a restart loses none; without
+// it, in this process's memory, and a restart makes every earlier
+// session unknown (404, the client starts a new one). No I/O here.
+func (a *App) provisionSessions() error {
+	url, err := a.redisURL()
+	if err != nil {
+		return err
+	}
+	key := "kavach.mcp.sessions.memory"
+	if url != "" {
+		sum := sha256.Sum256([]byte(url))
+		key = "kavach.mcp.sessions.redis:" + hex.EncodeToString(sum[:8])
+	}
+	val, _, err := sessionsPool.LoadOrNew(key, func() (caddy.Destructor, error) {
+		if url == "" {
+			return pooledSessions{SessionStore: mcp.NewMemorySessions(mcp.DefaultMaxSessions, mcp.DefaultSessionTTL)}, nil
+		}
+		s, err := mcp.NewRedisSessions(mcp.RedisSessionOptions{URL: url, Logger: slogFrom(a.logger.Named("mcp_sessions"))})
+		if err != nil {
+			return nil, fmt.Errorf("redis: %w", err)
+		}
+		return pooledSessions{SessionStore: s, close: s.Close}, nil
+	})
+	if err != nil {
+		return err
+	}
+	a.mcpSessions, a.sessKey = val.(pooledSessions).SessionStore, key
+	return nil
+}
 
 // Cleanup releases the shared revocation set, session bindings and audit
 // writer (the last config holding it closes the trail: flush and final
@@ -577,7 +618,7 @@ func (a *App) Cleanup() error {
 		a.logger.Error("closing the audit trail", zap.Error(err))
 	}
 	if a.mcpSessions != nil {
-		_, _ = sessionsPool.Delete("kavach.mcp.sessions")
+		_, _ = sessionsPool.Delete(a.sessKey)
 	}
 	if a.rev != nil {
 		_, err := revocationPool.Delete(a.revKey)

@@ -133,7 +133,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 			Rules:    mcp.Rules{Tools: c.Tools, Resources: c.Resources, Prompts: c.Prompts},
 			MaxBody:  c.MaxBody,
 			Origins:  c.AllowedOrigins,
-			Sessions: mcp.TmpStore{Sessions: h.app.mcpSessions},
+			Sessions: h.app.mcpSessions,
 		}
 	}
 	if err := h.route.Compile(); err != nil {

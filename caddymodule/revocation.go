@@ -40,14 +40,26 @@ type sharedRevocation struct {
 	startedAt atomic.Int64
 }
 
+// redisURL is the `redis` option with its placeholders replaced; empty
+// without the option (single node).
+func (a *App) redisURL() (string, error) {
+	if a.Redis == "" {
+		return "", nil
+	}
+	url := caddy.NewReplacer().ReplaceAll(a.Redis, "")
+	if url == "" {
+		return "", fmt.Errorf("redis %s is empty", a.Redis)
+	}
+	return url, nil
+}
+
 func (a *App) provisionRevocation() error {
 	key := "kavach.revocation.memory"
-	var url string
-	if a.Redis != "" {
-		url = caddy.NewReplacer().ReplaceAll(a.Redis, "")
-		if url == "" {
-			return fmt.Errorf("redis %s is empty", a.Redis)
-		}
+	url, err := a.redisURL()
+	if err != nil {
+		return err
+	}
+	if url != "" {
 		// Settings are part of the key: a reload that changes them gets a
 		// set built with them (it loads everything from Redis again).
 		sum := sha256.Sum256(fmt.Appendf(nil, "%s|%d|%d", url, a.MaxStaleness, a.maxLifetime()))

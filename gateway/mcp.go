@@ -31,20 +31,12 @@ type MCP struct {
 	// loopback origins are allowed too.
 	Origins []string
 	// Sessions binds Mcp-Session-Id values to chains; shared by the
-	// routes of a process (and through Redis by the nodes of a cluster).
-	// Required.
-	Sessions SessionStore
+	// routes of a process (mcp.MemorySessions), or by the gateways of a
+	// cluster (mcp.RedisSessions). Required.
+	Sessions mcp.SessionStore
 
 	origin   string // the resource's scheme://host[:port]
 	loopback bool   // the resource is on a loopback host
-}
-
-// SessionStore binds MCP sessions to the delegation chain that opened
-// them (mcp.Sessions in memory, mcp.RedisSessions across nodes).
-type SessionStore interface {
-	Check(ctx context.Context, sessionID, chainKey string) (mcp.SessionState, error)
-	Bind(ctx context.Context, sessionID, chainKey string) error
-	Forget(ctx context.Context, sessionID string)
 }
 
 // Additional outcomes of MCP inspection.

@@ -71,7 +71,7 @@ const mcpResource = "https://api.example/mcp"
 
 // mcpRoute is an MCP route: tools/call read_file needs repo:read,
 // write_file repo:write, every request mcp:call.
-func mcpRoute(t testing.TB, sessions SessionStore) *Route {
+func mcpRoute(t testing.TB, sessions mcp.SessionStore) *Route {
 	t.Helper()
 	rt := &Route{Resource: mcpResource, Scopes: []string{"mcp:call"}, MCP: &MCP{
 		Rules: mcp.Rules{
@@ -180,7 +180,7 @@ func rpcError(t *testing.T, body string) (id any, code int) {
 func TestAdmitOrder(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	sessions := mcp.TmpStore{Sessions: mcp.NewSessions(0, 0)}
+	sessions := mcp.NewMemorySessions(0, 0)
 	rt := mcpRoute(t, sessions)
 	read := f.mcpToken(t, "mcp:call repo:read")
 	call := func(id int, tool string) string {
@@ -265,7 +265,7 @@ func TestAdmitOrder(t *testing.T) {
 func TestPreflight(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	rt := mcpRoute(t, mcp.TmpStore{Sessions: mcp.NewSessions(0, 0)})
+	rt := mcpRoute(t, mcp.NewMemorySessions(0, 0))
 	pre := func(origin, body string) *http.Request {
 		r := httptest.NewRequest("OPTIONS", "/mcp", strings.NewReader(body))
 		if body == "" {
@@ -500,7 +500,7 @@ func TestMCPDenialRecord(t *testing.T) {
 	tr := &trail{}
 	g := *f.gw
 	g.Audit = tr
-	rt := mcpRoute(t, mcp.TmpStore{Sessions: mcp.NewSessions(0, 0)})
+	rt := mcpRoute(t, mcp.NewMemorySessions(0, 0))
 	w, _, _ := serve(&g, rt, mcpPost(f.mcpToken(t, "mcp:call repo:read"), rpc(7, "tools/call", `{"name":"write_file","arguments":{"path":"/etc/passwd"}}`)), &upstream{})
 	if w.Code != 403 || !strings.Contains(w.Header().Get("WWW-Authenticate"), `error="insufficient_scope", scope="mcp:call repo:write"`) {
 		t.Fatalf("%d %q", w.Code, w.Header().Get("WWW-Authenticate"))
@@ -508,5 +508,50 @@ func TestMCPDenialRecord(t *testing.T) {
 	recs := tr.records()
 	if len(recs) != 1 || recs[0].Decision != audit.Deny || recs[0].MCPMethod != "tools/call" || recs[0].Tool != "write_file" || recs[0].Status != 403 {
 		t.Fatalf("records %+v", recs)
+	}
+}
+
+// TestSessions: a session is bound to the chain whose initialize created
+// it; an id the gateway does not know is 404 (the client starts a new
+// session), never forwarded; another chain's is 403.
+func TestSessions(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	rt := mcpRoute(t, mcp.NewMemorySessions(0, 0))
+	mine := f.mcpToken(t, "mcp:call repo:read")
+	other := f.mint(t, func(c *token.Claims) {
+		c.Audience, c.Scope = token.Audience{mcpResource}, "mcp:call repo:read"
+		c.Actor, c.Kavach.Agents, c.Kavach.Chain = token.ActorFor([]string{"agt_other"}), []string{"agt_other"}, []string{"dlg_other"}
+	})
+	init := mcpPost(mine, rpc(1, "initialize", `{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"0"}}`))
+	u := &upstream{reply: `{"jsonrpc":"2.0","id":1,"result":{}}`, ctype: "application/json", setHdr: map[string]string{"Mcp-Session-Id": "sess-1"}}
+	if w, a, err := serve(f.gw, rt, init, u); err != nil || !a.Allowed() || w.Code != 200 {
+		t.Fatalf("initialize: %v %s %d", err, a.Detail, w.Code)
+	}
+	for _, tc := range []struct {
+		name    string
+		tok     string
+		sid     string
+		status  int
+		rpcCode int
+	}{
+		{"own session", mine, "sess-1", 0, 0},
+		{"another chain's session", other, "sess-1", 403, rpcForbidden},
+		{"unknown session", mine, "sess-unknown", 404, rpcSessionNotFound},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := mcpPost(tc.tok, rpc(5, "tools/call", `{"name":"read_file"}`))
+			r.Header.Set("Mcp-Session-Id", tc.sid)
+			u := &upstream{reply: "{}", ctype: "application/json"}
+			w, a, _ := serve(f.gw, rt, r, u)
+			if a.Status != tc.status || (u.calls == 1) != (tc.status == 0) {
+				t.Fatalf("status %d forwarded %v", a.Status, u.calls == 1)
+			}
+			if tc.rpcCode != 0 {
+				if id, code := rpcError(t, w.Body.String()); code != tc.rpcCode || id != float64(5) {
+					t.Errorf("JSON-RPC %v %d", id, code)
+				}
+			}
+		})
 	}
 }

@@ -44,6 +44,14 @@ var (
 	// ErrUpstream: a tools/list response the filter cannot parse, or one
 	// over its size limit. HTTP 502, JSON-RPC -32603.
 	ErrUpstream = errors.New("mcp: unacceptable upstream response")
+	// ErrSessionTaken: Bind of a session id bound to another live chain;
+	// the gateway refuses the initialize response that carried it. HTTP
+	// 502.
+	ErrSessionTaken = errors.New("mcp: session id bound to another chain")
+	// ErrSessionStore: the session store could not answer (Redis
+	// unreachable, or slower than its lookup timeout). Nothing is
+	// forwarded. HTTP 503.
+	ErrSessionStore = errors.New("mcp: session store unavailable")
 )
 
 // Error is a refusal. Public is short, fixed text that is safe to show the
@@ -74,7 +82,7 @@ func (e *Error) Error() string {
 func (e *Error) Unwrap() error { return e.Kind }
 
 // HTTPStatus is the status the gateway answers for an error of this
-// package: 400, 404, 413 or 502; 500 for any other error.
+// package: 400, 404, 413, 502 or 503; 500 for any other error.
 func HTTPStatus(err error) int {
 	switch {
 	case errors.Is(err, ErrBatch), errors.Is(err, ErrInvalid), errors.Is(err, ErrHeaderMismatch):
@@ -83,8 +91,10 @@ func HTTPStatus(err error) int {
 		return http.StatusNotFound
 	case errors.Is(err, ErrTooLarge):
 		return http.StatusRequestEntityTooLarge
-	case errors.Is(err, ErrUpstream):
+	case errors.Is(err, ErrUpstream), errors.Is(err, ErrSessionTaken):
 		return http.StatusBadGateway
+	case errors.Is(err, ErrSessionStore):
+		return http.StatusServiceUnavailable
 	}
 	return http.StatusInternalServerError
 }

@@ -1,6 +1,7 @@
 package mcp_test
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"os"
@@ -86,22 +87,25 @@ func ExampleToolsFilter() {
 	// <nil> private, no-store
 }
 
-func ExampleSessions() {
-	sessions := mcp.NewSessions(0, 0) // defaults: 65,536 bindings, 24 h idle
+func ExampleMemorySessions() {
+	ctx := context.Background()
+	sessions := mcp.NewMemorySessions(0, 0) // defaults: 65,536 bindings, 24 h idle
 	// Issuer, user, the root actor, then the grant of each later link.
 	orchestrator := mcp.ChainKey("http://127.0.0.1:8081", "usr_alice", "agt_orch")
 	reviewer := mcp.ChainKey("http://127.0.0.1:8081", "usr_alice", "agt_orch", "dlg_b2")
 
 	// The upstream answered orchestrator's initialize with Mcp-Session-Id: s-1.
-	sessions.Bind("s-1", orchestrator)
+	if err := sessions.Bind(ctx, "s-1", orchestrator); err != nil {
+		fmt.Println(err) // the gateway refuses the initialize response (502)
+	}
 
-	fmt.Println(sessions.Check("s-1", orchestrator))
-	fmt.Println(sessions.Check("s-1", reviewer))       // another chain: 403
-	fmt.Println(sessions.Check("s-unknown", reviewer)) // the upstream decides
+	fmt.Println(sessions.Check(ctx, "s-1", orchestrator))   // forward
+	fmt.Println(sessions.Check(ctx, "s-1", reviewer))       // another chain: 403
+	fmt.Println(sessions.Check(ctx, "s-unknown", reviewer)) // never bound, expired or evicted: 404
 	// Output:
-	// true
-	// false
-	// true
+	// own <nil>
+	// other <nil>
+	// unknown <nil>
 }
 
 // How the gateway answers a refusal: the status of the error and a

@@ -36,10 +36,32 @@ const (
 	// the id, so the limit bounds hashing work, not memory.
 	MaxSessionIDLen = 1024
 
-	// DefaultMaxSessions bounds the session-binding store (entries).
+	// DefaultMaxSessions bounds MemorySessions (entries). An evicted
+	// binding makes its session SessionUnknown (404), never forwardable.
 	DefaultMaxSessions = 65536
 
 	// DefaultSessionTTL is how long a session binding lives after its last
 	// use.
 	DefaultSessionTTL = 24 * time.Hour
+
+	// DefaultSessionCacheSize bounds RedisSessions' local cache (entries):
+	// the sessions this node serves without a Redis round trip. A session
+	// evicted from it is looked up in Redis again.
+	DefaultSessionCacheSize = 8192
+
+	// DefaultSessionLookupTimeout bounds each Redis command RedisSessions
+	// makes on the request path (a local miss, Bind, Forget); past it the
+	// gateway answers 503 rather than wait.
+	DefaultSessionLookupTimeout = 500 * time.Millisecond
+
+	// SessionRenewInterval: RedisSessions renews a binding's TTL in Redis
+	// at most once per interval per session, off the request path, and
+	// learns then whether the binding is still there (a Forget on another
+	// node, a Redis that lost its data).
+	SessionRenewInterval = time.Minute
+
+	// sessionRenewTimeout bounds one batch of renewals; a failed renewal
+	// is retried sessionRenewRetry later, on the session's next use.
+	sessionRenewTimeout = 5 * time.Second
+	sessionRenewRetry   = 10 * time.Second
 )

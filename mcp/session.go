@@ -1,68 +1,83 @@
 package mcp
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/binary"
 	"sync"
 	"time"
 )
 
-// now is the clock; tests replace it.
+// now is the clock; tests replace it (or run in a synctest bubble).
 var now = time.Now
 
-// Sessions binds each MCP session (Mcp-Session-Id) to the delegation chain
-// that created it (DESIGN.md §4.1), so a session id that leaks to another
-// agent, or to a child of the agent that opened it, is refused by the
-// gateway even though that token is valid for the route.
+// SessionState is what a SessionStore knows of a session id for a chain.
+type SessionState uint8
+
+const (
+	// SessionUnknown: the id was never bound, or its binding expired, was
+	// evicted, forgotten or lost with a restart. The gateway answers 404
+	// and forwards nothing; an MCP client then starts a new session
+	// (MCP transport, "Session Management"). Malformed ids are unknown too.
+	SessionUnknown SessionState = iota
+	// SessionOwn: bound to this chain. The request is forwarded, and the
+	// binding's TTL is renewed.
+	SessionOwn
+	// SessionOther: bound to another chain. The gateway answers 403.
+	SessionOther
+)
+
+func (s SessionState) String() string {
+	switch s {
+	case SessionOwn:
+		return "own"
+	case SessionOther:
+		return "other"
+	}
+	return "unknown"
+}
+
+// SessionStore binds each MCP session (Mcp-Session-Id) to the delegation
+// chain that created it (DESIGN.md §4.1), so a session id that leaks to
+// another agent, or to a child of the agent that opened it, is refused by
+// the gateway even though that token is valid for the route.
 //
 // The gateway calls Bind with the session id the upstream returns on a
-// successful initialize response, and Check on every later request that
-// carries an Mcp-Session-Id (POST, GET and DELETE alike). Check is:
+// successful initialize response, Check on every later request that
+// carries an Mcp-Session-Id (POST, GET and DELETE alike), and Forget once
+// the session is closed. The rules, for every implementation:
 //
-//   - false when the id is bound to another chain (the gateway answers
-//     403), or malformed (SessionID refuses it first);
-//   - true when it is bound to this chain, which also renews the binding;
-//   - true when the id is unknown: the request passes to the upstream,
-//     which rejects a session it does not have (404, MCP "Session
-//     Management"). Refusing unknown ids instead would break every session
-//     on a gateway restart, and every session of a cluster whose requests
-//     reach another node than the one that saw the initialize. The cost:
-//     a binding that has expired or been evicted no longer protects its
-//     session, so the TTL is renewed on use and eviction takes the least
-//     recently used binding.
+//   - Only SessionOwn is forwardable. An id the store does not know is
+//     SessionUnknown (404), never passed to the upstream to decide: a
+//     binding that is gone, for whatever reason, protects its session by
+//     making it unusable, not by leaving it open to every chain.
+//   - Nothing but Forget or expiry (ttl after the last use) ends a
+//     binding early: bounding a store's size may evict bindings, and an
+//     evicted binding is SessionUnknown, never forwardable.
+//   - Bind of an id bound to another live chain fails (ErrSessionTaken),
+//     and the gateway then refuses the initialize response (502): the
+//     session could not be bound to its creator.
+//   - Check and Bind return an error (ErrSessionStore) when the store
+//     cannot answer (Redis unreachable); the gateway then answers 503 and
+//     forwards nothing.
 //
-// The store is bounded: at most max bindings, each living ttl after its
-// last use; when full, Bind evicts the least recently used binding. It is
-// safe for concurrent use. Session ids are kept as SHA-256 hashes, so each
-// binding costs the same whatever the id's length.
-//
-// The stateless 2026-07-28 transport has no sessions; nothing is bound.
-type Sessions struct {
-	mu         sync.Mutex
-	max        int
-	ttl        time.Duration
-	m          map[[32]byte]*binding
-	head, tail *binding // most recently used first
-}
-
-type binding struct {
-	key        [32]byte
-	chain      string
-	expires    time.Time
-	prev, next *binding
-}
-
-// NewSessions returns a store of at most max bindings (DefaultMaxSessions
-// when max ≤ 0), each kept ttl after its last use (DefaultSessionTTL when
-// ttl ≤ 0).
-func NewSessions(max int, ttl time.Duration) *Sessions {
-	if max <= 0 {
-		max = DefaultMaxSessions
-	}
-	if ttl <= 0 {
-		ttl = DefaultSessionTTL
-	}
-	return &Sessions{max: max, ttl: ttl, m: make(map[[32]byte]*binding)}
+// Session ids are keyed by their SHA-256, so each binding costs the same
+// whatever the id's length. The stateless 2026-07-28 transport has no
+// sessions; nothing is bound. MemorySessions is the store of a single
+// node; RedisSessions, of a cluster of gateways sharing one Redis.
+type SessionStore interface {
+	// Check tells what sessionID is for chainKey; an error means the
+	// store could not tell (the state is then SessionUnknown).
+	Check(ctx context.Context, sessionID, chainKey string) (SessionState, error)
+	// Bind binds sessionID to chainKey, or renews the binding when it is
+	// already bound to chainKey. It fails for a malformed id
+	// (ErrInvalid), an id bound to another live chain (ErrSessionTaken)
+	// or a store that cannot answer (ErrSessionStore).
+	Bind(ctx context.Context, sessionID, chainKey string) error
+	// Forget drops sessionID's binding, once the upstream answered the
+	// session's DELETE with 2xx or 404 (the session is gone). It is best
+	// effort: a binding it could not drop expires.
+	Forget(ctx context.Context, sessionID string)
 }
 
 // ChainKey is the binding key of a delegation chain: a fixed-size digest
@@ -84,110 +99,185 @@ func ChainKey(parts ...string) string {
 	return string(h.Sum(nil))
 }
 
-// Bind binds sessionID to chainKey, or renews the binding when it already
-// is. It returns false, binding nothing, when sessionID is malformed or
-// bound to another chain: the gateway then must not deliver the initialize
-// response (502), since the session could not be bound to its creator.
-func (s *Sessions) Bind(sessionID, chainKey string) bool {
-	if !validSessionID(sessionID) {
-		return false
-	}
-	k := sha256.Sum256([]byte(sessionID))
-	t := now()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if b, ok := s.m[k]; ok {
-		if t.Before(b.expires) && b.chain != chainKey {
-			return false
-		}
-		b.chain = chainKey
-		b.expires = t.Add(s.ttl)
-		s.toFront(b)
-		return true
-	}
-	for len(s.m) >= s.max {
-		s.remove(s.tail)
-	}
-	b := &binding{key: k, chain: chainKey, expires: t.Add(s.ttl)}
-	s.m[k] = b
-	s.toFront(b)
-	return true
+// sessionKey is the store key of a session id.
+func sessionKey(sessionID string) [32]byte { return sha256.Sum256([]byte(sessionID)) }
+
+func errInvalidSessionID() error {
+	return invalid("invalid Mcp-Session-Id", "not 1 to 1024 visible ASCII characters")
 }
 
-// Check reports whether a request of chainKey may use sessionID; see
-// Sessions for the rules.
-func (s *Sessions) Check(sessionID, chainKey string) bool {
-	if !validSessionID(sessionID) {
-		return false
+func errSessionTaken() error {
+	return &Error{Kind: ErrSessionTaken, Public: "session id already bound to another delegation chain"}
+}
+
+// MemorySessions is the SessionStore of a single gateway: bindings in
+// this process's memory. It is bounded: at most max bindings, each living
+// ttl after its last use; when full, Bind evicts the least recently used
+// binding, whose session then is SessionUnknown (404) everywhere. A
+// restart loses every binding, so every session opened before it gets 404
+// and its client starts a new one. Check and Bind never return a store
+// error. It is safe for concurrent use.
+type MemorySessions struct {
+	mu  sync.Mutex
+	ttl time.Duration
+	lru sessionLRU
+}
+
+// NewMemorySessions returns a store of at most max bindings
+// (DefaultMaxSessions when max ≤ 0), each kept ttl after its last use
+// (DefaultSessionTTL when ttl ≤ 0).
+func NewMemorySessions(max int, ttl time.Duration) *MemorySessions {
+	if max <= 0 {
+		max = DefaultMaxSessions
 	}
-	k := sha256.Sum256([]byte(sessionID))
+	if ttl <= 0 {
+		ttl = DefaultSessionTTL
+	}
+	return &MemorySessions{ttl: ttl, lru: newSessionLRU(max)}
+}
+
+// Bind implements SessionStore.
+func (s *MemorySessions) Bind(_ context.Context, sessionID, chainKey string) error {
+	if !validSessionID(sessionID) {
+		return errInvalidSessionID()
+	}
+	k := sessionKey(sessionID)
 	t := now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	b, ok := s.m[k]
+	if b := s.lru.get(k, t); b != nil && b.chain != chainKey {
+		return errSessionTaken()
+	}
+	s.lru.put(k, chainKey, t.Add(s.ttl))
+	return nil
+}
+
+// Check implements SessionStore; a binding of this chain is renewed.
+func (s *MemorySessions) Check(_ context.Context, sessionID, chainKey string) (SessionState, error) {
+	if !validSessionID(sessionID) {
+		return SessionUnknown, nil
+	}
+	k := sessionKey(sessionID)
+	t := now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	b := s.lru.get(k, t)
 	switch {
-	case !ok:
-		return true
-	case !t.Before(b.expires):
-		s.remove(b)
-		return true
+	case b == nil:
+		return SessionUnknown, nil
 	case b.chain != chainKey:
-		return false
+		return SessionOther, nil
 	}
 	b.expires = t.Add(s.ttl)
-	s.toFront(b)
-	return true
+	return SessionOwn, nil
 }
 
-// Forget drops sessionID's binding: after the session's DELETE succeeded,
-// or when the upstream answered 404 for it (the session is gone).
-func (s *Sessions) Forget(sessionID string) {
-	k := sha256.Sum256([]byte(sessionID))
+// Forget implements SessionStore.
+func (s *MemorySessions) Forget(_ context.Context, sessionID string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if b, ok := s.m[k]; ok {
-		s.remove(b)
-	}
+	s.lru.drop(sessionKey(sessionID))
 }
 
 // Len is the number of bindings held, expired ones included until they
 // are met or evicted.
-func (s *Sessions) Len() int {
+func (s *MemorySessions) Len() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return len(s.m)
+	return len(s.lru.m)
 }
 
-func (s *Sessions) toFront(b *binding) {
-	if s.head == b {
+// sessionLRU is a bounded map of bindings, most recently used first: the
+// whole of MemorySessions, and RedisSessions' local cache. Callers hold
+// their own lock.
+type sessionLRU struct {
+	max        int
+	m          map[[32]byte]*binding
+	head, tail *binding // most recently used first
+}
+
+type binding struct {
+	key        [32]byte
+	chain      string
+	expires    time.Time
+	renewed    time.Time // RedisSessions: when a renewal was last asked for
+	prev, next *binding
+}
+
+func newSessionLRU(max int) sessionLRU {
+	return sessionLRU{max: max, m: make(map[[32]byte]*binding)}
+}
+
+// get returns k's live binding, most recently used from now on, or nil.
+// An expired binding met here is dropped.
+func (l *sessionLRU) get(k [32]byte, t time.Time) *binding {
+	b, ok := l.m[k]
+	if !ok {
+		return nil
+	}
+	if !t.Before(b.expires) {
+		l.remove(b)
+		return nil
+	}
+	l.toFront(b)
+	return b
+}
+
+// put sets k's binding, evicting the least recently used ones to stay
+// within max.
+func (l *sessionLRU) put(k [32]byte, chain string, expires time.Time) *binding {
+	b, ok := l.m[k]
+	if !ok {
+		for len(l.m) >= l.max {
+			l.remove(l.tail)
+		}
+		b = &binding{key: k}
+		l.m[k] = b
+	}
+	b.chain, b.expires = chain, expires
+	l.toFront(b)
+	return b
+}
+
+func (l *sessionLRU) drop(k [32]byte) {
+	if b, ok := l.m[k]; ok {
+		l.remove(b)
+	}
+}
+
+func (l *sessionLRU) toFront(b *binding) {
+	if l.head == b {
 		return
 	}
-	s.unlink(b)
-	b.next = s.head
-	if s.head != nil {
-		s.head.prev = b
+	l.unlink(b)
+	b.next = l.head
+	if l.head != nil {
+		l.head.prev = b
 	}
-	s.head = b
-	if s.tail == nil {
-		s.tail = b
+	l.head = b
+	if l.tail == nil {
+		l.tail = b
 	}
 }
 
-func (s *Sessions) unlink(b *binding) {
+func (l *sessionLRU) unlink(b *binding) {
 	if b.prev != nil {
 		b.prev.next = b.next
-	} else if s.head == b {
-		s.head = b.next
+	} else if l.head == b {
+		l.head = b.next
 	}
 	if b.next != nil {
 		b.next.prev = b.prev
-	} else if s.tail == b {
-		s.tail = b.prev
+	} else if l.tail == b {
+		l.tail = b.prev
 	}
 	b.prev, b.next = nil, nil
 }
 
-func (s *Sessions) remove(b *binding) {
-	s.unlink(b)
-	delete(s.m, b.key)
+func (l *sessionLRU) remove(b *binding) {
+	l.unlink(b)
+	delete(l.m, b.key)
 }
+
+// Interface guard
+var _ SessionStore = (*MemorySessions)(nil)

@@ -6,13 +6,13 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"net/url"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
-	"github.com/redis/go-redis/v9/maintnotifications"
+
+	"github.com/kavachgate/kavach/internal/redisurl"
 )
 
 // Redis layout (DESIGN.md §5).
@@ -38,8 +38,6 @@ const (
 	DefaultMaxStaleness = 30 * time.Second
 	DefaultPingInterval = time.Second
 
-	redisDialTimeout = 2 * time.Second // when the URL does not say
-	redisIOTimeout   = 2 * time.Second // read and write, when the URL does not say
 	redisMinBackoff  = 100 * time.Millisecond
 	redisMaxBackoff  = 5 * time.Second
 	redisScanCount   = 1000 // keys per SCAN page, fetched with one MGET
@@ -204,41 +202,14 @@ func NewRedis(opts RedisOptions) (*Redis, error) {
 	}, nil
 }
 
-// redisOptions parses a Redis URL. Its errors never contain the URL, which
-// may carry a password.
+// redisOptions parses a Redis URL (redisurl.Parse: the same defaults as
+// every other user of Kavach's Redis). Its errors never contain the URL,
+// which may carry a password.
 func redisOptions(rawURL string) (*redis.Options, error) {
-	if rawURL == "" {
-		return nil, errors.New("revocation: a Redis URL is required")
-	}
-	o, err := redis.ParseURL(rawURL)
+	o, err := redisurl.Parse(rawURL)
 	if err != nil {
-		// url.Error quotes the whole URL; keep only its reason.
-		if ue, ok := errors.AsType[*url.Error](err); ok {
-			err = ue.Err
-		}
-		return nil, fmt.Errorf("revocation: invalid Redis URL: %w", err)
+		return nil, fmt.Errorf("revocation: %w", err)
 	}
-	if o.DialTimeout == 0 {
-		o.DialTimeout = redisDialTimeout
-	}
-	if o.ReadTimeout == 0 {
-		o.ReadTimeout = redisIOTimeout
-	}
-	if o.WriteTimeout == 0 {
-		o.WriteTimeout = redisIOTimeout
-	}
-	// One dial per attempt: Run has its own backoff, and a dial that
-	// retries five times would hold a reconnect for five dial timeouts.
-	if o.DialerRetries == 0 {
-		o.DialerRetries = 1
-	}
-	// RESP2 unless the URL asks for protocol=3: plain arrays for pub/sub,
-	// understood by every Redis and its look-alikes.
-	if o.Protocol == 0 {
-		o.Protocol = 2
-	}
-	o.ContextTimeoutEnabled = true
-	o.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
 	return o, nil
 }
 

@@ -6,10 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -18,131 +14,30 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/kavachgate/kavach/internal/redistest"
 )
 
 // Tests against a real redis-server (DESIGN.md §5, CONVENTIONS.md "Tests
 // that count"). Each test runs its own server on a free loopback port.
 
-// redisServer is a redis-server process of one test.
-type redisServer struct {
-	t    testing.TB
-	bin  string
-	port int
-	dir  string
-	args []string // extra arguments of every start
-	cmd  *exec.Cmd
-	done chan struct{} // closed when cmd has exited
-}
+// redisServer is a redis-server process of one test (internal/redistest),
+// under the names these tests use.
+type redisServer struct{ *redistest.Server }
 
 // startRedisServer starts redis-server on a free loopback port and stops
 // it at cleanup. Without redis-server the test fails under CI=true and is
 // skipped otherwise.
 func startRedisServer(t testing.TB, args ...string) *redisServer {
 	t.Helper()
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("redis-server missing: make test installs it")
-		}
-		t.Skip("redis-server missing: make test installs it")
-	}
-	s := &redisServer{t: t, bin: bin, dir: t.TempDir(), args: args}
-	t.Cleanup(s.stop)
-	// A free port can be taken between our probe and redis' bind.
-	for try := 0; ; try++ {
-		s.port = freePort(t)
-		err := s.tryStart()
-		if err == nil {
-			return s
-		}
-		if try == 2 {
-			t.Fatalf("redis-server did not start: %v", err)
-		}
-	}
+	return &redisServer{redistest.Start(t, args...)}
 }
 
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-// start starts the server again on the same port, empty, with extra
-// arguments for this start only.
-func (s *redisServer) start(extra ...string) {
-	s.t.Helper()
-	if err := s.tryStart(extra...); err != nil {
-		s.t.Fatalf("redis-server did not restart on port %d: %v", s.port, err)
-	}
-}
-
-func (s *redisServer) tryStart(extra ...string) error {
-	args := []string{
-		"--port", strconv.Itoa(s.port), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no", "--enable-debug-command", "local",
-		"--dir", s.dir, "--logfile", filepath.Join(s.dir, "redis.log"),
-	}
-	args = append(append(args, s.args...), extra...)
-	cmd := exec.Command(s.bin, args...)
-	if err := cmd.Start(); err != nil {
-		return err
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	s.cmd, s.done = cmd, done
-
-	c := redis.NewClient(&redis.Options{Addr: s.addr(), Protocol: 2, DialTimeout: 200 * time.Millisecond, MaxRetries: -1})
-	defer c.Close()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		err := c.Ping(context.Background()).Err()
-		// NOAUTH: up, with a password.
-		if err == nil || redis.HasErrorPrefix(err, "NOAUTH") {
-			return nil
-		}
-		select {
-		case <-done:
-			log, _ := os.ReadFile(filepath.Join(s.dir, "redis.log"))
-			s.cmd = nil
-			return fmt.Errorf("exited: %s", lastLines(string(log), 5))
-		default:
-		}
-		if time.Now().After(deadline) {
-			s.stop()
-			return fmt.Errorf("no PONG within 10 s: %v", err)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
-func lastLines(s string, n int) string {
-	lines := strings.Split(strings.TrimSpace(s), "\n")
-	return strings.Join(lines[max(0, len(lines)-n):], "\n")
-}
-
-// stop kills the server (by its own pid) and waits for it.
-func (s *redisServer) stop() {
-	if s.cmd == nil {
-		return
-	}
-	_ = s.cmd.Process.Kill()
-	<-s.done
-	s.cmd = nil
-}
-
-func (s *redisServer) addr() string { return "127.0.0.1:" + strconv.Itoa(s.port) }
-func (s *redisServer) url() string  { return "redis://" + s.addr() + "/0" }
-
-// client is a plain client for the test's own commands.
-func (s *redisServer) client() *redis.Client {
-	c := redis.NewClient(&redis.Options{Addr: s.addr(), Protocol: 2})
-	s.t.Cleanup(func() { _ = c.Close() })
-	return c
-}
+func (s *redisServer) start(extra ...string) { s.Restart(extra...) }
+func (s *redisServer) stop()                 { s.Stop() }
+func (s *redisServer) addr() string          { return s.Addr() }
+func (s *redisServer) url() string           { return s.URL() }
+func (s *redisServer) client() *redis.Client { return s.Client() }
 
 // testOptions are short intervals, so that losing Redis shows in seconds.
 func testOptions(url string) RedisOptions {

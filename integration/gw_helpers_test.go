@@ -160,7 +160,11 @@ type upstream struct {
 	reqs []seen
 }
 
-func newUpstream(t *testing.T) *upstream {
+func newUpstream(t *testing.T) *upstream { return newUpstreamReplying(t, nil) }
+
+// newUpstreamReplying is newUpstream answering with reply, when not nil,
+// after recording the request (body is what was read of it).
+func newUpstreamReplying(t *testing.T, reply func(w http.ResponseWriter, r *http.Request, body []byte)) *upstream {
 	t.Helper()
 	u := &upstream{}
 	u.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -169,6 +173,10 @@ func newUpstream(t *testing.T) *upstream {
 		u.reqs = append(u.reqs, seen{Method: r.Method, RequestURI: r.RequestURI, Host: r.Host, Header: r.Header.Clone(), Body: body, BodyErr: err})
 		u.mu.Unlock()
 		if err != nil {
+			return
+		}
+		if reply != nil {
+			reply(w, r, body)
 			return
 		}
 		w.Header().Set("Content-Type", "text/plain")

@@ -198,7 +198,7 @@ func TestMCPRoute(t *testing.T) {
 		want int
 	}{
 		"batch":             {`[` + call("read_file") + `]`, nil, http.StatusBadRequest},
-		"case variant":      {`{"jsonrpc":"2.0","id":1,"method":"Tools/Call","params":{"name":"read_file"}}`, nil, http.StatusForbidden},
+		"case variant":      {`{"jsonrpc":"2.0","id":1,"method":"Tools/Call","params":{"name":"read_file"}}`, nil, http.StatusNotFound},
 		"duplicate member":  {`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"read_file","name":"write_file"}}`, nil, http.StatusBadRequest},
 		"member case":       {`{"jsonrpc":"2.0","id":1,"method":"tools/call","Method":"ping","params":{"name":"read_file"}}`, nil, http.StatusBadRequest},
 		"trailing data":     {call("read_file") + `{}`, nil, http.StatusBadRequest},

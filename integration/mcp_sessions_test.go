@@ -204,9 +204,9 @@ func openSession(t *testing.T, g *sessGateway, up *sessUpstream, tok string) str
 	return sid
 }
 
-// expectForwarded: r is the upstream's answer to tools/call whoami on
+// sessForwarded: r is the upstream's answer to tools/call whoami on
 // session sid, which the upstream received exactly once.
-func expectForwarded(t *testing.T, up *sessUpstream, r response, sid, what string) {
+func sessForwarded(t *testing.T, up *sessUpstream, r response, sid, what string) {
 	t.Helper()
 	if r.Status != http.StatusOK || !strings.Contains(r.Body, "agt_") {
 		t.Errorf("%s: %d %s, want 200 with the upstream's whoami result", what, r.Status, r.Body)
@@ -217,9 +217,9 @@ func expectForwarded(t *testing.T, up *sessUpstream, r response, sid, what strin
 	}
 }
 
-// expectRefused: r is the gateway's own answer with status want, and the
+// sessRefused: r is the gateway's own answer with status want, and the
 // upstream received nothing.
-func expectRefused(t *testing.T, up *sessUpstream, r response, want int, what string) {
+func sessRefused(t *testing.T, up *sessUpstream, r response, want int, what string) {
 	t.Helper()
 	if r.Status != want {
 		t.Errorf("%s: %d %s, want %d", what, r.Status, r.Body, want)
@@ -251,22 +251,22 @@ func TestMCPSessionsCluster(t *testing.T) {
 	alice, alice2, mallory := sessToken(t, key, "agt_alice"), sessToken(t, key, "agt_alice"), sessToken(t, key, "agt_mallory")
 	sid := openSession(t, gw1, up, alice)
 
-	expectForwarded(t, up, gw2.post(t, alice, sid, sessCall), sid, "gateway 2, the chain that opened the session")
-	expectForwarded(t, up, gw2.post(t, alice2, sid, sessCall), sid, "gateway 2, another token of that chain")
-	expectRefused(t, up, gw2.post(t, mallory, sid, sessCall), http.StatusForbidden, "gateway 2, another chain with the session id")
-	expectRefused(t, up, gw1.post(t, mallory, sid, sessCall), http.StatusForbidden, "gateway 1, another chain with the session id")
+	sessForwarded(t, up, gw2.post(t, alice, sid, sessCall), sid, "gateway 2, the chain that opened the session")
+	sessForwarded(t, up, gw2.post(t, alice2, sid, sessCall), sid, "gateway 2, another token of that chain")
+	sessRefused(t, up, gw2.post(t, mallory, sid, sessCall), http.StatusForbidden, "gateway 2, another chain with the session id")
+	sessRefused(t, up, gw1.post(t, mallory, sid, sessCall), http.StatusForbidden, "gateway 1, another chain with the session id")
 
 	const unknown = "f00dfeed-never-bound"
-	expectRefused(t, up, gw2.post(t, alice, unknown, sessCall), http.StatusNotFound, "an unknown session id, POST")
-	expectRefused(t, up, gw2.send(t, http.MethodGet, alice, unknown), http.StatusNotFound, "an unknown session id, GET")
-	expectRefused(t, up, gw2.send(t, http.MethodDelete, alice, unknown), http.StatusNotFound, "an unknown session id, DELETE")
+	sessRefused(t, up, gw2.post(t, alice, unknown, sessCall), http.StatusNotFound, "an unknown session id, POST")
+	sessRefused(t, up, gw2.send(t, http.MethodGet, alice, unknown), http.StatusNotFound, "an unknown session id, GET")
+	sessRefused(t, up, gw2.send(t, http.MethodDelete, alice, unknown), http.StatusNotFound, "an unknown session id, DELETE")
 
 	// The session is closed through gateway 2: its binding goes with it.
 	if r := gw2.send(t, http.MethodDelete, alice, sid); r.Status/100 != 2 {
 		t.Fatalf("DELETE of the session through gateway 2: %d %s", r.Status, r.Body)
 	}
 	up.take()
-	expectRefused(t, up, gw2.post(t, alice, sid, sessCall), http.StatusNotFound, "gateway 2, the closed session")
+	sessRefused(t, up, gw2.post(t, alice, sid, sessCall), http.StatusNotFound, "gateway 2, the closed session")
 }
 
 // TestMCPSessionsRestartMemory: a single gateway without Redis keeps its
@@ -279,11 +279,11 @@ func TestMCPSessionsRestartMemory(t *testing.T) {
 	alice := sessToken(t, key, "agt_alice")
 
 	sid := openSession(t, gw, up, alice)
-	expectForwarded(t, up, gw.post(t, alice, sid, sessCall), sid, "before the restart")
+	sessForwarded(t, up, gw.post(t, alice, sid, sessCall), sid, "before the restart")
 
 	gw.restart(t)
-	expectRefused(t, up, gw.post(t, alice, sid, sessCall), http.StatusNotFound, "the old session after the restart")
+	sessRefused(t, up, gw.post(t, alice, sid, sessCall), http.StatusNotFound, "the old session after the restart")
 
 	sid2 := openSession(t, gw, up, alice)
-	expectForwarded(t, up, gw.post(t, alice, sid2, sessCall), sid2, "a new session after the restart")
+	sessForwarded(t, up, gw.post(t, alice, sid2, sessCall), sid2, "a new session after the restart")
 }

@@ -784,7 +784,7 @@ func TestPipelineMCPResourceRules(t *testing.T) {
 		mcp
 		resource $GW/mcp
 		scope mcp:call
-		resource file:///repo/* repo:read
+		resource_uri file:///repo/* repo:read
 	}
 	reverse_proxy /mcp* $UP
 }

@@ -6,21 +6,31 @@
 // of Caddy or of tokens: the gateway gives it a body, a header, the
 // token's scopes and a chain key.
 //
-// # Order of checks for a POST
+// # Order of checks
 //
-// The gateway, after the token checks of DESIGN.md §4 steps 1–6:
+// The order is package gateway's (its package doc, step 7); this package
+// supplies the pieces. After the Origin check (first of all on an MCP
+// route) and the token checks, for a request on an MCP route:
 //
-//  1. refuses a request Content-Encoding (415) and reads the body with
-//     ReadBody (413 beyond the limit);
-//  2. Decode (400 for a batch or anything not strictly one MCP message);
-//  3. CheckHeaders (400 when Mcp-Method or Mcp-Name disagrees);
-//  4. SessionID, then Sessions.Check (403 for another chain's session);
-//  5. the route's scopes, then Decide (403; insufficient_scope with
-//     RequiredScopes when more scope would help);
-//  6. forwards the very bytes it decoded; for a tools/list request,
+//  1. the method: POST, or GET and DELETE without a body (405, 400);
+//  2. for a POST: a request Content-Encoding is refused (415); ReadBody
+//     (413 beyond the limit); Decode (400 for a batch or anything not
+//     strictly one MCP message); CheckHeaders (400, -32020 when Mcp-Method
+//     or Mcp-Name disagrees); CheckMethod (404, -32601 for an unknown or
+//     case-variant method);
+//  3. SessionID, then SessionStore.Check: an id no store knows is 404
+//     (-32001: the client starts a new session), another chain's is 403,
+//     a store that cannot answer is 503; never forwarded;
+//  4. Decide, after the route's scopes (403 with -32010;
+//     insufficient_scope with RequiredScopes when more scope would help);
+//  5. forwards the very bytes it decoded; for a tools/list request,
 //     PrepareToolsListRequest upstream, PrepareToolsListResponse and a
 //     ToolsFilter on the way back (502 on anything unparseable); for an
-//     initialize response, Sessions.Bind of the returned Mcp-Session-Id.
+//     initialize response, SessionStore.Bind of the returned
+//     Mcp-Session-Id (502 when it cannot be bound).
+//
+// Every refusal is answered with ErrorBody or ErrorBodyFor: a JSON-RPC
+// error with the request's id.
 //
 // GET streams (2025-11-25) may replay earlier responses on resumption: the
 // gateway passes them through a ToolsFilter with a zero FilterConfig.Request.

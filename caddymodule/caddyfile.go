@@ -426,7 +426,7 @@ func (h *Handler) parseScope(d *caddyfile.Dispenser) error {
 	if gateway.IsRuleMethod(head) || (len(args) >= 2 && isPath(args[1]) && methodWord(head)) {
 		switch {
 		case len(args) == 1 && head == "*":
-			return d.Errf("scope *: a rule needs a path and at least one scope: `scope * <path> <scope…>`")
+			return d.Errf("scope \"*\": a rule needs a path and at least one scope: `scope * <path> <scope…>`")
 		case len(args) == 1:
 			return d.Errf("%q is an HTTP method, not a scope: a rule is `scope %s <path> <scope…>`", head, head)
 		case !isPath(args[1]) && !strings.ContainsAny(args[1], "/*."):

@@ -174,7 +174,11 @@ func (s *demoStack) stop(t *testing.T) {
 	select {
 	case <-s.proc.exited:
 	case <-time.After(20 * time.Second):
-		t.Fatal("kavach did not exit after SIGTERM")
+		// A goroutine dump says what holds the stop (SIGABRT: Caddy traps
+		// SIGQUIT); the process's output is printed at cleanup.
+		_ = s.proc.cmd.Process.Signal(syscall.SIGABRT)
+		<-s.proc.exited
+		t.Fatal("kavach did not exit after SIGTERM (goroutines in its output)")
 	}
 }
 

@@ -613,7 +613,7 @@ func TestGateway(t *testing.T) {
 			if slices.Contains(vals, "evil") {
 				t.Errorf("upstream received spoofed header %s: %q", name, vals)
 			}
-			if strings.HasPrefix(norm, "kavach-") && !slices.Contains([]string{"kavach-subject", "kavach-actor", "kavach-chain", "kavach-scope"}, norm) {
+			if strings.HasPrefix(norm, "kavach-") && !slices.Contains([]string{"kavach-subject", "kavach-actor", "kavach-chain", "kavach-scope", "kavach-issuer"}, norm) {
 				t.Errorf("upstream received client-sent header %s: %q", name, vals)
 			}
 			if norm == "authorization" {

@@ -434,11 +434,17 @@ func TestMCPE2EAgentChain(t *testing.T) {
 	if got := toolNames(ctx, t, session); !slices.Equal(got, []string{"read_diff", "read_file"}) {
 		t.Errorf("child's tools/list = %v, want read_diff read_file", got)
 	}
-	// A forbidden call, in a session of its own: go-sdk v1.8.0 closes a
-	// session whose request failed with a 403 it cannot step up from.
+	// A forbidden call, in a session of its own. The 403 carries a
+	// JSON-RPC error, so the SDK sees the call fail and keeps the session;
+	// it is closed here, as its open GET stream would hold the gateway's
+	// graceful stop below (Caddy's grace period is unbounded by default).
 	wrec := &statusLog{base: bearerTransport{tok}}
-	if _, err := callDemoTool(ctx, connectBearer(ctx, t, s.resource, wrec), "write_file", map[string]any{"path": "x", "content": "y"}); err == nil {
+	ws := connectBearer(ctx, t, s.resource, wrec)
+	if _, err := callDemoTool(ctx, ws, "write_file", map[string]any{"path": "x", "content": "y"}); err == nil {
 		t.Error("the child wrote a file without repository:write")
+	}
+	if err := ws.Close(); err != nil {
+		t.Errorf("closing the session after a refused call: %v", err)
 	}
 	var refused bool
 	for _, e := range wrec.take() {

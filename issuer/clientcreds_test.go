@@ -142,6 +142,19 @@ func TestClientCredentials(t *testing.T) {
 			wantError(t, status, out, http.StatusUnauthorized, "invalid_client", "")
 		})
 
+		e.run("agent expiring within the current second", func(t *testing.T, e *agentEnv) {
+			// Claims hold whole seconds: an agent with 50 ms left would get
+			// exp == iat, a token nobody can use; refused, never a 500.
+			t0 := time.Now().Truncate(time.Second).Add(time.Second + 100*time.Millisecond)
+			prev := now
+			t.Cleanup(func() { now = prev })
+			now = func() time.Time { return t0 }
+			x := e.newAgent(agentReq{Name: "last-second", TTL: "1m"})
+			now = func() time.Time { return t0.Add(time.Minute - 50*time.Millisecond) }
+			status, out := e.clientCredentials(basic(x.ID, x.ClientSecret), mcp)
+			wantError(t, status, out, http.StatusBadRequest, "invalid_grant", "")
+		})
+
 		e.run("scope beyond the agent's", func(t *testing.T, e *agentEnv) {
 			// The owner is entitled to mcp:github:admin; the agent is not,
 			// and mcp:github does not cover it (same number of segments).

@@ -170,9 +170,10 @@ func TestIntrospection(t *testing.T) {
 		})
 
 		e.run("token of an expired agent", func(t *testing.T, e *agentEnv) {
-			x := e.newAgent(agentReq{Name: "brief", TTL: "1s"})
+			// Long enough for a slow machine to get its token first.
+			x := e.newAgent(agentReq{Name: "brief", TTL: "10s"})
 			xraw, _ := e.agentToken(x, mcp)
-			setClock(t, 2*time.Second)
+			setClock(t, 11*time.Second)
 			wantInactive(e, xraw, nil)
 		})
 

@@ -63,7 +63,9 @@ func (s *Server) mint(ctx context.Context, m *mintRequest) (*issued, error) {
 	if err != nil {
 		return nil, err
 	}
-	if !exp.After(iat) {
+	// Claims carry whole seconds: a grant ending within the second of iat
+	// would mint exp == iat, which token.Mint refuses.
+	if exp.Unix() <= iat.Unix() {
 		return nil, errInvalidGrant("the grant has expired")
 	}
 	c := &token.Claims{

@@ -47,7 +47,7 @@ func (a *App) startAdmin() error {
 			mux.Handle("/v1/", srv.AdminHandler())
 		}
 	}
-	mux.Handle("/v1/revocations", revocation.NewHandler(a.rev, revocation.HandlerOptions{
+	mux.Handle("/v1/revocations", revocation.NewHandler(durableSet{Set: a.rev, persist: a.persistRevocation}, revocation.HandlerOptions{
 		MaxLifetime: a.maxLifetime(),
 		Leeway:      token.Leeway,
 	}))
@@ -65,6 +65,43 @@ func (a *App) startAdmin() error {
 		}
 	}()
 	a.logger.Info("kavach admin listening", zap.String("address", a.Admin))
+	return nil
+}
+
+// durableSet is the revocation set as the admin listener sees it: an
+// entry is kept where a restart finds it before the set applies it, and
+// one that cannot be kept is refused (503), never applied only in memory.
+type durableSet struct {
+	revocation.Set
+	persist func(context.Context, revocation.Entry) error
+}
+
+func (d durableSet) Revoke(ctx context.Context, e revocation.Entry) error {
+	if err := d.persist(ctx, e); err != nil {
+		return err
+	}
+	return d.Set.Revoke(ctx, e)
+}
+
+// persistRevocation keeps an admin-listener revocation: in the store of
+// every issuer of this process (which seeds the set at start and when
+// Redis lost its data), else in the journal in Caddy's data directory.
+func (a *App) persistRevocation(ctx context.Context, e revocation.Entry) error {
+	if a.journal != nil {
+		return a.journal.Append(e)
+	}
+	if len(a.issuers) == 0 {
+		return errors.New("no issuer store and no journal to keep the revocation")
+	}
+	for _, h := range a.issuers {
+		srv := h.srv.Load()
+		if srv == nil {
+			return fmt.Errorf("issuer %s is not running", h.Issuer)
+		}
+		if err := srv.StoreRevocation(ctx, e); err != nil {
+			return fmt.Errorf("issuer %s: %w", h.Issuer, err)
+		}
+	}
 	return nil
 }
 

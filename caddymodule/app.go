@@ -23,6 +23,7 @@ import (
 	"github.com/kavachgate/kavach/audit"
 	"github.com/kavachgate/kavach/gateway"
 	"github.com/kavachgate/kavach/mcp"
+	"github.com/kavachgate/kavach/revocation"
 	"github.com/kavachgate/kavach/token"
 )
 
@@ -91,6 +92,7 @@ type App struct {
 	ringMu  *sync.Mutex // a pointer: App is copied by value in CaddyModule
 	rev     *sharedRevocation
 	revKey  string
+	journal *revocation.Journal // admin-listener revocations, without an issuer
 	admin   *http.Server
 	cancel  context.CancelFunc
 	logger  *zap.Logger
@@ -444,18 +446,33 @@ func (a *App) startIssuers() error {
 	}
 	if len(a.issuers) > 0 {
 		a.refreshLocalKeys()
-		a.seedRevocations()
+	} else {
+		a.journal = revocation.NewJournal(revocationJournalPath())
+	}
+	if err := a.seedRevocations(); err != nil {
+		a.stopIssuers()
+		return err
 	}
 	return nil
 }
 
-// seedRevocations makes the gateways' set hold what the issuers' stores
-// revoked (DESIGN.md §5: the store is the source of truth). In memory mode
-// the set starts empty with every process, so it is seeded at start; in
-// Redis mode the set is re-seeded whenever Redis has lost its data (the
-// epoch is missing), checked every few seconds.
-func (a *App) seedRevocations() {
-	seed := func() {
+// revocationJournalPath is where a gateway without an issuer keeps what
+// its admin listener revoked.
+func revocationJournalPath() string {
+	return filepath.Join(caddy.AppDataDir(), "kavach", "revocations.jsonl")
+}
+
+// seedRevocations makes the gateways' set hold what was revoked before
+// this process started (DESIGN.md §5): what the issuers' stores hold (the
+// source of truth), or, without an issuer, the admin listener's journal.
+// In memory mode the set starts empty with every process, so it is seeded
+// at start, and a source that cannot be read stops the start (a gateway
+// that cannot know what was revoked must not open as if nothing had
+// been); in Redis mode the set is re-seeded whenever Redis has lost its
+// data (the epoch is missing), checked every few seconds.
+func (a *App) seedRevocations() error {
+	seed := func() error {
+		var errs []error
 		for _, h := range a.issuers {
 			srv := h.srv.Load()
 			if srv == nil {
@@ -466,21 +483,36 @@ func (a *App) seedRevocations() {
 			cancel()
 			if err != nil {
 				a.logger.Error("seeding the revocation set from the issuer's store failed", zap.String("issuer", h.Issuer), zap.Error(err))
+				errs = append(errs, fmt.Errorf("seeding revocations from issuer %s: %w", h.Issuer, err))
 				continue
 			}
 			a.logger.Info("revocation set seeded from the issuer's store", zap.String("issuer", h.Issuer), zap.Int("entries", n))
 		}
+		if a.journal != nil {
+			entries, err := a.journal.Load(time.Now())
+			if err == nil && len(entries) > 0 {
+				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				err = a.rev.Reseed(ctx, entries)
+				cancel()
+			}
+			if err != nil {
+				a.logger.Error("seeding the revocation set from the admin journal failed", zap.String("file", a.journal.Path()), zap.Error(err))
+				errs = append(errs, fmt.Errorf("seeding revocations from %s: %w", a.journal.Path(), err))
+			} else if len(entries) > 0 {
+				a.logger.Info("revocation set seeded from the admin journal", zap.String("file", a.journal.Path()), zap.Int("entries", len(entries)))
+			}
+		}
+		return errors.Join(errs...)
 	}
 	if a.rev.redis == nil {
-		seed()
-		return
+		return seed()
 	}
 	go func() {
 		t := time.NewTicker(2 * time.Second)
 		defer t.Stop()
 		for {
 			if st := a.rev.status(); st.Fresh && st.EpochMissing {
-				seed()
+				_ = seed() // logged; retried at the next tick while the epoch is missing
 			}
 			select {
 			case <-a.done:
@@ -489,6 +521,7 @@ func (a *App) seedRevocations() {
 			}
 		}
 	}()
+	return nil
 }
 
 func (a *App) stopIssuers() {

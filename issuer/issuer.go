@@ -289,6 +289,17 @@ func (s *Server) publishIDs(ctx context.Context, ids []string, at time.Time) {
 	s.publishRevocations(ctx, entries)
 }
 
+// StoreRevocation records e (an id revocation or cutoff made outside the
+// issuer, e.g. on the gateway's admin listener) in the store, the source
+// of truth the gateways' set is seeded from, so it outlives a restart.
+// Publishing it to the set is the caller's.
+func (s *Server) StoreRevocation(ctx context.Context, e revocation.Entry) error {
+	if err := e.Validate(); err != nil {
+		return err
+	}
+	return s.store.AddRevocations(ctx, []revocation.Entry{e})
+}
+
 // LiveRevocations returns the revocations gateways must still hold.
 func (s *Server) LiveRevocations(ctx context.Context) ([]revocation.Entry, error) {
 	return s.store.LiveRevocations(ctx, now())

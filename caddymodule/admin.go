@@ -53,7 +53,7 @@ func (a *App) startAdmin() error {
 	}))
 	root := http.NewServeMux()
 	root.HandleFunc("GET /readyz", a.serveReady)
-	root.Handle("/", requireBearer(secret, mux))
+	root.Handle("/", requireBearer(secret, jsonErrors(mux)))
 	a.admin = &http.Server{
 		Handler:           root,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -155,6 +155,52 @@ func (a *App) serveReady(w http.ResponseWriter, _ *http.Request) {
 	}
 	_ = json.NewEncoder(w).Encode(st)
 }
+
+// jsonErrors gives the admin listener one error shape: the answers
+// net/http writes itself (http.Error's text/plain 404 for an unknown path,
+// 405 for a method a path does not take) become
+// {"error","error_description"} like every other admin error.
+func jsonErrors(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		next.ServeHTTP(&jsonErrorWriter{ResponseWriter: w}, r)
+	})
+}
+
+type jsonErrorWriter struct {
+	http.ResponseWriter
+	swallow bool // a plain-text error body is being replaced
+}
+
+func (w *jsonErrorWriter) WriteHeader(code int) {
+	h := w.Header()
+	if code >= 400 && strings.HasPrefix(h.Get("Content-Type"), "text/plain") {
+		w.swallow = true
+		desc := strings.ToLower(http.StatusText(code))
+		errCode := strings.ReplaceAll(desc, " ", "_")
+		if code == http.StatusNotFound {
+			desc = "no such endpoint"
+		}
+		body, _ := json.Marshal(struct {
+			Error       string `json:"error"`
+			Description string `json:"error_description"`
+		}{errCode, desc})
+		h.Set("Content-Type", "application/json")
+		h.Set("Content-Length", fmt.Sprint(len(body)+1))
+		w.ResponseWriter.WriteHeader(code)
+		_, _ = w.ResponseWriter.Write(append(body, '\n'))
+		return
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *jsonErrorWriter) Write(p []byte) (int, error) {
+	if w.swallow {
+		return len(p), nil
+	}
+	return w.ResponseWriter.Write(p)
+}
+
+func (w *jsonErrorWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // requireBearer admits only requests carrying the admin token.
 func requireBearer(secret string, next http.Handler) http.Handler {

@@ -311,6 +311,13 @@ func adminCall(admin, method, path string, body any) (string, error) {
 		return "", fmt.Errorf("admin listener %s: %s (the CLI sends KAVACH_ADMIN_TOKEN if set, else the token in %s)", admin, e.Description, adminTokenFile())
 	}
 	if resp.StatusCode/100 != 2 {
+		var e struct {
+			Code        string `json:"error"`
+			Description string `json:"error_description"`
+		}
+		if json.Unmarshal(out, &e) == nil && e.Code != "" {
+			return "", fmt.Errorf("admin listener answered %s: %s: %s", resp.Status, e.Code, e.Description)
+		}
 		return "", fmt.Errorf("admin listener answered %s: %s", resp.Status, strings.TrimSpace(string(out)))
 	}
 	return strings.TrimSpace(string(out)), nil

@@ -45,11 +45,12 @@ func (s *Server) adminRoutes() http.Handler {
 	return mux
 }
 
-// apiError is the admin API's error body.
+// apiError is the admin API's error body, in the shape of every error of
+// the admin listener and of OAuth (RFC 6749 §5.2).
 type apiError struct {
 	Status  int    `json:"-"`
 	Code    string `json:"error"`
-	Message string `json:"message"`
+	Message string `json:"error_description"`
 }
 
 func (e *apiError) Error() string { return e.Message }

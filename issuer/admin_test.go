@@ -22,7 +22,7 @@ func TestAdminAgents(t *testing.T) {
 				if got != status || out["error"] != code {
 					t.Fatalf("got %d %v, want %d %s", got, out, status, code)
 				}
-				if msg, _ := out["message"].(string); !strings.HasPrefix(msg, prefix) {
+				if msg, _ := out["error_description"].(string); !strings.HasPrefix(msg, prefix) {
 					t.Fatalf("message %q, want it to start with %q", msg, prefix)
 				}
 			})

@@ -417,7 +417,7 @@ func TestTokenExchangeDepth(t *testing.T) {
 				t.Fatalf("chain of %d", len(parent.Chain))
 			}
 			status, out := e.adminCall(http.MethodPost, "/v1/agents/"+parent.ID+"/children", map[string]any{"name": "too-deep", "scopes": []string{"repo:read"}})
-			if status != http.StatusBadRequest || out["error"] != "invalid_scope" || !strings.HasPrefix(out["message"].(string), "depth: ") {
+			if status != http.StatusBadRequest || out["error"] != "invalid_scope" || !strings.HasPrefix(out["error_description"].(string), "depth: ") {
 				t.Fatalf("child past max_depth: %d %v", status, out)
 			}
 			// The deepest agent still gets tokens of its own.

@@ -92,7 +92,7 @@ func (s *Server) serveMetadata(w http.ResponseWriter, r *http.Request) {
 		ResponseModesSupported:            []string{"query"},
 		GrantTypesSupported:               []string{"authorization_code", "refresh_token", "client_credentials", grantTokenExchange},
 		TokenEndpointAuthMethods:          auth,
-		TokenEndpointAuthSigningAlgs:      []string{"EdDSA", "ES256"},
+		TokenEndpointAuthSigningAlgs:      assertionAlgs,
 		RevocationEndpointAuthMethods:     auth,
 		IntrospectionEndpointAuthMethods:  []string{"client_secret_basic", "client_secret_post", "bearer"},
 		CodeChallengeMethodsSupported:     []string{"S256"},

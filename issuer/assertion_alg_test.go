@@ -157,20 +157,22 @@ func TestAssertionHeaderAlg(t *testing.T) {
 			if status != http.StatusOK {
 				t.Fatalf("metadata: %d", status)
 			}
-			var algs, methods []string
-			for _, v := range out["token_endpoint_auth_signing_alg_values_supported"].([]any) {
-				algs = append(algs, v.(string))
+			list := func(name string) []string {
+				var l []string
+				for _, v := range out[name].([]any) {
+					l = append(l, v.(string))
+				}
+				return l
 			}
-			for _, v := range out["token_endpoint_auth_methods_supported"].([]any) {
-				methods = append(methods, v.(string))
-			}
-			if !slices.Equal(algs, []string{"EdDSA", "Ed25519", "ES256"}) {
-				t.Errorf("token_endpoint_auth_signing_alg_values_supported %v", algs)
-			}
-			// RFC 8414 §2: the algs are for private_key_jwt, which must be
-			// listed; none of them is an HMAC (client_secret_jwt).
-			if !slices.Contains(methods, "private_key_jwt") || slices.Contains(methods, "client_secret_jwt") {
-				t.Errorf("token_endpoint_auth_methods_supported %v", methods)
+			// RFC 8414 §2: each endpoint taking private_key_jwt lists the
+			// algs; none of them is an HMAC (client_secret_jwt).
+			for _, ep := range []string{"token_endpoint", "revocation_endpoint", "introspection_endpoint"} {
+				if algs := list(ep + "_auth_signing_alg_values_supported"); !slices.Equal(algs, []string{"EdDSA", "Ed25519", "ES256"}) {
+					t.Errorf("%s_auth_signing_alg_values_supported %v", ep, algs)
+				}
+				if methods := list(ep + "_auth_methods_supported"); !slices.Contains(methods, "private_key_jwt") || slices.Contains(methods, "client_secret_jwt") {
+					t.Errorf("%s_auth_methods_supported %v", ep, methods)
+				}
 			}
 		})
 	})

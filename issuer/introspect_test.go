@@ -288,7 +288,7 @@ func TestRevokeEndpoint(t *testing.T) {
 		})
 
 		e.run("by a resource server", func(t *testing.T, e *agentEnv) {
-			status, rs := e.adminCall(http.MethodPost, "/v1/clients", map[string]any{"name": "rs"})
+			status, rs := e.adminCall(http.MethodPost, "/v1/clients", map[string]any{"name": "rs", "resources": []string{testResource}})
 			if status != http.StatusCreated {
 				t.Fatalf("create client: %d %v", status, rs)
 			}

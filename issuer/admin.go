@@ -39,6 +39,7 @@ func (s *Server) adminRoutes() http.Handler {
 	mux.HandleFunc("POST /v1/agents/{id}/rotate", s.adminRotateAgent)
 	mux.HandleFunc("POST /v1/clients", s.adminCreateClient)
 	mux.HandleFunc("POST /v1/clients/{id}/revoke", s.adminRevokeClient)
+	mux.HandleFunc("PUT /v1/clients/{id}/resources", s.adminSetClientResources)
 	mux.HandleFunc("POST /v1/keys/rotate", s.adminRotateKeys)
 	mux.HandleFunc("POST /v1/keys/{kid}/revoke", s.adminRevokeKey)
 	mux.HandleFunc("POST /v1/reseed", s.adminReseed)
@@ -649,12 +650,14 @@ func (s *Server) adminRotateAgent(w http.ResponseWriter, r *http.Request) {
 }
 
 // adminCreateClient registers an OAuth client by hand: a resource server
-// that may introspect, or a confidential client with redirect URIs.
+// that may introspect tokens for the resources it serves, or a
+// confidential client with redirect URIs.
 func (s *Server) adminCreateClient(w http.ResponseWriter, r *http.Request) {
 	var in struct {
 		Name         string   `json:"name"`
 		Kind         string   `json:"kind"`
 		RedirectURIs []string `json:"redirect_uris"`
+		Resources    []string `json:"resources"`
 	}
 	if err := readJSON(w, r, &in); err != nil {
 		s.adminError(w, err)
@@ -678,13 +681,84 @@ func (s *Server) adminCreateClient(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	if in.Kind == store.ClientResourceServer {
+		if err := checkResources(in.Resources); err != nil {
+			s.adminError(w, err)
+			return
+		}
+	} else if in.Resources != nil {
+		s.adminError(w, badRequest("resources: only a resource server serves resources"))
+		return
+	}
 	secret := newSecret()
-	c := &store.Client{ID: token.NewID(token.PrefixClient), Name: in.Name, Kind: in.Kind, RedirectURIs: in.RedirectURIs, SecretHash: hashSecret(secret), CreatedAt: now()}
+	c := &store.Client{ID: token.NewID(token.PrefixClient), Name: in.Name, Kind: in.Kind, RedirectURIs: in.RedirectURIs,
+		Resources: in.Resources, SecretHash: hashSecret(secret), CreatedAt: now()}
 	if err := s.store.CreateClient(r.Context(), c); err != nil {
 		s.adminError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusCreated, map[string]any{"client_id": c.ID, "client_secret": secret, "name": c.Name, "kind": c.Kind, "redirect_uris": c.RedirectURIs})
+	out := map[string]any{"client_id": c.ID, "client_secret": secret, "name": c.Name, "kind": c.Kind, "redirect_uris": c.RedirectURIs}
+	if c.Kind == store.ClientResourceServer {
+		out["resources"] = c.Resources
+	}
+	writeJSON(w, http.StatusCreated, out)
+}
+
+// adminSetClientResources replaces the resources a resource server
+// serves (also how one registered before resources existed, which
+// introspects nothing, is put back to work).
+func (s *Server) adminSetClientResources(w http.ResponseWriter, r *http.Request) {
+	var in struct {
+		Resources []string `json:"resources"`
+	}
+	if err := readJSON(w, r, &in); err != nil {
+		s.adminError(w, err)
+		return
+	}
+	ctx := r.Context()
+	id := r.PathValue("id")
+	c, err := s.store.GetClient(ctx, id)
+	if err != nil {
+		s.adminError(w, err)
+		return
+	}
+	if c.Kind != store.ClientResourceServer {
+		s.adminError(w, badRequest("only a resource server serves resources"))
+		return
+	}
+	if err := checkResources(in.Resources); err != nil {
+		s.adminError(w, err)
+		return
+	}
+	if err := s.store.SetClientResources(ctx, id, in.Resources); err != nil {
+		s.adminError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"client_id": id, "resources": in.Resources})
+}
+
+// checkResources validates a resource server's resources: at least one
+// (one without any could introspect nothing), each an absolute http(s)
+// URL without fragment or userinfo (RFC 8707 §2: a resource indicator),
+// no repeats. They are compared exactly with the tokens' aud.
+func checkResources(resources []string) error {
+	if len(resources) == 0 {
+		return badRequest("resources is required for a resource server: the resource URLs (token audiences) it serves, the only ones whose tokens it may introspect")
+	}
+	for i, raw := range resources {
+		u, err := url.Parse(raw)
+		switch {
+		case err != nil || raw == "" || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "":
+			return badRequest("resources: %s is not an absolute http(s) URL", quote(raw))
+		case u.Fragment != "" || strings.Contains(raw, "#"):
+			return badRequest("resources: %s has a fragment", quote(raw))
+		case u.User != nil:
+			return badRequest("resources: %s has userinfo", quote(raw))
+		case slices.Contains(resources[:i], raw):
+			return badRequest("resources: %s is listed twice", quote(raw))
+		}
+	}
+	return nil
 }
 
 // adminRevokeClient revokes an OAuth client: it can no longer

@@ -1,6 +1,7 @@
 package issuer
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"net/url"
@@ -439,24 +440,70 @@ func TestAdminKeyRotation(t *testing.T) {
 }
 
 // TestAdminClients: resource servers and confidential clients are created
-// with a secret shown once.
+// with a secret shown once; a resource server names the resources it
+// serves (absolute URLs), the only ones it may introspect tokens for.
 func TestAdminClients(t *testing.T) {
 	forEachStore(t, func(t *testing.T, e *agentEnv) {
-		status, out := e.adminCall(http.MethodPost, "/v1/clients", map[string]any{"name": "gateway"})
-		if status != http.StatusCreated || out["kind"] != "resource_server" || !strings.HasPrefix(out["client_id"].(string), "cli_") || out["client_secret"] == "" {
+		status, out := e.adminCall(http.MethodPost, "/v1/clients", map[string]any{"name": "gateway", "resources": []string{testResource}})
+		if status != http.StatusCreated || out["kind"] != "resource_server" || !strings.HasPrefix(out["client_id"].(string), "cli_") || out["client_secret"] == "" ||
+			!slices.Equal(idList(out["resources"]), []string{testResource}) {
 			t.Fatalf("create client: %d %v", status, out)
 		}
+		rs := out["client_id"].(string)
+		status, out = e.adminCall(http.MethodPost, "/v1/clients", map[string]any{"name": "app", "kind": "confidential", "redirect_uris": []string{"https://app.example/cb"}})
+		if status != http.StatusCreated {
+			t.Fatalf("create confidential client: %d %v", status, out)
+		}
+		app := out["client_id"].(string)
 		for name, body := range map[string]any{
-			"unknown kind":     map[string]any{"name": "x", "kind": "public"},
-			"no name":          map[string]any{"kind": "resource_server"},
-			"bad redirect uri": map[string]any{"name": "x", "kind": "confidential", "redirect_uris": []string{"http://evil.example/cb"}},
+			"unknown kind":                        map[string]any{"name": "x", "kind": "public"},
+			"no name":                             map[string]any{"kind": "resource_server", "resources": []string{testResource}},
+			"bad redirect uri":                    map[string]any{"name": "x", "kind": "confidential", "redirect_uris": []string{"http://evil.example/cb"}},
+			"resource server without resources":   map[string]any{"name": "x"},
+			"resource server with no resources":   map[string]any{"name": "x", "kind": "resource_server", "resources": []string{}},
+			"relative resource":                   map[string]any{"name": "x", "resources": []string{"/mcp"}},
+			"resource without a host":             map[string]any{"name": "x", "resources": []string{"https:///mcp"}},
+			"resource of another scheme":          map[string]any{"name": "x", "resources": []string{"ftp://files.example/"}},
+			"resource with a fragment":            map[string]any{"name": "x", "resources": []string{"https://api.example/mcp#x"}},
+			"resource with userinfo":              map[string]any{"name": "x", "resources": []string{"https://u:p@api.example/mcp"}},
+			"empty resource":                      map[string]any{"name": "x", "resources": []string{""}},
+			"repeated resource":                   map[string]any{"name": "x", "resources": []string{testResource, testResource}},
+			"resources for a confidential client": map[string]any{"name": "x", "kind": "confidential", "resources": []string{testResource}},
 		} {
 			e.run(name, func(t *testing.T, e *agentEnv) {
-				if status, out := e.adminCall(http.MethodPost, "/v1/clients", body); status != http.StatusBadRequest {
+				if status, out := e.adminCall(http.MethodPost, "/v1/clients", body); status != http.StatusBadRequest || out["error"] != "invalid_request" {
 					t.Fatalf("got %d %v", status, out)
 				}
 			})
 		}
+
+		e.run("set resources", func(t *testing.T, e *agentEnv) {
+			status, out := e.adminCall(http.MethodPut, "/v1/clients/"+rs+"/resources", map[string]any{"resources": []string{otherResource, testResource}})
+			if status != http.StatusOK || !slices.Equal(idList(out["resources"]), []string{otherResource, testResource}) {
+				t.Fatalf("set resources: %d %v", status, out)
+			}
+			c, err := e.st.GetClient(context.Background(), rs)
+			if err != nil || !slices.Equal(c.Resources, []string{otherResource, testResource}) {
+				t.Fatalf("stored client %+v, %v", c, err)
+			}
+			for name, tc := range map[string]struct {
+				id   string
+				body any
+				want int
+			}{
+				"unknown client":        {"cli_nope", map[string]any{"resources": []string{testResource}}, http.StatusNotFound},
+				"not a resource server": {app, map[string]any{"resources": []string{testResource}}, http.StatusBadRequest},
+				"no resources":          {rs, map[string]any{"resources": []string{}}, http.StatusBadRequest},
+				"relative resource":     {rs, map[string]any{"resources": []string{"mcp"}}, http.StatusBadRequest},
+				"unknown member":        {rs, map[string]any{"resources": []string{testResource}, "kind": "confidential"}, http.StatusBadRequest},
+			} {
+				e.run(name, func(t *testing.T, e *agentEnv) {
+					if status, out := e.adminCall(http.MethodPut, "/v1/clients/"+tc.id+"/resources", tc.body); status != tc.want {
+						t.Fatalf("got %d %v, want %d", status, out, tc.want)
+					}
+				})
+			}
+		})
 	})
 }
 

@@ -4,9 +4,11 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
@@ -19,6 +21,7 @@ import (
 	"github.com/lestrrat-go/jwx/v2/jws"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/kavachgate/kavach/internal/strictjson"
 	"github.com/kavachgate/kavach/issuer/store"
 	"github.com/kavachgate/kavach/token"
 )
@@ -176,11 +179,17 @@ func (s *Server) checkAssertion(ctx context.Context, formID, assertion string) (
 }
 
 // verifyAgentAssertion checks a JWT an agent signed with its registered
-// key: RFC 7523 §3 (iss = sub = the agent, aud = this issuer or its token
+// key: the compact serialization (RFC 7519 §1), a JOSE header whose alg
+// is one the key is registered for (RFC 8725 §3.1) and without crit;
+// RFC 7523 §3 (iss = sub = the agent, aud = this issuer or its token
 // endpoint, exp within maxAssertionLifetime, a jti never seen before).
 func (s *Server) verifyAgentAssertion(ctx context.Context, assertion string) (*store.Agent, error) {
 	bad := errInvalidClient("client assertion rejected")
 	if assertion == "" || len(assertion) > token.MaxTokenSize {
+		return nil, bad
+	}
+	headerAlg, err := assertionAlg(assertion)
+	if err != nil {
 		return nil, bad
 	}
 	msg, err := jws.Parse([]byte(assertion))
@@ -206,6 +215,12 @@ func (s *Server) verifyAgentAssertion(ctx context.Context, assertion string) (*s
 	}
 	key, alg, err := parseAgentKey(a.PublicKey)
 	if err != nil {
+		return nil, bad
+	}
+	// RFC 8725 §3.1: the header must name an algorithm the key is for, so
+	// an assertion never means one thing to us and another to a verifier
+	// that believes its header ("none", an HMAC keyed with the public key).
+	if !slices.Contains(keyAlgs[alg], headerAlg) {
 		return nil, bad
 	}
 	// The signature first, with the registered key and its algorithm only;
@@ -248,6 +263,57 @@ func (s *Server) audienceIsMe(raw json.RawMessage) bool {
 		return false
 	}
 	return slices.Contains(list, s.cfg.Issuer) || slices.Contains(list, s.endpoint(pathToken))
+}
+
+// keyAlgs are the JOSE header alg values accepted for an agent key,
+// by the algorithm it verifies with: an Ed25519 key also takes RFC 9864's
+// fully-specified "Ed25519"; a P-256 key only ES256. assertionAlgs lists
+// them all, for the RFC 8414 metadata.
+var (
+	keyAlgs = map[jwa.SignatureAlgorithm][]string{
+		jwa.EdDSA: {"EdDSA", "Ed25519"},
+		jwa.ES256: {"ES256"},
+	}
+	assertionAlgs = []string{"EdDSA", "Ed25519", "ES256"}
+)
+
+// assertionAlg reads the alg of a compact JWS's protected header, with the
+// strict JSON reader: a repeated or case-variant alg, an alg that is not a
+// string, or a crit or b64 member (RFC 7515 §4.1.11, RFC 7797: extensions
+// we do not implement) is an error.
+func assertionAlg(compact string) (string, error) {
+	parts := strings.Split(compact, ".")
+	if len(parts) != 3 {
+		return "", errors.New("not a compact JWS")
+	}
+	data, err := base64.RawURLEncoding.Strict().DecodeString(parts[0])
+	if err != nil {
+		return "", err
+	}
+	alg, seen := "", false
+	r := strictjson.NewReader(data)
+	err = r.Object(func(key []byte) error {
+		switch k := string(key); {
+		case k == "alg" && !seen:
+			seen = true
+			var err error
+			alg, err = r.String()
+			return err
+		case strings.EqualFold(k, "alg"), strings.EqualFold(k, "crit"), strings.EqualFold(k, "b64"):
+			return fmt.Errorf("header member %q refused", k)
+		}
+		return r.Skip()
+	})
+	if err == nil && !r.End() {
+		err = strictjson.ErrSyntax
+	}
+	if err != nil {
+		return "", err
+	}
+	if alg == "" {
+		return "", errors.New("no alg")
+	}
+	return alg, nil
 }
 
 // parseAgentKey reads an agent's registered public JWK: Ed25519 (EdDSA) or

@@ -203,7 +203,7 @@ func TestClientCredentials(t *testing.T) {
 		})
 
 		e.run("OAuth client cannot use client_credentials", func(t *testing.T, e *agentEnv) {
-			status, c := e.adminCall(http.MethodPost, "/v1/clients", map[string]any{"name": "rs"})
+			status, c := e.adminCall(http.MethodPost, "/v1/clients", map[string]any{"name": "rs", "resources": []string{testResource}})
 			if status != http.StatusCreated {
 				t.Fatalf("create client: %d %v", status, c)
 			}

@@ -2,6 +2,10 @@ package issuer
 
 import (
 	"context"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/hkdf"
+	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
@@ -108,6 +112,12 @@ func (s *Server) grantAuthorizationCode(ctx context.Context, c *caller, form url
 // Without scope or resource the original ones are kept (RFC 6749 §6); the
 // new refresh token always carries the original scope, so a narrowed
 // request does not shrink later ones.
+//
+// The grace window is idempotent: a token presented again within
+// RefreshGrace of its rotation (a lost response, or requests racing)
+// gets a new access token for the same grant and the same successor the
+// first rotation produced, while that successor is unused; otherwise the
+// family is revoked. There is never a second live chain.
 func (s *Server) grantRefreshToken(ctx context.Context, c *caller, form url.Values) (*tokenResponse, error) {
 	if c.Client == nil {
 		return nil, errUnauthorizedClient("the refresh_token grant is for OAuth clients")
@@ -176,27 +186,137 @@ func (s *Server) grantRefreshToken(ctx context.Context, c *caller, form url.Valu
 		return nil, err
 	}
 	refresh := newSecret()
+	sealed, err := sealSuccessor(raw, hash, refresh)
+	if err != nil {
+		return nil, err
+	}
 	next := &store.RefreshToken{
 		Hash: hashSecret(refresh), Family: old.Family, ClientID: old.ClientID, User: old.User,
 		Resource: old.Resource, Scopes: old.Scopes, CreatedAt: at, ExpiresAt: s.refreshExpiry(at, grant),
 	}
-	if _, err := s.store.RotateRefresh(ctx, hash, next, at, s.cfg.RefreshGrace); err != nil {
-		switch {
-		case errors.Is(err, store.ErrUsed):
-			// Lost a race with another use past the grace window.
-			if err := s.revokeFamily(ctx, old.Family, old.User, old.ClientID, at, "refresh token reused"); err != nil {
-				return nil, err
-			}
-			return nil, errInvalidGrant("the refresh token was already used")
-		case errors.Is(err, store.ErrNotFound):
-			return nil, errInvalidGrant("invalid refresh token")
+	rotated, err := s.store.RotateRefresh(ctx, hash, next, sealed, at, s.cfg.RefreshGrace)
+	switch {
+	case errors.Is(err, store.ErrRotated):
+		// A retry inside the grace window, or a concurrent request that
+		// lost the rotation: the successor the first rotation produced,
+		// never a second live chain (DESIGN.md §7).
+		if refresh, err = s.graceSuccessor(ctx, raw, rotated); err != nil {
+			return nil, err
 		}
+	case errors.Is(err, store.ErrUsed):
+		// Lost a race with another use past the grace window.
+		if err := s.revokeFamily(ctx, old.Family, old.User, old.ClientID, at, "refresh token reused"); err != nil {
+			return nil, err
+		}
+		return nil, errInvalidGrant("the refresh token was already used")
+	case errors.Is(err, store.ErrNotFound):
+		return nil, errInvalidGrant("invalid refresh token")
+	case err != nil:
 		return nil, err
 	}
 	s.event(Event{Kind: "refreshed", Subject: old.User, ClientID: c.ID, Agents: is.Request.Agents, Chain: is.Request.Chain, TokenID: is.ID})
 	resp := is.response()
 	resp.RefreshToken = refresh
 	return resp, nil
+}
+
+// graceSuccessor answers a refresh token presented again inside its
+// grace window: the successor its first rotation stored, as long as that
+// successor has not been used. Once it has, whoever got the first answer
+// has moved on, so this is no lost response but a second holder: reuse,
+// and the family is revoked. A successor that cannot be opened (none
+// kept, e.g. rotated before the upgrade that keeps them) fails the same
+// closed way.
+func (s *Server) graceSuccessor(ctx context.Context, raw string, old *store.RefreshToken) (string, error) {
+	reuse := func(reason string) (string, error) {
+		if err := s.revokeFamily(ctx, old.Family, old.User, old.ClientID, now(), reason); err != nil {
+			return "", err
+		}
+		return "", errInvalidGrant("the refresh token was already used")
+	}
+	succ, err := openSuccessor(raw, old.Hash, old.Successor)
+	if err != nil {
+		return reuse("refresh token reused (no successor to repeat)")
+	}
+	next, err := s.store.GetRefresh(ctx, hashSecret(succ))
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return reuse("refresh token reused (its successor is gone)")
+	case err != nil:
+		return "", err
+	case !next.RotatedAt.IsZero() || !next.RevokedAt.IsZero():
+		return reuse("refresh token reused after its successor was used")
+	}
+	return succ, nil
+}
+
+// Sealed successors. A retry inside the grace window must get the
+// successor the first rotation handed out, but refresh tokens are stored
+// only as SHA-256, so the successor's plaintext is kept, sealed, on the
+// rotated token's row until the window ends (then the store clears it).
+//
+// The sealing key is derived from the rotated token itself, so only a
+// holder of that token can open it: whoever presents it inside the window
+// is, by the grace rule, entitled to exactly that successor, and anyone
+// else, including a reader of the database (which holds only SHA-256 of
+// the token, not this key), learns nothing. This was chosen over deriving
+// successors from the old token with an HMAC under a server key: that
+// needs a long-lived secret shared by every issuer node, and whoever
+// obtained it with the database and any old token of a family could
+// compute every later token of it, forever; a sealed successor expires
+// with its window and leaves no key to steal.
+//
+// Format: nonce (12 bytes) || AES-256-GCM(key, nonce, successor, aad =
+// SHA-256 of the rotated token), key = HKDF-SHA256(secret = the rotated
+// token, salt = successorSalt, info = successorInfo). Each key seals at
+// most a few successors (one stored, the rest from racing requests that
+// lose and are discarded), each under a random nonce.
+const (
+	successorSalt = "kavach refresh successor"
+	successorInfo = "v1"
+	gcmNonceSize  = 12
+)
+
+func successorAEAD(rotated string) (cipher.AEAD, error) {
+	key, err := hkdf.Key(sha256.New, []byte(rotated), []byte(successorSalt), successorInfo, 32)
+	if err != nil {
+		return nil, err
+	}
+	block, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, err
+	}
+	return cipher.NewGCM(block)
+}
+
+// sealSuccessor seals successor under a key derived from rotated, bound
+// to rotated's hash.
+func sealSuccessor(rotated string, rotatedHash []byte, successor string) ([]byte, error) {
+	aead, err := successorAEAD(rotated)
+	if err != nil {
+		return nil, err
+	}
+	nonce := make([]byte, gcmNonceSize, gcmNonceSize+len(successor)+aead.Overhead())
+	if _, err := rand.Read(nonce); err != nil {
+		return nil, err
+	}
+	return aead.Seal(nonce, nonce, []byte(successor), rotatedHash), nil
+}
+
+// openSuccessor opens what sealSuccessor sealed; anything else is an error.
+func openSuccessor(rotated string, rotatedHash, sealed []byte) (string, error) {
+	if len(sealed) < gcmNonceSize {
+		return "", errors.New("no sealed successor")
+	}
+	aead, err := successorAEAD(rotated)
+	if err != nil {
+		return "", err
+	}
+	plain, err := aead.Open(nil, sealed[:gcmNonceSize], sealed[gcmNonceSize:], rotatedHash)
+	if err != nil {
+		return "", err
+	}
+	return string(plain), nil
 }
 
 // codeFlowMint is the token of the code flow (DESIGN.md §2): one hop,

@@ -3,6 +3,7 @@ package issuer
 import (
 	"errors"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/kavachgate/kavach/issuer/store"
@@ -26,10 +27,13 @@ type introspection struct {
 	Kvc       *token.Kavach `json:"kvc,omitempty"`
 }
 
-// serveIntrospect is RFC 7662. Callers authenticate as a resource-server
-// client (or any confidential client or agent: it learns only about
-// tokens it could present itself) or with the admin token. An unknown,
-// expired or revoked token is {"active": false}, nothing more (§2.2).
+// serveIntrospect is RFC 7662. Callers authenticate with the admin token
+// (any token), as a resource-server client (tokens whose aud names one of
+// the resources it serves: RFC 7662 §4, the caller must be allowed to
+// learn about the token), or as any other confidential client or agent
+// (only tokens it could present itself: its own client_id, which is the
+// current actor). An unknown, expired or revoked token, or one the caller
+// may not learn about, is {"active": false}, nothing more (§2.2).
 func (s *Server) serveIntrospect(w http.ResponseWriter, r *http.Request) {
 	admin := s.cfg.AdminAuth != nil && strings.HasPrefix(r.Header.Get("Authorization"), "Bearer ") && s.cfg.AdminAuth(r)
 	if !admin && strings.HasPrefix(r.Header.Get("Authorization"), "Bearer ") {
@@ -76,9 +80,7 @@ func (s *Server) serveIntrospect(w http.ResponseWriter, r *http.Request) {
 		s.writeOAuthError(w, err)
 		return
 	}
-	// A client that is not a resource server learns only about its own
-	// tokens.
-	if c != nil && (c.Client == nil || c.Client.Kind != store.ClientResourceServer) && t.ClientID != c.ID {
+	if c != nil && !s.mayIntrospect(c, t) {
 		writeJSON(w, http.StatusOK, inactive)
 		return
 	}
@@ -87,6 +89,21 @@ func (s *Server) serveIntrospect(w http.ResponseWriter, r *http.Request) {
 		Exp: t.Expiry, Iat: t.IssuedAt, Sub: t.Subject, Aud: t.Audience, Iss: t.Issuer, Jti: t.ID,
 		Act: t.Actor, Kvc: t.Kavach,
 	})
+}
+
+// mayIntrospect reports whether an authenticated caller may learn about
+// t: a resource server about tokens for one of its resources (one with
+// none configured, registered before resources existed, about nothing);
+// any other client or agent about its own tokens.
+func (s *Server) mayIntrospect(c *caller, t *token.Token) bool {
+	if c.Client != nil && c.Client.Kind == store.ClientResourceServer {
+		if len(c.Client.Resources) == 0 {
+			s.log.Warn("issuer: a resource server without resources introspected; answering inactive (set its resources with PUT /v1/clients/{id}/resources)", "client_id", c.ID)
+			return false
+		}
+		return slices.ContainsFunc(t.Audience, func(aud string) bool { return slices.Contains(c.Client.Resources, aud) })
+	}
+	return t.ClientID == c.ID
 }
 
 // serveRevoke is RFC 7009. A refresh token revokes its whole family (the

@@ -1,6 +1,7 @@
 package issuer
 
 import (
+	"context"
 	"net/http"
 	"net/url"
 	"slices"
@@ -8,12 +9,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kavachgate/kavach/issuer/store"
 	"github.com/kavachgate/kavach/token"
 )
 
-// TestIntrospection (RFC 7662): the admin token and resource servers learn
-// about any token, an agent only about its own, a public client nothing;
-// a dead token is {"active": false} and nothing more (§2.2).
+// TestIntrospection (RFC 7662): the admin token learns about any token, a
+// resource server about tokens for its resources, an agent only about its
+// own, a public client nothing; a dead token is {"active": false} and
+// nothing more (§2.2).
 func TestIntrospection(t *testing.T) {
 	forEachStore(t, func(t *testing.T, e *agentEnv) {
 		mcp := url.Values{"resource": {testResource}}
@@ -25,9 +28,13 @@ func TestIntrospection(t *testing.T) {
 		// A delegated token: act names the child, then the parent.
 		draw, _ := e.mustToken(e.exchange(basic(a.ID, a.ClientSecret), raw, actor(e.assertion(ck, c.ID, nil))))
 
-		clientCred := func(e *agentEnv, kind string) auth {
+		clientCred := func(e *agentEnv, kind string, resources ...string) auth {
 			e.t.Helper()
-			status, out := e.adminCall(http.MethodPost, "/v1/clients", map[string]any{"name": kind, "kind": kind})
+			body := map[string]any{"name": kind, "kind": kind}
+			if resources != nil {
+				body["resources"] = resources
+			}
+			status, out := e.adminCall(http.MethodPost, "/v1/clients", body)
 			if status != http.StatusCreated {
 				e.t.Fatalf("create client: %d %v", status, out)
 			}
@@ -76,14 +83,48 @@ func TestIntrospection(t *testing.T) {
 			wantError(t, status, out, http.StatusUnauthorized, "invalid_client", "")
 		})
 
-		e.run("resource server sees any token", func(t *testing.T, e *agentEnv) {
-			rs := clientCred(e, "resource_server")
+		e.run("resource server sees tokens for its resources", func(t *testing.T, e *agentEnv) {
+			rs := clientCred(e, "resource_server", testResource)
 			if out := wantActive(e, raw, rs); out["client_id"] != a.ID {
 				t.Fatalf("introspection %v", out)
 			}
 			if out := wantActive(e, draw, rs); out["act"] == nil {
 				t.Fatalf("no act: %v", out)
 			}
+			wantActive(e, raw, clientCred(e, "resource_server", otherResource, testResource))
+		})
+
+		e.run("resource server does not see tokens of other audiences", func(t *testing.T, e *agentEnv) {
+			// RFC 7662 §4: the server makes sure the caller may learn about
+			// the token; a resource server is told only about tokens meant
+			// for it.
+			rs := clientCred(e, "resource_server", otherResource)
+			wantInactive(e, raw, rs)
+			wantInactive(e, draw, rs)
+			oraw, _ := e.agentToken(a, url.Values{"resource": {otherResource}, "scope": {"api:read"}})
+			wantActive(e, oraw, rs)
+			wantInactive(e, oraw, clientCred(e, "resource_server", testResource))
+			// Exactly the URL: not a prefix, not another path or scheme.
+			for _, near := range []string{testResource + "/", strings.TrimSuffix(testResource, "/mcp"), strings.Replace(testResource, "https:", "http:", 1)} {
+				wantInactive(e, raw, clientCred(e, "resource_server", near))
+			}
+		})
+
+		e.run("resource server without resources sees nothing", func(t *testing.T, e *agentEnv) {
+			// One registered before resources existed: it fails closed
+			// until an operator gives it its resources.
+			secret := newSecret()
+			rs := &store.Client{ID: token.NewID(token.PrefixClient), Name: "legacy", Kind: store.ClientResourceServer,
+				SecretHash: hashSecret(secret), CreatedAt: now()}
+			if err := e.st.CreateClient(context.Background(), rs); err != nil {
+				t.Fatal(err)
+			}
+			wantInactive(e, raw, basic(rs.ID, secret))
+			status, out := e.adminCall(http.MethodPut, "/v1/clients/"+rs.ID+"/resources", map[string]any{"resources": []string{testResource}})
+			if status != http.StatusOK || !slices.Equal(idList(out["resources"]), []string{testResource}) {
+				t.Fatalf("set resources: %d %v", status, out)
+			}
+			wantActive(e, raw, basic(rs.ID, secret))
 		})
 
 		e.run("confidential client sees only its own", func(t *testing.T, e *agentEnv) {
@@ -139,7 +180,7 @@ func TestIntrospection(t *testing.T) {
 				t.Fatalf("revoke: %d %v", status, out)
 			}
 			wantInactive(e, rraw, nil)
-			wantInactive(e, rraw, clientCred(e, "resource_server"))
+			wantInactive(e, rraw, clientCred(e, "resource_server", testResource))
 			wantInactive(e, rraw, basic(r.ID, r.ClientSecret))
 		})
 
@@ -247,7 +288,7 @@ func TestRevokeEndpoint(t *testing.T) {
 		})
 
 		e.run("by a resource server", func(t *testing.T, e *agentEnv) {
-			status, rs := e.adminCall(http.MethodPost, "/v1/clients", map[string]any{"name": "rs"})
+			status, rs := e.adminCall(http.MethodPost, "/v1/clients", map[string]any{"name": "rs", "resources": []string{testResource}})
 			if status != http.StatusCreated {
 				t.Fatalf("create client: %d %v", status, rs)
 			}

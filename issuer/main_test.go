@@ -32,7 +32,7 @@ func TestMain(m *testing.M) {
 }
 
 // envTests are the tests that build their issuer with newEnv.
-const envTests = "TestAdminJSONStrict|TestClientMetadataDocumentFlow|TestClientMetadataSSRF|TestClientMetadataDocumentRules|" +
+const envTests = "TestAdminJSONStrict|TestRefreshGraceSameSuccessor|TestRefreshGraceAfterSuccessorUsed|TestRefreshGraceReplayAfterWindow|TestRefreshGraceConcurrent|TestClientMetadataDocumentFlow|TestClientMetadataSSRF|TestClientMetadataDocumentRules|" +
 	"TestKeyRotation|TestKeyRevoke|TestClientRevoke|TestReplayStoreDownFailsClosed|TestRegister|TestRegisterRefuses|TestRegisterDisabled|TestCodeFlowWithOAuth2Client|" +
 	"TestAuthorizeWithSessionSkipsLogin|TestAuthorizeRejectsBadPKCE|TestAuthorizeNeverRedirectsToUntrustedURI|TestCodeExchangePKCE|" +
 	"TestCodeExchangeMismatches|TestCodeReuseRevokesFirstTokens|TestExpiredCode|TestLoginCSRF|TestConsentCSRF|TestConsentDeny|" +

@@ -66,7 +66,9 @@ type metadata struct {
 	TokenEndpointAuthMethods          []string `json:"token_endpoint_auth_methods_supported"`
 	TokenEndpointAuthSigningAlgs      []string `json:"token_endpoint_auth_signing_alg_values_supported"`
 	RevocationEndpointAuthMethods     []string `json:"revocation_endpoint_auth_methods_supported"`
+	RevocationEndpointAuthSigningAlgs []string `json:"revocation_endpoint_auth_signing_alg_values_supported"`
 	IntrospectionEndpointAuthMethods  []string `json:"introspection_endpoint_auth_methods_supported"`
+	IntrospectionEndpointAuthAlgs     []string `json:"introspection_endpoint_auth_signing_alg_values_supported"`
 	CodeChallengeMethodsSupported     []string `json:"code_challenge_methods_supported"`
 	AuthorizationResponseISSSupported bool     `json:"authorization_response_iss_parameter_supported"`
 	ClientIDMetadataDocumentSupported bool     `json:"client_id_metadata_document_supported"`
@@ -92,9 +94,14 @@ func (s *Server) serveMetadata(w http.ResponseWriter, r *http.Request) {
 		ResponseModesSupported:            []string{"query"},
 		GrantTypesSupported:               []string{"authorization_code", "refresh_token", "client_credentials", grantTokenExchange},
 		TokenEndpointAuthMethods:          auth,
-		TokenEndpointAuthSigningAlgs:      []string{"EdDSA", "ES256"},
+		TokenEndpointAuthSigningAlgs:      assertionAlgs,
 		RevocationEndpointAuthMethods:     auth,
-		IntrospectionEndpointAuthMethods:  []string{"client_secret_basic", "client_secret_post", "bearer"},
+		RevocationEndpointAuthSigningAlgs: assertionAlgs,
+		// Agents introspect their own tokens with a secret or an
+		// assertion; resource servers with a secret; the admin token as
+		// a bearer.
+		IntrospectionEndpointAuthMethods:  []string{"client_secret_basic", "client_secret_post", "private_key_jwt", "bearer"},
+		IntrospectionEndpointAuthAlgs:     assertionAlgs,
 		CodeChallengeMethodsSupported:     []string{"S256"},
 		AuthorizationResponseISSSupported: true,
 		ClientIDMetadataDocumentSupported: true,

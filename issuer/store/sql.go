@@ -574,7 +574,7 @@ func revokeTree(ctx context.Context, c conn, root string, now, until time.Time) 
 			return nil, err
 		}
 		if revoked {
-			if _, err := c.exec(ctx, `UPDATE refresh_tokens SET revoked_at = ? WHERE family = ? AND revoked_at = 0`, at, st.grant); err != nil {
+			if _, err := c.exec(ctx, `UPDATE refresh_tokens SET revoked_at = ?, successor = NULL, successor_until = 0 WHERE family = ? AND revoked_at = 0`, at, st.grant); err != nil {
 				return nil, err
 			}
 		}
@@ -603,29 +603,35 @@ func markRevoked(ctx context.Context, c conn, update string, at int64, id string
 
 // Clients.
 
-const clientCols = `id, name, kind, redirect_uris, secret_hash, created_at, revoked_at`
+const clientCols = `id, name, kind, redirect_uris, resources, secret_hash, created_at, revoked_at`
 
 func scanClient(sc scanner) (*Client, error) {
 	var cl Client
-	var uris string
+	var uris, resources string
 	var created, revoked int64
-	if err := sc.Scan(&cl.ID, &cl.Name, &cl.Kind, &uris, &cl.SecretHash, &created, &revoked); err != nil {
+	if err := sc.Scan(&cl.ID, &cl.Name, &cl.Kind, &uris, &resources, &cl.SecretHash, &created, &revoked); err != nil {
 		return nil, err
 	}
 	var d decoder
 	cl.RedirectURIs = d.list("redirect_uris", uris)
+	cl.Resources = d.list("resources", resources)
 	cl.CreatedAt, cl.RevokedAt = fromMillis(created), fromMillis(revoked)
 	return &cl, d.err
 }
 
 func (s *sqlStore) CreateClient(ctx context.Context, cl *Client) error {
-	_, err := s.writer().exec(ctx, `INSERT INTO clients (`+clientCols+`) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-		cl.ID, cl.Name, cl.Kind, listText(cl.RedirectURIs), nullBytes(cl.SecretHash), millis(cl.CreatedAt), millis(cl.RevokedAt))
+	_, err := s.writer().exec(ctx, `INSERT INTO clients (`+clientCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+		cl.ID, cl.Name, cl.Kind, listText(cl.RedirectURIs), listText(cl.Resources), nullBytes(cl.SecretHash),
+		millis(cl.CreatedAt), millis(cl.RevokedAt))
 	return err
 }
 
 func (s *sqlStore) GetClient(ctx context.Context, id string) (*Client, error) {
 	return one(s.reader().row(ctx, `SELECT `+clientCols+` FROM clients WHERE id = ?`, id), scanClient)
+}
+
+func (s *sqlStore) SetClientResources(ctx context.Context, id string, resources []string) error {
+	return affected(s.writer().exec(ctx, `UPDATE clients SET resources = ? WHERE id = ?`, listText(resources), id))
 }
 
 func (s *sqlStore) RevokeClient(ctx context.Context, id string, now time.Time, cutoff revocation.Entry) error {
@@ -692,14 +698,18 @@ func (s *sqlStore) ConsumeCode(ctx context.Context, hash []byte, now time.Time) 
 
 // Refresh tokens.
 
+// refreshCols are the columns CreateRefresh writes; a read adds
+// successor.
 const refreshCols = `hash, family, client_id, user_id, resource, scopes, created_at, expires_at, rotated_at, revoked_at`
+
+const refreshRead = refreshCols + `, successor`
 
 func scanRefresh(sc scanner) (*RefreshToken, error) {
 	var r RefreshToken
 	var scopes string
 	var created, expires, rotated, revoked int64
 	if err := sc.Scan(&r.Hash, &r.Family, &r.ClientID, &r.User, &r.Resource, &scopes,
-		&created, &expires, &rotated, &revoked); err != nil {
+		&created, &expires, &rotated, &revoked, &r.Successor); err != nil {
 		return nil, err
 	}
 	var d decoder
@@ -721,32 +731,38 @@ func (s *sqlStore) CreateRefresh(ctx context.Context, r *RefreshToken) error {
 }
 
 func (s *sqlStore) GetRefresh(ctx context.Context, hash []byte) (*RefreshToken, error) {
-	return one(s.reader().row(ctx, `SELECT `+refreshCols+` FROM refresh_tokens WHERE hash = ?`, hash), scanRefresh)
+	return one(s.reader().row(ctx, `SELECT `+refreshRead+` FROM refresh_tokens WHERE hash = ?`, hash), scanRefresh)
 }
 
-func (s *sqlStore) RotateRefresh(ctx context.Context, oldHash []byte, next *RefreshToken, now time.Time, grace time.Duration) (*RefreshToken, error) {
+func (s *sqlStore) RotateRefresh(ctx context.Context, oldHash []byte, next *RefreshToken, successor []byte, now time.Time, grace time.Duration) (*RefreshToken, error) {
 	if now.IsZero() {
 		return nil, errZeroTime
+	}
+	if grace <= 0 {
+		successor = nil // no retry will ever ask for it
 	}
 	var old *RefreshToken
 	err := s.tx(ctx, func(c conn) error {
 		// The first rotation is one conditional UPDATE, so exactly one of
-		// racing requests wins it; the others (PostgreSQL re-checks the
-		// condition after the winner commits) fall through to the checks.
+		// racing requests wins it and stores its successor; the others
+		// (PostgreSQL re-checks the condition after the winner commits;
+		// SQLite runs one write transaction at a time) fall through and
+		// read the winner's successor.
 		var err error
-		old, err = one(c.row(ctx, `UPDATE refresh_tokens SET rotated_at = ?
-			WHERE hash = ? AND rotated_at = 0 AND revoked_at = 0 RETURNING `+refreshCols,
-			millis(now), oldHash), scanRefresh)
+		old, err = one(c.row(ctx, `UPDATE refresh_tokens SET rotated_at = ?, successor = ?, successor_until = ?
+			WHERE hash = ? AND rotated_at = 0 AND revoked_at = 0 RETURNING `+refreshRead,
+			millis(now), nullBytes(successor), millis(now.Add(max(grace, 0))), oldHash), scanRefresh)
 		if errors.Is(err, ErrNotFound) {
-			old, err = one(c.row(ctx, `SELECT `+refreshCols+` FROM refresh_tokens WHERE hash = ?`, oldHash), scanRefresh)
+			old, err = one(c.row(ctx, `SELECT `+refreshRead+` FROM refresh_tokens WHERE hash = ?`, oldHash), scanRefresh)
 			if err != nil {
 				return err
 			}
-			// A retry within grace of the first rotation rotates again;
-			// the grace window is not extended by the retry.
+			// The window runs from the first rotation; a retry does not
+			// extend it.
 			if !old.RevokedAt.IsZero() || !now.Before(old.RotatedAt.Add(grace)) {
 				return ErrUsed
 			}
+			return ErrRotated
 		}
 		if err != nil {
 			return err
@@ -754,8 +770,8 @@ func (s *sqlStore) RotateRefresh(ctx context.Context, oldHash []byte, next *Refr
 		return insertRefresh(ctx, c, next)
 	})
 	switch {
-	case errors.Is(err, ErrUsed):
-		return old, ErrUsed
+	case errors.Is(err, ErrUsed), errors.Is(err, ErrRotated):
+		return old, err
 	case err != nil:
 		return nil, err
 	}
@@ -931,6 +947,8 @@ func (s *sqlStore) Sweep(ctx context.Context, now time.Time) error {
 			`DELETE FROM refresh_tokens WHERE expires_at <> 0 AND expires_at <= ?`,
 			`DELETE FROM revocations WHERE until_at <= ?`,
 			`DELETE FROM signing_keys WHERE expires_at <> 0 AND expires_at <= ?`,
+			// A sealed successor is needed only inside its grace window.
+			`UPDATE refresh_tokens SET successor = NULL, successor_until = 0 WHERE successor_until <> 0 AND successor_until <= ?`,
 		} {
 			if _, err := c.exec(ctx, q, at); err != nil {
 				return err

@@ -38,6 +38,10 @@ var (
 	// ErrUsed: an authorization code was already redeemed, or a refresh
 	// token already rotated outside the grace window.
 	ErrUsed = errors.New("store: already used")
+	// ErrRotated: a refresh token was already rotated less than the grace
+	// window ago; RotateRefresh returns it with the first rotation's
+	// successor.
+	ErrRotated = errors.New("store: already rotated within the grace window")
 )
 
 // User is a human who authorizes agents and clients.
@@ -102,9 +106,12 @@ type Client struct {
 	Name         string
 	Kind         string // ClientPublic, ClientConfidential or ClientResourceServer
 	RedirectURIs []string
-	SecretHash   []byte
-	CreatedAt    time.Time
-	RevokedAt    time.Time
+	// Resources: for a resource server, the resource URLs (token
+	// audiences) it serves; it may introspect tokens for these only.
+	Resources  []string
+	SecretHash []byte
+	CreatedAt  time.Time
+	RevokedAt  time.Time
 }
 
 // Code is an authorization code (RFC 6749 §4.1), single use.
@@ -133,6 +140,11 @@ type RefreshToken struct {
 	ExpiresAt time.Time
 	RotatedAt time.Time // when it was exchanged for its successor
 	RevokedAt time.Time
+	// Successor is the successor's plaintext sealed by the issuer under a
+	// key derived from this token, set by the first rotation and kept
+	// until the grace window ends (then Sweep clears it); opaque to the
+	// store. CreateRefresh ignores it.
+	Successor []byte
 }
 
 // AuthRequest is an /oauth/authorize request held server-side while the
@@ -229,6 +241,9 @@ type Store interface {
 	// Clients.
 	CreateClient(ctx context.Context, c *Client) error
 	GetClient(ctx context.Context, id string) (*Client, error)
+	// SetClientResources replaces a client's resources (ErrNotFound for
+	// an unknown client).
+	SetClientResources(ctx context.Context, id string, resources []string) error
 	// RevokeClient marks a client revoked (the first time only) and records
 	// the given cutoff entry, in one transaction.
 	RevokeClient(ctx context.Context, id string, now time.Time, cutoff revocation.Entry) error
@@ -239,14 +254,19 @@ type Store interface {
 	CreateCode(ctx context.Context, c *Code) error
 	ConsumeCode(ctx context.Context, hash []byte, now time.Time) (*Code, error)
 
-	// Refresh tokens. RotateRefresh marks old as rotated at now and inserts
-	// next in one transaction, returning old. When old was already rotated
-	// grace or more ago (or revoked) it returns old and ErrUsed and inserts
-	// nothing; within grace of the first rotation it rotates again (a
-	// retried request). With grace 0 every reuse is ErrUsed.
+	// Refresh tokens. RotateRefresh marks old as rotated at now, keeps
+	// successor (next's plaintext, sealed by the caller) on old until
+	// now+grace, and inserts next, in one transaction, returning old. Of
+	// concurrent rotations of one token exactly one does this. When old
+	// was already rotated less than grace ago (a retry, or a concurrent
+	// request that lost) it inserts nothing and returns old, with the
+	// first rotation's Successor, and ErrRotated: the caller hands out
+	// that successor, never a second one. When old was rotated grace or
+	// more ago, or is revoked, it returns old and ErrUsed and inserts
+	// nothing. With grace 0 every reuse is ErrUsed.
 	CreateRefresh(ctx context.Context, r *RefreshToken) error
 	GetRefresh(ctx context.Context, hash []byte) (*RefreshToken, error)
-	RotateRefresh(ctx context.Context, oldHash []byte, next *RefreshToken, now time.Time, grace time.Duration) (*RefreshToken, error)
+	RotateRefresh(ctx context.Context, oldHash []byte, next *RefreshToken, successor []byte, now time.Time, grace time.Duration) (*RefreshToken, error)
 
 	// Authorization requests and browser sessions. Put creates or
 	// replaces; expired ones are not returned (ErrNotFound).
@@ -271,7 +291,8 @@ type Store interface {
 	LiveRevocations(ctx context.Context, now time.Time) ([]revocation.Entry, error)
 
 	// Sweep deletes what expired by now (codes, auth requests,
-	// sessions, refresh tokens, revocation entries, unpublished keys).
+	// sessions, refresh tokens, revocation entries, unpublished keys) and
+	// clears sealed successors whose grace window has ended.
 	Sweep(ctx context.Context, now time.Time) error
 
 	Close() error

@@ -250,7 +250,8 @@ func testNotFound(t *testing.T, s store.Store) {
 		"GetClient":         func() error { _, err := s.GetClient(ctx, "cli_x"); return err },
 		"ConsumeCode":       func() error { _, err := s.ConsumeCode(ctx, hash("x"), t0); return err },
 		"GetRefresh":        func() error { _, err := s.GetRefresh(ctx, hash("x")); return err },
-		"RotateRefresh":     func() error { _, err := s.RotateRefresh(ctx, hash("x"), refresh("y", "dlg_a"), t0, 0); return err },
+		"RotateRefresh":     func() error { _, err := s.RotateRefresh(ctx, hash("x"), refresh("y", "dlg_a"), nil, t0, 0); return err },
+		"SetClientRes":      func() error { return s.SetClientResources(ctx, "cli_x", []string{"https://mcp.example/mcp"}) },
 		"GetAuthRequest":    func() error { _, err := s.GetAuthRequest(ctx, "x", t0); return err },
 		"DeleteAuthRequest": func() error { return s.DeleteAuthRequest(ctx, "x") },
 		"PutSession":        func() error { return s.PutSession(ctx, &store.Session{Hash: hash("x"), User: "usr_x"}) },
@@ -575,6 +576,12 @@ func testRevokeGrantFamily(t *testing.T, s store.Store) {
 	family := &store.Grant{ID: "dlg_fam", User: "usr_a", Grantee: "cli_app", Scopes: []string{"mcp:review"}, CreatedAt: t0}
 	must(t, s.CreateGrant(ctx, family))
 	must(t, s.CreateRefresh(ctx, refresh("r1", "dlg_fam")))
+	// r0 was rotated to r0next just before the revocation, inside its
+	// grace window: the revocation ends the window and drops the sealed
+	// successor.
+	must(t, s.CreateRefresh(ctx, refresh("r0", "dlg_fam")))
+	_, err := s.RotateRefresh(ctx, hash("r0"), refresh("r0next", "dlg_fam"), []byte("sealed r0next"), at(50*time.Second), time.Hour)
+	must(t, err)
 	other := &store.Grant{ID: "dlg_other", User: "usr_a", Grantee: "cli_app", CreatedAt: t0}
 	must(t, s.CreateGrant(ctx, other))
 	must(t, s.CreateRefresh(ctx, refresh("r2", "dlg_other")))
@@ -582,12 +589,15 @@ func testRevokeGrantFamily(t *testing.T, s store.Store) {
 	got, err := s.RevokeGrant(ctx, "dlg_fam", at(time.Minute), at(time.Hour))
 	must(t, err)
 	equal(t, "revoked ids", got, []string{"dlg_fam"})
+	old, err := s.RotateRefresh(ctx, hash("r0"), refresh("r0retry", "dlg_fam"), []byte("sealed r0retry"), at(2*time.Minute), time.Hour)
+	is(t, "a retry within grace after the family was revoked", err, store.ErrUsed)
+	equal(t, "sealed successor of a revoked family", old.Successor, []byte(nil))
 	is(t, "the family's chain", s.ChainActive(ctx, []string{"dlg_fam"}, at(time.Minute)), store.ErrInactive)
 
 	r, err := s.GetRefresh(ctx, hash("r1"))
 	must(t, err)
 	equal(t, "refresh token of the family: RevokedAt", r.RevokedAt, at(time.Minute))
-	old, err := s.RotateRefresh(ctx, hash("r1"), refresh("r1next", "dlg_fam"), at(2*time.Minute), time.Minute)
+	old, err = s.RotateRefresh(ctx, hash("r1"), refresh("r1next", "dlg_fam"), []byte("sealed r1next"), at(2*time.Minute), time.Minute)
 	is(t, "rotating a revoked family's token", err, store.ErrUsed)
 	equal(t, "the refused token", old.Hash, hash("r1"))
 	_, err = s.GetRefresh(ctx, hash("r1next"))
@@ -646,7 +656,7 @@ func testClients(t *testing.T, s store.Store) {
 	app := &store.Client{ID: "cli_app", Name: "Claude Desktop", Kind: store.ClientPublic,
 		RedirectURIs: []string{"http://127.0.0.1/callback", "https://app.example/cb"}, CreatedAt: t0}
 	rs := &store.Client{ID: "cli_rs", Name: "gateway", Kind: store.ClientResourceServer,
-		SecretHash: hash("rs-secret"), CreatedAt: t0}
+		Resources: []string{"https://mcp.example/mcp", "https://api.example/"}, SecretHash: hash("rs-secret"), CreatedAt: t0}
 	must(t, s.CreateClient(ctx, app))
 	must(t, s.CreateClient(ctx, rs))
 	for _, want := range []*store.Client{app, rs} {
@@ -656,12 +666,22 @@ func testClients(t *testing.T, s store.Store) {
 	}
 	is(t, "same id", s.CreateClient(ctx, &store.Client{ID: "cli_app", Kind: store.ClientPublic}), store.ErrExists)
 
+	// A resource server's resources are replaced as a whole.
+	must(t, s.SetClientResources(ctx, "cli_rs", []string{"https://other.example/mcp"}))
+	got, err := s.GetClient(ctx, "cli_rs")
+	must(t, err)
+	equal(t, "resources after SetClientResources", got.Resources, []string{"https://other.example/mcp"})
+	must(t, s.SetClientResources(ctx, "cli_rs", nil))
+	got, err = s.GetClient(ctx, "cli_rs")
+	must(t, err)
+	equal(t, "resources cleared", got.Resources, []string(nil))
+
 	// Revoking a client marks it (the first time stays) and records the
 	// cutoff with it.
 	cut := revocation.Entry{ID: "cli_app", Cutoff: revocation.CutoffClient, Before: at(time.Second), Until: at(time.Hour)}
 	must(t, s.RevokeClient(ctx, "cli_app", at(time.Second), cut))
 	must(t, s.RevokeClient(ctx, "cli_app", at(time.Minute), cut))
-	got, err := s.GetClient(ctx, "cli_app")
+	got, err = s.GetClient(ctx, "cli_app")
 	must(t, err)
 	if !got.RevokedAt.Equal(at(time.Second)) {
 		t.Errorf("RevokedAt = %v, want the first revocation %v", got.RevokedAt, at(time.Second))
@@ -709,47 +729,65 @@ func testRefreshRotation(t *testing.T, s store.Store) {
 	const grace = 30 * time.Second
 	r1 := refresh("r1", "dlg_fam")
 	r1.CreatedAt = at(time.Minute)
-	old, err := s.RotateRefresh(ctx, hash("r0"), r1, at(time.Minute), grace)
+	sealed := []byte("r1, sealed by the issuer")
+	old, err := s.RotateRefresh(ctx, hash("r0"), r1, sealed, at(time.Minute), grace)
 	must(t, err)
 	want := *r0
 	want.RotatedAt = at(time.Minute)
+	want.Successor = sealed
 	equal(t, "old token", old, &want)
 	got, err = s.GetRefresh(ctx, hash("r1"))
 	must(t, err)
 	equal(t, "successor", got, r1)
-
-	// A retry within grace rotates again; the window runs from the first
-	// rotation.
-	old, err = s.RotateRefresh(ctx, hash("r0"), refresh("r1retry", "dlg_fam"), at(time.Minute+grace-time.Millisecond), grace)
+	got, err = s.GetRefresh(ctx, hash("r0"))
 	must(t, err)
+	equal(t, "old token read back", got, &want)
+
+	// A retry within grace gets the first rotation's successor and
+	// inserts nothing; the window runs from the first rotation.
+	old, err = s.RotateRefresh(ctx, hash("r0"), refresh("r1retry", "dlg_fam"), []byte("another"), at(time.Minute+grace-time.Millisecond), grace)
+	is(t, "retry within grace", err, store.ErrRotated)
 	equal(t, "old token on retry", old, &want)
 	_, err = s.GetRefresh(ctx, hash("r1retry"))
-	must(t, err)
+	is(t, "successor of a retry", err, store.ErrNotFound)
 
 	// After grace, reuse is refused and nothing is inserted.
-	old, err = s.RotateRefresh(ctx, hash("r0"), refresh("r1late", "dlg_fam"), at(time.Minute+grace), grace)
+	old, err = s.RotateRefresh(ctx, hash("r0"), refresh("r1late", "dlg_fam"), []byte("late"), at(time.Minute+grace), grace)
 	is(t, "reuse after grace", err, store.ErrUsed)
 	equal(t, "old token on reuse", old, &want)
 	_, err = s.GetRefresh(ctx, hash("r1late"))
 	is(t, "successor of a refused rotation", err, store.ErrNotFound)
 
-	// Grace 0: any reuse is refused.
-	must(t, s.CreateRefresh(ctx, refresh("z0", "dlg_fam")))
-	_, err = s.RotateRefresh(ctx, hash("z0"), refresh("z1", "dlg_fam"), t0, 0)
+	// The sealed successor is kept until the window ends, then swept.
+	must(t, s.Sweep(ctx, at(time.Minute+grace-time.Millisecond)))
+	got, err = s.GetRefresh(ctx, hash("r0"))
 	must(t, err)
-	_, err = s.RotateRefresh(ctx, hash("z0"), refresh("z2", "dlg_fam"), t0, 0)
+	equal(t, "sealed successor inside the window after Sweep", got.Successor, sealed)
+	must(t, s.Sweep(ctx, at(time.Minute+grace)))
+	got, err = s.GetRefresh(ctx, hash("r0"))
+	must(t, err)
+	equal(t, "sealed successor after the window and Sweep", got.Successor, []byte(nil))
+	equal(t, "rotation time after Sweep", got.RotatedAt, at(time.Minute))
+
+	// Grace 0: any reuse is refused, and no successor is kept.
+	must(t, s.CreateRefresh(ctx, refresh("z0", "dlg_fam")))
+	old, err = s.RotateRefresh(ctx, hash("z0"), refresh("z1", "dlg_fam"), []byte("z1"), t0, 0)
+	must(t, err)
+	equal(t, "successor kept without grace", old.Successor, []byte(nil))
+	_, err = s.RotateRefresh(ctx, hash("z0"), refresh("z2", "dlg_fam"), []byte("z2"), t0, 0)
 	is(t, "reuse without grace", err, store.ErrUsed)
 }
 
 func testRefreshCollisionIsAtomic(t *testing.T, s store.Store) {
 	must(t, s.CreateRefresh(ctx, refresh("r0", "dlg_fam")))
 	must(t, s.CreateRefresh(ctx, refresh("taken", "dlg_fam")))
-	_, err := s.RotateRefresh(ctx, hash("r0"), refresh("taken", "dlg_fam"), t0, 0)
+	_, err := s.RotateRefresh(ctx, hash("r0"), refresh("taken", "dlg_fam"), []byte("taken"), t0, time.Minute)
 	is(t, "successor hash taken", err, store.ErrExists)
 	got, err := s.GetRefresh(ctx, hash("r0"))
 	must(t, err)
 	equal(t, "old token after the failed rotation: RotatedAt", got.RotatedAt, time.Time{})
-	_, err = s.RotateRefresh(ctx, hash("r0"), refresh("r1", "dlg_fam"), t0, 0)
+	equal(t, "old token after the failed rotation: Successor", got.Successor, []byte(nil))
+	_, err = s.RotateRefresh(ctx, hash("r0"), refresh("r1", "dlg_fam"), []byte("r1"), t0, time.Minute)
 	is(t, "rotation after the failed one", err, nil)
 }
 
@@ -958,28 +996,46 @@ func testRaceConsumeCode(t *testing.T, s store.Store) {
 }
 
 func testRaceRotateRefresh(t *testing.T, s store.Store) {
-	must(t, s.CreateRefresh(ctx, refresh("r0", "dlg_fam")))
-	errs := race(racers, func(i int) error {
-		_, err := s.RotateRefresh(ctx, hash("r0"), refresh(fmt.Sprint("next-", i), "dlg_fam"), at(time.Second), 0)
-		return err
-	})
-	var winners []int
-	for i, err := range errs {
-		switch {
-		case err == nil:
-			winners = append(winners, i)
-		case !errors.Is(err, store.ErrUsed):
-			t.Fatalf("racer %d: %v", i, err)
-		}
-	}
-	if len(winners) != 1 {
-		t.Fatalf("%d racers rotated the token (%v), want exactly one", len(winners), winners)
-	}
-	for i := range racers {
-		_, err := s.GetRefresh(ctx, hash(fmt.Sprint("next-", i)))
-		if (err == nil) != (i == winners[0]) {
-			t.Errorf("successor of racer %d: %v (winner %d)", i, err, winners[0])
-		}
+	for _, grace := range []time.Duration{0, time.Minute} {
+		t.Run(fmt.Sprint("grace ", grace), func(t *testing.T) {
+			r0 := fmt.Sprint("r0-", grace)
+			must(t, s.CreateRefresh(ctx, refresh(r0, "dlg_fam")))
+			next := func(i int) string { return fmt.Sprint("next-", grace, "-", i) }
+			olds := make([]*store.RefreshToken, racers)
+			errs := race(racers, func(i int) error {
+				var err error
+				olds[i], err = s.RotateRefresh(ctx, hash(r0), refresh(next(i), "dlg_fam"), []byte(next(i)), at(time.Second), grace)
+				return err
+			})
+			// Exactly one racer rotates; the others are refused (no grace)
+			// or told the winner's successor (within grace).
+			loser := store.ErrUsed
+			if grace > 0 {
+				loser = store.ErrRotated
+			}
+			var winners []int
+			for i, err := range errs {
+				switch {
+				case err == nil:
+					winners = append(winners, i)
+				case !errors.Is(err, loser):
+					t.Fatalf("racer %d: %v, want nil or %v", i, err, loser)
+				}
+			}
+			if len(winners) != 1 {
+				t.Fatalf("%d racers rotated the token (%v), want exactly one", len(winners), winners)
+			}
+			w := winners[0]
+			for i := range racers {
+				_, err := s.GetRefresh(ctx, hash(next(i)))
+				if (err == nil) != (i == w) {
+					t.Errorf("successor of racer %d: %v (winner %d)", i, err, w)
+				}
+				if grace > 0 && !bytes.Equal(olds[i].Successor, []byte(next(w))) {
+					t.Errorf("racer %d was told successor %q, the winner %d stored %q", i, olds[i].Successor, w, next(w))
+				}
+			}
+		})
 	}
 }
 

@@ -26,10 +26,13 @@ func (e clientError) Error() string { return string(e) }
 // metadata document URL. Resource servers cannot use the code flow.
 func (s *Server) resolveClient(ctx context.Context, id string) (*store.Client, error) {
 	if strings.HasPrefix(id, "https://") || strings.HasPrefix(id, "http://") {
-		c, err := s.cimd.lookup(ctx, id)
+		c, err := s.metadataClient(ctx, id)
 		if err != nil {
 			var ce cimdError
-			if errors.As(err, &ce) {
+			switch {
+			case errors.Is(err, errClientRevoked):
+				return nil, clientError("This application has been revoked by the operator of this server.")
+			case errors.As(err, &ce):
 				return nil, clientError("The application's client metadata document was refused: " + ce.Error() + ".")
 			}
 			return nil, err

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"reflect"
 	"slices"
@@ -40,6 +41,7 @@ func (s *Server) adminRoutes() http.Handler {
 	mux.HandleFunc("POST /v1/clients", s.adminCreateClient)
 	mux.HandleFunc("POST /v1/clients/{id}/revoke", s.adminRevokeClient)
 	mux.HandleFunc("PUT /v1/clients/{id}/resources", s.adminSetClientResources)
+	mux.HandleFunc("POST /v1/clients/revoke", s.adminRevokeClients)
 	mux.HandleFunc("POST /v1/keys/rotate", s.adminRotateKeys)
 	mux.HandleFunc("POST /v1/keys/{kid}/revoke", s.adminRevokeKey)
 	mux.HandleFunc("POST /v1/reseed", s.adminReseed)
@@ -761,13 +763,146 @@ func checkResources(resources []string) error {
 	return nil
 }
 
-// adminRevokeClient revokes an OAuth client: it can no longer
-// authenticate or be authorized, and an issued-before cutoff on its
-// client_id stops every token it holds. Its refresh tokens die with it
-// (they are refused for a revoked client).
+// adminRevokeClient revokes an OAuth client: a registered one (cli_…),
+// or one identified by a client ID metadata document URL, URL-encoded
+// into the path segment (https%3A%2F%2Ftools.example%2Fclient.json).
+// Either way it can no longer authenticate or be authorized, the consents
+// users gave it are revoked with their refresh tokens (so the gateways
+// drop its tokens by their chain), and an issued-before cutoff on its
+// client_id stops every token it holds.
 func (s *Server) adminRevokeClient(w http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("id")
-	s.revokeWithCutoff(w, r, revocation.CutoffClient, id, s.store.RevokeClient, Event{Kind: "revoked", ClientID: id, IDs: []string{id}, Reason: "client revoked"})
+	s.revokeClient(w, r, r.PathValue("id"))
+}
+
+// adminRevokeClients is POST /v1/clients/revoke with {"client_id": id}
+// (the same as the path form, for ids awkward in a path) or {"host": h}:
+// every client ID metadata document client on host h or a subdomain of
+// it, including ones never seen yet.
+func (s *Server) adminRevokeClients(w http.ResponseWriter, r *http.Request) {
+	var in struct {
+		ClientID string `json:"client_id"`
+		Host     string `json:"host"`
+	}
+	if err := readJSON(w, r, &in); err != nil {
+		s.adminError(w, err)
+		return
+	}
+	switch {
+	case (in.ClientID == "") == (in.Host == ""):
+		s.adminError(w, badRequest("give exactly one of client_id and host"))
+	case in.ClientID != "":
+		s.revokeClient(w, r, in.ClientID)
+	default:
+		host, err := revocableHost(in.Host)
+		if err != nil {
+			s.adminError(w, err)
+			return
+		}
+		s.revokeMetadataClients(w, r, store.ClientRevocation{Host: host}, "client metadata host revoked")
+	}
+}
+
+// revokeClient revokes a registered client or a metadata document client.
+func (s *Server) revokeClient(w http.ResponseWriter, r *http.Request, id string) {
+	if strings.Contains(id, "://") {
+		if err := revocableClientURL(id); err != nil {
+			s.adminError(w, err)
+			return
+		}
+		s.revokeMetadataClients(w, r, store.ClientRevocation{ClientID: id}, "client revoked")
+		return
+	}
+	if !strings.HasPrefix(id, token.PrefixClient) || !validIDChars(id) {
+		s.adminError(w, &apiError{http.StatusNotFound, "not_found", fmt.Sprintf("no client %s: a client id is cli_… or a client metadata document URL", quote(id))})
+		return
+	}
+	ctx := r.Context()
+	at := now()
+	cut := s.cutoff(revocation.CutoffClient, id, at)
+	ids, err := s.store.RevokeClient(ctx, id, at, s.revocationUntil(at), cut)
+	if err != nil {
+		s.adminError(w, err)
+		return
+	}
+	s.publishRevocations(ctx, []revocation.Entry{cut})
+	s.publishIDs(ctx, ids, at)
+	all := append([]string{id}, ids...)
+	s.event(Event{Kind: "revoked", ClientID: id, IDs: all, Reason: "client revoked"})
+	writeJSON(w, http.StatusOK, map[string]any{"revoked": all})
+}
+
+// revokeMetadataClients records the revocation of metadata document
+// clients in the store (with their consents and cutoffs), then publishes
+// the cutoffs and revoked grants to the gateways.
+func (s *Server) revokeMetadataClients(w http.ResponseWriter, r *http.Request, rev store.ClientRevocation, reason string) {
+	ctx := r.Context()
+	at := now()
+	var cuts []revocation.Entry
+	clients, ids, err := s.store.RevokeMetadataClients(ctx, rev, at, s.revocationUntil(at), func(client string) revocation.Entry {
+		cut := s.cutoff(revocation.CutoffClient, client, at)
+		cuts = append(cuts, cut)
+		return cut
+	})
+	if err != nil {
+		s.adminError(w, err)
+		return
+	}
+	s.publishRevocations(ctx, cuts)
+	s.publishIDs(ctx, ids, at)
+	all := append(slices.Clone(clients), ids...)
+	s.event(Event{Kind: "revoked", ClientID: rev.ClientID, IDs: all, Reason: reason})
+	out := map[string]any{"revoked": all}
+	if rev.Host != "" {
+		out["host"] = rev.Host
+		out["clients"] = clients
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// revocableClientURL checks a client ID metadata document URL given for
+// revocation: an absolute http(s) URL that can be a client_id (and so a
+// revocation entry id). It need not be fetchable: an operator may revoke
+// a URL before anyone uses it.
+func revocableClientURL(id string) error {
+	if len(id) > token.MaxIDLen {
+		return badRequest("client_id: longer than %d bytes", token.MaxIDLen)
+	}
+	for i := 0; i < len(id); i++ {
+		if b := id[i]; b <= ' ' || b >= 0x7f || b == '"' || b == '\\' || b == ',' {
+			return badRequest("client_id: a client metadata document URL has no space, quote, backslash or comma")
+		}
+	}
+	u, err := url.Parse(id)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return badRequest("client_id: not an absolute http(s) URL")
+	}
+	return nil
+}
+
+// revocableHost checks and normalises the host of a host revocation: a
+// DNS name of at least two labels (it covers its subdomains too, so a
+// top-level domain is refused), or an IP address; lower case, without a
+// trailing dot or IPv6 brackets, as store.ClientRevocation wants it.
+func revocableHost(h string) (string, error) {
+	bad := badRequest("host: want a host name such as tools.example (it covers its subdomains) or an IP address, not a URL or a pattern")
+	h = strings.TrimSuffix(strings.ToLower(h), ".")
+	if ip, err := netip.ParseAddr(strings.TrimSuffix(strings.TrimPrefix(h, "["), "]")); err == nil && ip.Zone() == "" {
+		return ip.String(), nil
+	}
+	if h == "" || len(h) > 253 || !strings.Contains(h, ".") {
+		return "", bad
+	}
+	for label := range strings.SplitSeq(h, ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return "", bad
+		}
+		for i := 0; i < len(label); i++ {
+			if c := label[i]; !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
+				return "", bad
+			}
+		}
+	}
+	return h, nil
 }
 
 // adminRotateKeys adds a signing key, published now and signing after

@@ -26,10 +26,13 @@ func (e clientError) Error() string { return string(e) }
 // metadata document URL. Resource servers cannot use the code flow.
 func (s *Server) resolveClient(ctx context.Context, id string) (*store.Client, error) {
 	if strings.HasPrefix(id, "https://") || strings.HasPrefix(id, "http://") {
-		c, err := s.cimd.lookup(ctx, id)
+		c, err := s.metadataClient(ctx, id)
 		if err != nil {
 			var ce cimdError
-			if errors.As(err, &ce) {
+			switch {
+			case errors.Is(err, errClientRevoked):
+				return nil, clientError("This application has been revoked by the operator of this server.")
+			case errors.As(err, &ce):
 				return nil, clientError("The application's client metadata document was refused: " + ce.Error() + ".")
 			}
 			return nil, err
@@ -75,10 +78,12 @@ func registeredRedirect(c *store.Client, requested string) bool {
 //     registered ones. A failure is shown to the user and never
 //     redirected (RFC 6749 §4.1.2.1): the redirect target is not trusted.
 //  2. Everything else fails with a redirect to the client carrying error,
-//     state and iss (RFC 9207 §2): no repeated parameter (RFC 6749 §3.1);
-//     response_type code; no request objects; PKCE with S256 only (OAuth
-//     2.1 §4.1.1, RFC 7636 §4.3); exactly one resource (RFC 8707 §2);
-//     a well-formed scope.
+//     state and iss (RFC 9207 §2) when its redirect URI is trusted
+//     (redirectTrusted), else on the issuer's own page (RFC 9700
+//     §4.11.2): no repeated parameter (RFC 6749 §3.1); response_type
+//     code; no request objects; PKCE with S256 only (OAuth 2.1 §4.1.1,
+//     RFC 7636 §4.3); exactly one resource (RFC 8707 §2); a well-formed
+//     scope.
 //
 // The request is then stored server-side and the browser goes to the
 // login page, or to the consent page when it has a session, carrying only
@@ -128,15 +133,30 @@ func (s *Server) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	// 2. Everything else goes back to the client.
-	state := params.Get("state")
-	if len(params["state"]) > 1 || len(state) > maxStateLen {
-		// Not echoed: it is not the client's single, bounded state.
-		pageRedirect(w, r, s.errorRedirectURL(redirectURI, "", "invalid_request", "state is repeated or too long"), "")
+	// 2. Everything else goes back to the client, if it can be trusted.
+	sess, u, err := s.currentSession(ctx, r)
+	if err != nil {
+		s.pageServerError(w, err)
 		return
 	}
+	trusted, err := s.redirectTrusted(ctx, client, u)
+	if err != nil {
+		s.pageServerError(w, err)
+		return
+	}
+	state := params.Get("state")
 	fail := func(code, desc string) {
+		if !trusted {
+			s.unapprovedClientError(w, client, sess != nil, redirectURI, state, code, desc)
+			return
+		}
 		pageRedirect(w, r, s.errorRedirectURL(redirectURI, state, code, desc), "")
+	}
+	if len(params["state"]) > 1 || len(state) > maxStateLen {
+		// Not echoed: it is not the client's single, bounded state.
+		state = ""
+		fail("invalid_request", "state is repeated or too long")
+		return
 	}
 	for k, v := range params {
 		if len(v) > 1 && k != "resource" {
@@ -203,16 +223,48 @@ func (s *Server) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 		s.pageServerError(w, err)
 		return
 	}
-	sess, _, err := s.currentSession(ctx, r)
-	if err != nil {
-		s.pageServerError(w, err)
-		return
-	}
 	next := pathLogin
 	if sess != nil {
 		next = pathConsent
 	}
 	pageRedirect(w, r, s.pageURL(next, ar.ID), "")
+}
+
+// redirectTrusted reports whether an authorization error may be sent to
+// the client's redirect URI without the user deciding (RFC 9700 §4.11.2):
+// the operator registered the client (the admin API; only it creates
+// confidential clients), or the signed-in user u has approved it before
+// (a consent grant to it that still holds). Anyone can register a client
+// (RFC 7591) or publish a metadata document with a phishing page as its
+// redirect URI; until the user approved such a client, its errors are
+// shown on the issuer's page (unapprovedClientError).
+func (s *Server) redirectTrusted(ctx context.Context, c *store.Client, u *store.User) (bool, error) {
+	if c.Kind == store.ClientConfidential && strings.HasPrefix(c.ID, token.PrefixClient) {
+		return true, nil
+	}
+	if u == nil {
+		return false, nil
+	}
+	return s.store.HasConsent(ctx, u.ID, c.ID, now())
+}
+
+// unapprovedClientError shows an authorization error on the issuer's page
+// instead of redirecting to a client whose redirect URI is not trusted
+// (redirectTrusted). Once the user is signed in (RFC 9700 §4.11.2: the
+// user is authenticated before any redirect), the page offers the error
+// response the client would have received as a link, leaving the decision
+// to follow it to the user; before, it offers nothing.
+func (s *Server) unapprovedClientError(w http.ResponseWriter, c *store.Client, signedIn bool, redirectURI, state, code, desc string) {
+	d := &pageData{Title: "Request refused", Error: "The application's request was refused: " + desc + " (" + code + ")."}
+	if code == "access_denied" {
+		d.Title, d.Error = "Access denied", "You denied access. The application has not been told."
+	}
+	if signedIn {
+		d.Client = viewClient(c)
+		d.ReturnTo = s.errorRedirectURL(redirectURI, state, code, desc)
+		d.RedirectTo = redirectDisplay(redirectURI)
+	}
+	s.render(w, http.StatusBadRequest, "error.html", d, "")
 }
 
 // validResource checks a resource indicator (RFC 8707 §2: an absolute URI

@@ -96,6 +96,30 @@ func (e cimdError) Error() string { return string(e) }
 
 const errCIMDBusy = cimdError("too many client metadata fetches in flight, try again")
 
+// errClientRevoked: the operator revoked the client, by its URL or its
+// host (POST /v1/clients/…/revoke).
+const errClientRevoked = cimdError("this client has been revoked by the server's operator")
+
+// metadataClient returns the client a client ID metadata document URL
+// describes, unless the operator revoked it: checked in the store before
+// any fetch or cache, on every use, so a revocation holds at once, on
+// every issuer sharing the store and across restarts. An error that is not
+// a cimdError is the server's (the store's), never a verdict on the
+// client.
+func (s *Server) metadataClient(ctx context.Context, clientID string) (*store.Client, error) {
+	if err := s.cimd.checkClientIDURL(clientID); err != nil {
+		return nil, err
+	}
+	revoked, err := s.store.MetadataClientRevoked(ctx, clientID)
+	if err != nil {
+		return nil, fmt.Errorf("issuer: checking the revocation of a metadata document client: %w", err)
+	}
+	if revoked {
+		return nil, errClientRevoked
+	}
+	return s.cimd.lookup(ctx, clientID)
+}
+
 // lookup returns the client the document at clientID describes, from the
 // cache or fetched.
 func (c *metadataCache) lookup(ctx context.Context, clientID string) (*store.Client, error) {

@@ -55,7 +55,9 @@ func newDocServer(t *testing.T, tlsServer bool) *docServer {
 			if r.TLS != nil {
 				scheme = "https"
 			}
-			_ = json.NewEncoder(w).Encode(d.document(scheme + "://" + r.Host + r.URL.Path))
+			// The query is part of the URL, so of the client_id (one host
+			// can serve several clients this way).
+			_ = json.NewEncoder(w).Encode(d.document(scheme + "://" + r.Host + r.URL.RequestURI()))
 		case "/redirect.json":
 			http.Redirect(w, r, "/client.json", http.StatusFound)
 		case "/big.json":

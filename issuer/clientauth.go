@@ -131,9 +131,13 @@ func (s *Server) checkSecret(ctx context.Context, id, secret string) (*caller, e
 func (s *Server) publicClient(ctx context.Context, id string) (*caller, error) {
 	bad := errInvalidClient("unknown client")
 	if strings.HasPrefix(id, "https://") || strings.HasPrefix(id, "http://") {
-		c, err := s.cimd.lookup(ctx, id)
+		c, err := s.metadataClient(ctx, id)
 		if err != nil {
-			return nil, errInvalidClient("client metadata document: " + err.Error())
+			var ce cimdError
+			if !errors.As(err, &ce) {
+				return nil, err
+			}
+			return nil, errInvalidClient("client metadata document: " + ce.Error())
 		}
 		return &caller{ID: id, Client: c, Public: true}, nil
 	}

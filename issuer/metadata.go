@@ -18,17 +18,20 @@ const (
 )
 
 // routes maps the public endpoints. Every path is under the issuer's own
-// path; the metadata documents also at their RFC 8414 §3.1 (inserted) and
-// OpenID Discovery (appended) locations.
+// path; the metadata document also at its RFC 8414 §3.1 (inserted)
+// location.
+//
+// OpenID Discovery (/.well-known/openid-configuration) is not served: the
+// issuer issues no ID token and has no userinfo endpoint, so an OpenID
+// client that discovered it would fail at the token response. OAuth and
+// MCP clients find RFC 8414 metadata first.
 func (s *Server) routes() http.Handler {
 	base := strings.TrimSuffix(s.iss.EscapedPath(), "/")
 	mux := http.NewServeMux()
 	meta := http.HandlerFunc(s.serveMetadata)
 	mux.Handle("/.well-known/oauth-authorization-server"+base, meta)
-	mux.Handle("/.well-known/openid-configuration"+base, meta)
 	if base != "" {
 		mux.Handle(base+"/.well-known/oauth-authorization-server", meta)
-		mux.Handle(base+"/.well-known/openid-configuration", meta)
 	}
 	mux.HandleFunc(base+pathJWKS, s.serveJWKS)
 	mux.HandleFunc(base+pathToken, s.serveToken)
@@ -73,7 +76,6 @@ type metadata struct {
 	AuthorizationResponseISSSupported bool     `json:"authorization_response_iss_parameter_supported"`
 	ClientIDMetadataDocumentSupported bool     `json:"client_id_metadata_document_supported"`
 	ScopesSupported                   []string `json:"scopes_supported,omitempty"`
-	SubjectTypesSupported             []string `json:"subject_types_supported"`
 }
 
 func (s *Server) serveMetadata(w http.ResponseWriter, r *http.Request) {
@@ -105,7 +107,6 @@ func (s *Server) serveMetadata(w http.ResponseWriter, r *http.Request) {
 		CodeChallengeMethodsSupported:     []string{"S256"},
 		AuthorizationResponseISSSupported: true,
 		ClientIDMetadataDocumentSupported: true,
-		SubjectTypesSupported:             []string{"public"},
 	}
 	if !s.cfg.DisableRegistration {
 		m.RegistrationEndpoint = s.endpoint(pathRegister)

@@ -58,23 +58,37 @@ type pageData struct {
 	Resource   string
 	Scopes     []string
 	Refused    []string
-	RedirectTo string
+	RedirectTo string // where the browser goes next: the redirect URI's origin
+	ReturnTo   string // on an error page: the error response to follow by hand
 }
+
+// Where a client's name comes from (clientView.Source).
+const (
+	sourceOperator = "operator" // registered through the admin API
+	sourceSelf     = "self"     // dynamic registration: the client named itself
+	sourceDocument = "document" // a client ID metadata document at Origin
+)
 
 // clientView is how a page names a client.
 type clientView struct {
 	Name   string
 	ID     string
 	Origin string // for a metadata-document client: the host vouching for it
+	Source string
 }
 
 func viewClient(c *store.Client) clientView {
-	v := clientView{Name: c.Name, ID: c.ID}
+	v := clientView{Name: c.Name, ID: c.ID, Source: sourceSelf}
 	if v.Name == "" {
 		v.Name = "An unnamed application"
 	}
-	if u, err := url.Parse(c.ID); err == nil && u.Host != "" {
-		v.Origin = u.Host
+	if strings.Contains(c.ID, "://") {
+		v.Source = sourceDocument
+		if u, err := url.Parse(c.ID); err == nil {
+			v.Origin = u.Host
+		}
+	} else if c.Kind == store.ClientConfidential {
+		v.Source = sourceOperator
 	}
 	return v
 }
@@ -502,7 +516,7 @@ func (s *Server) consentForm(w http.ResponseWriter, r *http.Request) {
 	}
 	grant, refused, oerr := consentScopes(u, ar)
 	if oerr != nil {
-		s.finishWithError(w, r, ar, oerr.Code, oerr.Description)
+		s.finishWithError(w, r, ar, c, u, oerr.Code, oerr.Description)
 		return
 	}
 	s.render(w, http.StatusOK, "consent.html", &pageData{
@@ -535,7 +549,7 @@ func (s *Server) consentSubmit(w http.ResponseWriter, r *http.Request) {
 	}
 	switch form.Get("action") {
 	case "deny":
-		s.finishWithError(w, r, ar, "access_denied", "the user denied access")
+		s.finishWithError(w, r, ar, c, u, "access_denied", "the user denied access")
 		return
 	case "approve":
 	default:
@@ -544,7 +558,7 @@ func (s *Server) consentSubmit(w http.ResponseWriter, r *http.Request) {
 	}
 	grantScopes, _, oerr := consentScopes(u, ar)
 	if oerr != nil {
-		s.finishWithError(w, r, ar, oerr.Code, oerr.Description)
+		s.finishWithError(w, r, ar, c, u, oerr.Code, oerr.Description)
 		return
 	}
 	// The request is single-use: delete it before anything is created, so
@@ -584,11 +598,22 @@ func (s *Server) consentSubmit(w http.ResponseWriter, r *http.Request) {
 	pageRedirect(w, r, withQuery(ar.RedirectURI, q), redirectOrigin(ar.RedirectURI))
 }
 
-// finishWithError ends an authorization request by sending the browser
-// back to the client with an error (RFC 6749 §4.1.2.1, RFC 9207 §2).
-func (s *Server) finishWithError(w http.ResponseWriter, r *http.Request, ar *store.AuthRequest, code, desc string) {
+// finishWithError ends an authorization request of the signed-in user u
+// by sending the browser back to the client with an error (RFC 6749
+// §4.1.2.1, RFC 9207 §2), or, when the client's redirect URI is not
+// trusted, by showing it (unapprovedClientError).
+func (s *Server) finishWithError(w http.ResponseWriter, r *http.Request, ar *store.AuthRequest, c *store.Client, u *store.User, code, desc string) {
 	if err := s.store.DeleteAuthRequest(r.Context(), ar.ID); err != nil && !errors.Is(err, store.ErrNotFound) {
 		s.pageServerError(w, err)
+		return
+	}
+	trusted, err := s.redirectTrusted(r.Context(), c, u)
+	if err != nil {
+		s.pageServerError(w, err)
+		return
+	}
+	if !trusted {
+		s.unapprovedClientError(w, c, true, ar.RedirectURI, ar.State, code, desc)
 		return
 	}
 	pageRedirect(w, r, s.errorRedirectURL(ar.RedirectURI, ar.State, code, desc), redirectOrigin(ar.RedirectURI))

@@ -51,10 +51,25 @@ type testEnv struct {
 
 func newEnv(t *testing.T, opts ...func(*Config)) *testEnv {
 	t.Helper()
+	return newEnvOn(t, webStore, opts...)
+}
+
+// forEachEnv runs f as a subtest per store kind, each with a new
+// environment; a test using it covers PostgreSQL in the first pass (it
+// need not be listed in envTests).
+func forEachEnv(t *testing.T, f func(t *testing.T, e *testEnv), opts ...func(*Config)) {
+	for _, kind := range []string{"sqlite", "postgres"} {
+		t.Run(kind, func(t *testing.T) { f(t, newEnvOn(t, kind, opts...)) })
+	}
+}
+
+// newEnvOn is newEnv on the given store kind ("sqlite" or "postgres").
+func newEnvOn(t *testing.T, kind string, opts ...func(*Config)) *testEnv {
+	t.Helper()
 	ctx := context.Background()
 	var st store.Store
 	var err error
-	if webStore == "postgres" {
+	if kind == "postgres" {
 		st, err = store.OpenPostgres(ctx, pgtest.Start(t))
 	} else {
 		st, err = store.OpenSQLite(ctx, filepath.Join(t.TempDir(), "kavach.db"))

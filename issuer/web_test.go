@@ -159,6 +159,10 @@ func TestAuthorizeWithSessionSkipsLogin(t *testing.T) {
 func TestAuthorizeRejectsBadPKCE(t *testing.T) {
 	env := newEnv(t)
 	b := newBrowser(t)
+	// The user approved the client before, so its errors go back to it
+	// (for a client nobody approved they stay on the issuer's page:
+	// TestUnapprovedClientErrorsStayOnIssuer).
+	env.codeFlow(b)
 	for name, mod := range map[string]func(url.Values){
 		"plain": func(v url.Values) {
 			v.Set("code_challenge_method", "plain")

@@ -6,6 +6,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"net/netip"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -634,10 +636,14 @@ func (s *sqlStore) SetClientResources(ctx context.Context, id string, resources 
 	return affected(s.writer().exec(ctx, `UPDATE clients SET resources = ? WHERE id = ?`, listText(resources), id))
 }
 
-func (s *sqlStore) RevokeClient(ctx context.Context, id string, now time.Time, cutoff revocation.Entry) error {
-	return s.tx(ctx, func(c conn) error {
+func (s *sqlStore) RevokeClient(ctx context.Context, id string, now, until time.Time, cutoff revocation.Entry) ([]string, error) {
+	if now.IsZero() {
+		return nil, errZeroTime
+	}
+	var ids []string
+	err := s.tx(ctx, func(c conn) error {
 		var revoked int64
-		err := c.row(ctx, `SELECT revoked_at FROM clients WHERE id = ?`, id).Scan(&revoked)
+		err := c.row(ctx, `SELECT revoked_at FROM clients WHERE id = ?`+c.d.forUpdate, id).Scan(&revoked)
 		if errors.Is(err, sql.ErrNoRows) {
 			return ErrNotFound
 		}
@@ -649,8 +655,204 @@ func (s *sqlStore) RevokeClient(ctx context.Context, id string, now time.Time, c
 				return err
 			}
 		}
+		if ids, err = revokeConsents(ctx, c, id, now, until); err != nil {
+			return err
+		}
 		return addRevocation(ctx, c, cutoff)
 	})
+	return ids, err
+}
+
+// revokeConsents revokes every consent given to client that is not
+// revoked yet, each with its tree (revokeTree), by grant id.
+func revokeConsents(ctx context.Context, c conn, client string, now, until time.Time) ([]string, error) {
+	roots, err := column(ctx, c, `SELECT id FROM grants WHERE grantee = ? AND parent IS NULL AND revoked_at = 0`, client)
+	if err != nil {
+		return nil, err
+	}
+	slices.Sort(roots)
+	var ids []string
+	for _, g := range roots {
+		got, err := revokeTree(ctx, c, g, now, until)
+		if err != nil {
+			return nil, err
+		}
+		ids = append(ids, got...)
+	}
+	return ids, nil
+}
+
+// column runs a query of one text column and returns its values.
+func column(ctx context.Context, c conn, query string, args ...any) ([]string, error) {
+	rows, err := c.query(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var v string
+		if err := rows.Scan(&v); err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
+}
+
+// Kinds of client_revocations rows.
+const (
+	revokedClientID = "client_id"
+	revokedHost     = "host"
+)
+
+func (s *sqlStore) RevokeMetadataClients(ctx context.Context, r ClientRevocation, now, until time.Time,
+	cutoff func(client string) revocation.Entry) (clients, ids []string, err error) {
+	if now.IsZero() {
+		return nil, nil, errZeroTime
+	}
+	kind, value := revokedClientID, r.ClientID
+	if r.Host != "" {
+		kind, value = revokedHost, r.Host
+	}
+	if (r.ClientID == "") == (r.Host == "") {
+		return nil, nil, errors.New("store: a client revocation names a client id or a host")
+	}
+	if r.Host != "" && (r.Host != strings.ToLower(r.Host) || strings.HasSuffix(r.Host, ".")) {
+		return nil, nil, fmt.Errorf("store: host %q is not lower case without a trailing dot", r.Host)
+	}
+	err = s.tx(ctx, func(c conn) error {
+		if _, err := c.exec(ctx, `INSERT INTO client_revocations (kind, value, revoked_at) VALUES (?, ?, ?)
+			ON CONFLICT (kind, value) DO NOTHING`, kind, value, millis(now)); err != nil {
+			return err
+		}
+		if r.ClientID != "" {
+			clients = []string{r.ClientID}
+		} else {
+			// LIKE narrows the candidates (a host name has no % and its
+			// _ only widens the match); urlHostCovered decides.
+			candidates, err := column(ctx, c, `SELECT DISTINCT grantee FROM grants
+				WHERE parent IS NULL AND revoked_at = 0 AND LOWER(grantee) LIKE ?`, "%"+r.Host+"%")
+			if err != nil {
+				return err
+			}
+			for _, id := range candidates {
+				if urlHostCovered(r.Host, id) {
+					clients = append(clients, id)
+				}
+			}
+			slices.Sort(clients)
+		}
+		for _, client := range clients {
+			got, err := revokeConsents(ctx, c, client, now, until)
+			if err != nil {
+				return err
+			}
+			ids = append(ids, got...)
+			if err := addRevocation(ctx, c, cutoff(client)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	return clients, ids, nil
+}
+
+func (s *sqlStore) MetadataClientRevoked(ctx context.Context, clientID string) (bool, error) {
+	hosts := parentDomains(urlHost(clientID))
+	args := []any{revokedClientID, clientID}
+	query := `SELECT 1 FROM client_revocations WHERE (kind = ? AND value = ?)`
+	if len(hosts) > 0 {
+		query += ` OR (kind = ? AND value IN (` + marks(len(hosts)) + `))`
+		args = append(args, revokedHost)
+		for _, h := range hosts {
+			args = append(args, h)
+		}
+	}
+	err := exists(ctx, s.reader(), query+` LIMIT 1`, args...)
+	if errors.Is(err, ErrNotFound) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+func (s *sqlStore) ClientRevocations(ctx context.Context) ([]ClientRevocation, error) {
+	rows, err := s.reader().query(ctx, `SELECT kind, value, revoked_at FROM client_revocations`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []ClientRevocation
+	for rows.Next() {
+		var kind, value string
+		var at int64
+		if err := rows.Scan(&kind, &value, &at); err != nil {
+			return nil, err
+		}
+		r := ClientRevocation{RevokedAt: fromMillis(at)}
+		if kind == revokedHost {
+			r.Host = value
+		} else {
+			r.ClientID = value
+		}
+		out = append(out, r)
+	}
+	slices.SortFunc(out, func(a, b ClientRevocation) int {
+		return cmp.Or(a.RevokedAt.Compare(b.RevokedAt), cmp.Compare(a.Host, b.Host), strings.Compare(a.ClientID, b.ClientID))
+	})
+	return out, rows.Err()
+}
+
+// urlHost is the host of a client ID URL as ClientRevocation.Host spells
+// it, "" when the id is not an http(s) URL.
+func urlHost(clientID string) string {
+	u, err := url.Parse(clientID)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") {
+		return ""
+	}
+	host := strings.TrimSuffix(strings.ToLower(u.Hostname()), ".")
+	if ip, err := netip.ParseAddr(host); err == nil {
+		return ip.String() // one spelling per address
+	}
+	return host
+}
+
+// parentDomains is host and, unless it is an IP address, every domain
+// above it: a.b.example → a.b.example, b.example, example.
+func parentDomains(host string) []string {
+	if host == "" {
+		return nil
+	}
+	if _, err := netip.ParseAddr(host); err == nil {
+		return []string{host}
+	}
+	out := []string{host}
+	for rest := host; ; {
+		_, after, ok := strings.Cut(rest, ".")
+		if !ok || after == "" {
+			return out
+		}
+		out = append(out, after)
+		rest = after
+	}
+}
+
+// urlHostCovered reports whether a host revocation of host covers the
+// client ID URL id.
+func urlHostCovered(host, id string) bool {
+	return slices.Contains(parentDomains(urlHost(id)), host)
+}
+
+func (s *sqlStore) HasConsent(ctx context.Context, user, client string, now time.Time) (bool, error) {
+	err := exists(ctx, s.reader(), `SELECT 1 FROM grants WHERE grantee = ? AND user_id = ? AND parent IS NULL
+		AND revoked_at = 0 AND (expires_at = 0 OR expires_at > ?) LIMIT 1`, client, user, now.UnixMilli())
+	if errors.Is(err, ErrNotFound) {
+		return false, nil
+	}
+	return err == nil, err
 }
 
 // Authorization codes.

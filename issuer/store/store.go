@@ -100,7 +100,8 @@ const (
 
 // Client is an OAuth client (cli_…): an MCP app registered by RFC 7591, or
 // a resource server allowed to introspect. Client ID metadata documents
-// are not stored (they are fetched and cached).
+// are not stored (they are fetched and cached); only their revocation is
+// (ClientRevocation).
 type Client struct {
 	ID           string // cli_…
 	Name         string
@@ -112,6 +113,17 @@ type Client struct {
 	SecretHash []byte
 	CreatedAt  time.Time
 	RevokedAt  time.Time
+}
+
+// ClientRevocation revokes clients identified by a client ID metadata
+// document URL: exactly one of ClientID (that URL, compared as a string)
+// and Host (every such URL whose host is Host or a subdomain of it; an IP
+// address only itself) is set. Host is lower case without a trailing dot,
+// an IPv6 address without brackets.
+type ClientRevocation struct {
+	ClientID  string
+	Host      string
+	RevokedAt time.Time
 }
 
 // Code is an authorization code (RFC 6749 §4.1), single use.
@@ -238,15 +250,39 @@ type Store interface {
 	// records the given cutoff entry.
 	RevokeUser(ctx context.Context, id string, now time.Time, cutoff revocation.Entry) error
 
+	// HasConsent reports whether user has given client a consent that
+	// still holds at now: a root grant to it, not revoked, not expired.
+	HasConsent(ctx context.Context, user, client string, now time.Time) (bool, error)
+
 	// Clients.
 	CreateClient(ctx context.Context, c *Client) error
 	GetClient(ctx context.Context, id string) (*Client, error)
 	// SetClientResources replaces a client's resources (ErrNotFound for
 	// an unknown client).
 	SetClientResources(ctx context.Context, id string, resources []string) error
-	// RevokeClient marks a client revoked (the first time only) and records
-	// the given cutoff entry, in one transaction.
-	RevokeClient(ctx context.Context, id string, now time.Time, cutoff revocation.Entry) error
+	// RevokeClient revokes a registered client and what it holds, in one
+	// transaction: the client is marked revoked (the first time stays;
+	// ErrNotFound when there is no such client), every consent given to
+	// it that is not revoked yet (a root grant whose grantee is id) is
+	// revoked as RevokeGrant does, and the cutoff entry is recorded. It
+	// returns the ids RevokeGrant returns, consent after consent by grant
+	// id.
+	RevokeClient(ctx context.Context, id string, now, until time.Time, cutoff revocation.Entry) ([]string, error)
+	// RevokeMetadataClients records r (its RevokedAt is ignored: the time
+	// is now, and the first revocation time stays) and, in the same
+	// transaction, revokes the consents of every client r covers as
+	// RevokeClient does, recording cutoff(client) for each: the client
+	// r.ClientID whether or not it has consents, the clients of r.Host
+	// that have any. It returns those clients (sorted) and the revoked
+	// ids. Nothing else is checked: a URL never seen may be revoked.
+	RevokeMetadataClients(ctx context.Context, r ClientRevocation, now, until time.Time,
+		cutoff func(client string) revocation.Entry) (clients, ids []string, err error)
+	// MetadataClientRevoked reports whether a client ID metadata document
+	// URL is revoked: by itself, or by its host or a parent domain of it.
+	MetadataClientRevoked(ctx context.Context, clientID string) (bool, error)
+	// ClientRevocations lists the metadata-document revocations, by
+	// revocation time (ties: client ids, then hosts, by value).
+	ClientRevocations(ctx context.Context) ([]ClientRevocation, error)
 
 	// Authorization codes. ConsumeCode marks the code used at now and
 	// returns it; a code already used returns the code and ErrUsed (so

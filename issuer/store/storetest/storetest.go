@@ -50,6 +50,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"RevokeGrantFamily", testRevokeGrantFamily},
 		{"RevokeUser", testRevokeUser},
 		{"Clients", testClients},
+		{"MetadataClients", testMetadataClients},
+		{"HasConsent", testHasConsent},
 		{"Codes", testCodes},
 		{"RefreshRotation", testRefreshRotation},
 		{"RefreshCollisionIsAtomic", testRefreshCollisionIsAtomic},
@@ -676,26 +678,186 @@ func testClients(t *testing.T, s store.Store) {
 	must(t, err)
 	equal(t, "resources cleared", got.Resources, []string(nil))
 
-	// Revoking a client marks it (the first time stays) and records the
+	// Revoking a client marks it (the first time stays), revokes the
+	// consents given to it with their refresh tokens, and records the
 	// cutoff with it.
+	newUser(t, s, "usr_a")
+	newUser(t, s, "usr_b")
+	for _, g := range []*store.Grant{
+		{ID: "dlg_c2", User: "usr_b", Grantee: "cli_app", CreatedAt: t0},
+		{ID: "dlg_c1", User: "usr_a", Grantee: "cli_app", CreatedAt: t0},
+		{ID: "dlg_rs", User: "usr_a", Grantee: "cli_rs", CreatedAt: t0},
+	} {
+		must(t, s.CreateGrant(ctx, g))
+	}
+	must(t, s.CreateRefresh(ctx, refresh("r1", "dlg_c1")))
+	must(t, s.CreateRefresh(ctx, refresh("r2", "dlg_rs")))
 	cut := revocation.Entry{ID: "cli_app", Cutoff: revocation.CutoffClient, Before: at(time.Second), Until: at(time.Hour)}
-	must(t, s.RevokeClient(ctx, "cli_app", at(time.Second), cut))
-	must(t, s.RevokeClient(ctx, "cli_app", at(time.Minute), cut))
+	ids, err := s.RevokeClient(ctx, "cli_app", at(time.Second), at(time.Hour), cut)
+	must(t, err)
+	equal(t, "revoked ids", ids, []string{"dlg_c1", "dlg_c2"})
+	ids, err = s.RevokeClient(ctx, "cli_app", at(time.Minute), at(2*time.Hour), cut)
+	must(t, err)
+	equal(t, "revoked ids the second time", ids, []string(nil))
 	got, err = s.GetClient(ctx, "cli_app")
 	must(t, err)
 	if !got.RevokedAt.Equal(at(time.Second)) {
 		t.Errorf("RevokedAt = %v, want the first revocation %v", got.RevokedAt, at(time.Second))
 	}
+	is(t, "chain of a consent to the revoked client", s.ChainActive(ctx, []string{"dlg_c1"}, at(time.Second)), store.ErrInactive)
+	is(t, "chain of a consent to another client", s.ChainActive(ctx, []string{"dlg_rs"}, at(time.Second)), nil)
+	for h, want := range map[string]time.Time{"r1": at(time.Second), "r2": {}} {
+		r, err := s.GetRefresh(ctx, hash(h))
+		must(t, err)
+		equal(t, "refresh token "+h+": RevokedAt", r.RevokedAt, want)
+	}
 	live, err := s.LiveRevocations(ctx, at(2*time.Second))
 	must(t, err)
-	found := false
+	equal(t, "revocation entries", live, []revocation.Entry{
+		{ID: "dlg_c1", Until: at(time.Hour)}, {ID: "dlg_c2", Until: at(time.Hour)}, cut,
+	})
+	_, err = s.RevokeClient(ctx, "cli_nope", at(time.Second), at(time.Hour), cut)
+	is(t, "unknown client", err, store.ErrNotFound)
+}
+
+// testMetadataClients: clients identified by a metadata document URL are
+// revoked by URL or by host (and its subdomains), with their consents.
+func testMetadataClients(t *testing.T, s store.Store) {
+	newUser(t, s, "usr_a")
+	const (
+		a   = "https://tools.example/a.json"
+		b   = "https://tools.example:8443/b.json?x=1"
+		sub = "https://eu.Tools.Example./c.json"
+		oth = "https://other.example/tools.example.json" // names the host, is not on it
+		ip  = "http://127.0.0.1:9/c.json"
+	)
+	for i, id := range []string{a, b, sub, oth, ip} {
+		g := &store.Grant{ID: fmt.Sprintf("dlg_%d", i), User: "usr_a", Grantee: id, CreatedAt: t0}
+		must(t, s.CreateGrant(ctx, g))
+		must(t, s.CreateRefresh(ctx, refresh(fmt.Sprintf("r%d", i), g.ID)))
+	}
+	cutoffOf := func(client string) revocation.Entry {
+		return revocation.Entry{ID: client, Cutoff: revocation.CutoffClient, Before: at(time.Second), Until: at(time.Hour)}
+	}
+	revoked := func(id string) bool {
+		t.Helper()
+		ok, err := s.MetadataClientRevoked(ctx, id)
+		must(t, err)
+		return ok
+	}
+	for _, id := range []string{a, b, sub, oth, ip} {
+		if revoked(id) {
+			t.Fatalf("%s revoked before any revocation", id)
+		}
+	}
+
+	// By URL, exactly that string.
+	clients, ids, err := s.RevokeMetadataClients(ctx, store.ClientRevocation{ClientID: a}, at(time.Second), at(time.Hour), cutoffOf)
+	must(t, err)
+	equal(t, "clients of a URL revocation", clients, []string{a})
+	equal(t, "ids of a URL revocation", ids, []string{"dlg_0"})
+	if !revoked(a) || revoked(a+"?") || revoked(b) {
+		t.Fatal("a URL revocation covers the wrong clients")
+	}
+	// A URL never seen can be revoked in advance.
+	clients, ids, err = s.RevokeMetadataClients(ctx, store.ClientRevocation{ClientID: "https://new.example/c.json"}, at(time.Second), at(time.Hour), cutoffOf)
+	must(t, err)
+	equal(t, "clients of an unseen URL", clients, []string{"https://new.example/c.json"})
+	equal(t, "ids of an unseen URL", ids, []string(nil))
+
+	// By host: the host on any port and scheme, and its subdomains.
+	clients, ids, err = s.RevokeMetadataClients(ctx, store.ClientRevocation{Host: "tools.example"}, at(time.Minute), at(time.Hour), cutoffOf)
+	must(t, err)
+	equal(t, "clients of a host revocation", clients, []string{sub, b})
+	equal(t, "ids of a host revocation", ids, []string{"dlg_2", "dlg_1"})
+	for id, want := range map[string]bool{
+		a: true, b: true, sub: true, "https://x.y.tools.example/new.json": true, "http://TOOLS.example/new": true,
+		oth: false, ip: false, "https://eviltools.example/c.json": false, "https://tools.example.org/c.json": false,
+	} {
+		if got := revoked(id); got != want {
+			t.Errorf("after revoking tools.example, %s revoked = %v, want %v", id, got, want)
+		}
+	}
+	for i, want := range []bool{true, true, true, false, false} {
+		r, err := s.GetRefresh(ctx, hash(fmt.Sprintf("r%d", i)))
+		must(t, err)
+		if got := !r.RevokedAt.IsZero(); got != want {
+			t.Errorf("refresh token of client %d revoked = %v, want %v", i, got, want)
+		}
+	}
+	// An IP address covers only itself.
+	_, _, err = s.RevokeMetadataClients(ctx, store.ClientRevocation{Host: "0.1"}, at(time.Minute), at(time.Hour), cutoffOf)
+	must(t, err)
+	if revoked(ip) {
+		t.Error("a host revocation of 0.1 covers 127.0.0.1")
+	}
+	_, _, err = s.RevokeMetadataClients(ctx, store.ClientRevocation{Host: "127.0.0.1"}, at(time.Minute), at(time.Hour), cutoffOf)
+	must(t, err)
+	if !revoked(ip) {
+		t.Error("a host revocation of 127.0.0.1 does not cover it")
+	}
+
+	live, err := s.LiveRevocations(ctx, t0)
+	must(t, err)
+	var cutoffs []string
 	for _, e := range live {
-		found = found || (e.Cutoff == revocation.CutoffClient && e.ID == "cli_app")
+		if e.Cutoff == revocation.CutoffClient {
+			cutoffs = append(cutoffs, e.ID)
+		}
 	}
-	if !found {
-		t.Errorf("no client cutoff among %v", live)
+	slices.Sort(cutoffs)
+	equal(t, "client cutoffs", cutoffs, []string{ip, "https://eu.Tools.Example./c.json", "https://new.example/c.json", a, b})
+
+	// Again: the first time stays; the list has each once.
+	_, _, err = s.RevokeMetadataClients(ctx, store.ClientRevocation{Host: "tools.example"}, at(time.Hour), at(2*time.Hour), cutoffOf)
+	must(t, err)
+	list, err := s.ClientRevocations(ctx)
+	must(t, err)
+	equal(t, "client revocations", list, []store.ClientRevocation{
+		{ClientID: "https://new.example/c.json", RevokedAt: at(time.Second)},
+		{ClientID: a, RevokedAt: at(time.Second)},
+		{Host: "0.1", RevokedAt: at(time.Minute)},
+		{Host: "127.0.0.1", RevokedAt: at(time.Minute)},
+		{Host: "tools.example", RevokedAt: at(time.Minute)},
+	})
+
+	for _, bad := range []store.ClientRevocation{{}, {ClientID: a, Host: "tools.example"}, {Host: "Tools.example"}, {Host: "tools.example."}} {
+		if _, _, err := s.RevokeMetadataClients(ctx, bad, at(time.Hour), at(2*time.Hour), cutoffOf); err == nil {
+			t.Errorf("RevokeMetadataClients(%+v) succeeded", bad)
+		}
 	}
-	is(t, "unknown client", s.RevokeClient(ctx, "cli_nope", at(time.Second), cut), store.ErrNotFound)
+}
+
+// testHasConsent: a live root grant from the user to the client.
+func testHasConsent(t *testing.T, s store.Store) {
+	newUser(t, s, "usr_a")
+	newUser(t, s, "usr_b")
+	rootAgent(t, s, "usr_a", "agt_a", "dlg_agent")
+	for _, g := range []*store.Grant{
+		{ID: "dlg_live", User: "usr_a", Grantee: "cli_app", CreatedAt: t0, ExpiresAt: at(time.Hour)},
+		{ID: "dlg_rev", User: "usr_a", Grantee: "https://tools.example/c.json", CreatedAt: t0},
+	} {
+		must(t, s.CreateGrant(ctx, g))
+	}
+	_, err := s.RevokeGrant(ctx, "dlg_rev", at(time.Second), at(time.Hour))
+	must(t, err)
+	for _, tt := range []struct {
+		user, client string
+		at           time.Time
+		want         bool
+	}{
+		{"usr_a", "cli_app", at(time.Minute), true},
+		{"usr_a", "cli_app", at(time.Hour), false}, // expired
+		{"usr_b", "cli_app", at(time.Minute), false},
+		{"usr_a", "https://tools.example/c.json", at(time.Minute), false}, // revoked
+		{"usr_a", "cli_other", at(time.Minute), false},
+	} {
+		got, err := s.HasConsent(ctx, tt.user, tt.client, tt.at)
+		must(t, err)
+		if got != tt.want {
+			t.Errorf("HasConsent(%s, %s, %v) = %v, want %v", tt.user, tt.client, tt.at, got, tt.want)
+		}
+	}
 }
 
 func testCodes(t *testing.T, s store.Store) {

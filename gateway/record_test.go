@@ -125,9 +125,17 @@ func TestDenialReasons(t *testing.T) {
 		{"unknown method", mrt, mcpPost(read, rpc(1, "tools/frobnicate", `{}`)), `mcp_unknown_method: method not found (method "tools/frobnicate")`, false},
 		{"batch", mrt, mcpPost(read, "["+call("read_file")+"]"), "bad_request: JSON-RPC batches are not supported (body is a JSON array)", false},
 		{"PUT", mrt, func() *http.Request { r := mcpPost(read, call("read_file")); r.Method = "PUT"; return r }(), "method_not_allowed: PUT on an MCP route", false},
-		{"encoded body", mrt, func() *http.Request { r := mcpPost(read, call("read_file")); r.Header.Set("Content-Encoding", "gzip"); return r }(),
+		{"encoded body", mrt, func() *http.Request {
+			r := mcpPost(read, call("read_file"))
+			r.Header.Set("Content-Encoding", "gzip")
+			return r
+		}(),
 			"unsupported_encoding: request Content-Encoding gzip", false},
-		{"unknown session", mrt, func() *http.Request { r := mcpPost(read, call("read_file")); r.Header.Set("Mcp-Session-Id", "s-123"); return r }(),
+		{"unknown session", mrt, func() *http.Request {
+			r := mcpPost(read, call("read_file"))
+			r.Header.Set("Mcp-Session-Id", "s-123")
+			return r
+		}(),
 			"session_unknown: no session with this id is bound here (expired, or opened through another gateway)", false},
 	}
 	for _, tc := range cases {

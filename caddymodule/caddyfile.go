@@ -360,7 +360,7 @@ func unmarshalKavach(d *caddyfile.Dispenser, h *Handler) (resourceTok caddyfile.
 			}
 		case "mcp":
 			if d.NextArg() || d.NextBlock(d.Nesting()) {
-				return resourceTok, d.Err("mcp takes no arguments and no block: the MCP lines (tool, resource_uri, prompt, allowed_origins) go beside it")
+				return resourceTok, d.Err("mcp takes no arguments and no block: the MCP lines (tool, resource_uri, prompt, allowed_origins, audit_arguments) go beside it")
 			}
 			if isMCP {
 				return resourceTok, d.Err("mcp is given twice")

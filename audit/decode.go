@@ -38,6 +38,8 @@ const (
 	fPath
 	fMCPMethod
 	fTool
+	fArgsSHA256
+	fArgs
 	fStatus
 	fBytes
 	fDuration
@@ -87,6 +89,10 @@ func fieldByName(b []byte) (field, bool) {
 		return fMCPMethod, true
 	case "tool":
 		return fTool, true
+	case "args_sha256":
+		return fArgsSHA256, true
+	case "args":
+		return fArgs, true
 	case "status":
 		return fStatus, true
 	case "bytes":
@@ -483,6 +489,15 @@ func (p *parser) member(f field, v *view, rec *Record) error {
 			rec.Decision = Decision(s)
 		}
 		return nil
+	case fArgsSHA256:
+		s, ok := p.rawString()
+		if !ok || !validHexHash(s) {
+			return bad("args_sha256 is not 64 lowercase hex digits")
+		}
+		if rec != nil {
+			rec.ArgsSHA256 = string(s)
+		}
+		return nil
 	case fSig:
 		s, ok := p.rawString()
 		if !ok || !validSigText(string(s)) {
@@ -540,6 +555,8 @@ func (p *parser) member(f field, v *view, rec *Record) error {
 			str = &rec.MCPMethod
 		case fTool:
 			str = &rec.Tool
+		case fArgs:
+			str = &rec.Args
 		case fAgents:
 			list = &rec.Agents
 		case fChain:

@@ -126,6 +126,12 @@ func appendFields(dst []byte, r *Record) []byte {
 	dst = appendMember(dst, `,"path":`, r.Path)
 	dst = appendMember(dst, `,"mcp_method":`, r.MCPMethod)
 	dst = appendMember(dst, `,"tool":`, r.Tool)
+	if r.ArgsSHA256 != "" {
+		dst = append(dst, `,"args_sha256":"`...)
+		dst = append(dst, r.ArgsSHA256...)
+		dst = append(dst, '"')
+	}
+	dst = appendMember(dst, `,"args":`, r.Args)
 	if r.Status != 0 {
 		dst = append(dst, `,"status":`...)
 		dst = strconv.AppendInt(dst, int64(r.Status), 10)
@@ -266,6 +272,9 @@ func checkFields(r *Record) error {
 	default:
 		return fmt.Errorf("%w: decision %q is neither %q nor %q", ErrInvalidRecord, r.Decision, Allow, Deny)
 	}
+	if r.ArgsSHA256 != "" && !validHexHash(r.ArgsSHA256) {
+		return fmt.Errorf("%w: args_sha256 is not 64 lowercase hex digits", ErrInvalidRecord)
+	}
 	if r.Status < 0 || r.Status > 999 {
 		return fmt.Errorf("%w: status %d outside 0–999", ErrInvalidRecord, r.Status)
 	}
@@ -304,8 +313,14 @@ func onlyCheckpointFields(r *Record) bool {
 	return r.Decision == "" && r.Reason == "" && r.RequestID == "" && r.Sub == "" &&
 		r.Actor == "" && len(r.Agents) == 0 && len(r.Chain) == 0 && r.ClientID == "" &&
 		r.JTI == "" && r.Method == "" && r.Host == "" && r.Path == "" && r.MCPMethod == "" &&
-		r.Tool == "" && r.Status == 0 && r.Bytes == 0 && r.Duration < time.Microsecond &&
+		r.Tool == "" && r.ArgsSHA256 == "" && r.Args == "" && r.Status == 0 && r.Bytes == 0 && r.Duration < time.Microsecond &&
 		r.Count == 0 && len(r.IDs) == 0
+}
+
+// validHexHash reports whether s is a SHA-256 in 64 lowercase hex digits.
+func validHexHash[S string | []byte](s S) bool {
+	var h [32]byte
+	return len(s) == 64 && decodeHex(h[:], []byte(s))
 }
 
 func validSigText(s string) bool {

@@ -41,6 +41,11 @@ func goldenRecords() []*Record {
 		{Seq: 9, Stream: s1, Time: at(9), Kind: KindLoginFailed, Reason: "bad credentials", ClientID: "cli_app"},
 		{Seq: 10, Stream: s1, Time: at(10), Kind: KindCheckpoint}, // prev and sig filled in
 		{Seq: 1, Stream: s2, Time: at(3600000), Kind: KindOutcome, RequestID: "req_9", Status: 502, Duration: 30*time.Second + time.Microsecond},
+		// args_sha256 and args came later: every line above kept its bytes.
+		{Seq: 2, Stream: s2, Time: at(3600001), Kind: KindDecision, Decision: Allow, Reason: "allowed", RequestID: "req_10",
+			Sub: "usr_alice", Actor: "agt_89", Agents: []string{"agt_89"}, Chain: []string{"dlg_a1"}, MCPMethod: "tools/call", Tool: "read_file",
+			ArgsSHA256: "1b1b0d4e3b7c06f0f1b3c12b2f3d7a24a9f1c0f8f2e1bb1b8c0d3a4e5f607182",
+			Args:       `{"path":"README.md","token":"[redacted]","note":"\u00e9\n"}`},
 	}
 }
 
@@ -98,7 +103,7 @@ func TestGolden(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !rep.OK() || len(rep.Streams) != 2 || rep.Checkpoints != 1 || rep.Streams[0].Uncovered != 0 || rep.Streams[1].Uncovered != 1 {
+	if !rep.OK() || len(rep.Streams) != 2 || rep.Checkpoints != 1 || rep.Streams[0].Uncovered != 0 || rep.Streams[1].Uncovered != 2 {
 		t.Fatalf("golden trail:\n%s", reportText(rep))
 	}
 	// Witness form round-trips and verifies.
@@ -202,8 +207,10 @@ func TestAppendLineRefuses(t *testing.T) {
 		"checkpoint no prev": {func(r *Record) {
 			r.Seq, r.Kind, r.Decision, r.Sig = 2, KindCheckpoint, "", strings.Repeat("A", 86)
 		}, ErrInvalidRecord},
-		"wrong prev": {func(r *Record) { r.Prev = strings.Repeat("1", 64) }, ErrInvalidRecord},
-		"year 10000": {func(r *Record) { r.Time = time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC) }, ErrInvalidRecord},
+		"wrong prev":          {func(r *Record) { r.Prev = strings.Repeat("1", 64) }, ErrInvalidRecord},
+		"year 10000":          {func(r *Record) { r.Time = time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC) }, ErrInvalidRecord},
+		"args digest not hex": {func(r *Record) { r.ArgsSHA256 = strings.Repeat("g", 64) }, ErrInvalidRecord},
+		"args digest base64":  {func(r *Record) { r.ArgsSHA256 = "47DEQpj8HBSa-_TImW-5JCeuQeRkm5NMpJWZG3hSuFU" }, ErrInvalidRecord},
 	} {
 		r := ok()
 		tc.mut(&r)

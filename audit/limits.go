@@ -17,6 +17,12 @@ const (
 	// an overlong request path costs its tail, never the record.
 	MaxStringBytes = 4096
 
+	// MaxArgsBytes bounds the arguments of an MCP call a route records
+	// (args, with audit_arguments): the gateway cuts a longer recording at
+	// a UTF-8 boundary and ends it with "…", so a decision record stays
+	// small whatever the call carries. args_sha256 always covers the whole.
+	MaxArgsBytes = 2048
+
 	// MaxListLen bounds agents, chain and ids. Write refuses a longer list
 	// (ErrRecordTooLarge); a caller with more ids writes several records.
 	MaxListLen = 256

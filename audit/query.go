@@ -17,19 +17,61 @@ import (
 )
 
 // Filter selects records for Query. Zero fields select everything; set
-// fields must all match.
+// fields must all match. An outcome record is also selected when the
+// decision record of its request was (see Query), so the filters on what
+// only decisions say (agent, tool, decision…) keep each request's result.
 type Filter struct {
-	// Agent matches records whose actor, client_id or any of agents is it.
+	// Agent matches records whose actor, client_id or any of agents is it,
+	// by id or, with Names, by name.
 	Agent string
+	// Sub matches records of the user the chain acts for, by id or, with
+	// Names, by name.
+	Sub string
+	// Tool matches records of MCP requests for this tool, resource or
+	// prompt name.
+	Tool string
+	// RequestID matches the records of one request (decision and outcome).
+	RequestID string
 	// Chain matches records whose chain holds this grant id.
 	Chain string
 	// Since matches records at or after it.
 	Since time.Time
+	// Until matches records at or before it.
+	Until time.Time
 	// Decision matches decision records (and junk summaries, which are
 	// deny) with this decision.
 	Decision Decision
 	// Kinds, when not empty, matches only these kinds.
 	Kinds []Kind
+	// Names lets Agent and Sub name principals by name as well as by id.
+	Names *Names
+}
+
+// Names are the names people know principals by, by id: agents (agt_…)
+// and users (usr_…). The CLI reads them from the issuer's admin API; a
+// query shows them instead of ids, and Filter matches by them. A nil
+// *Names knows no name: ids are shown.
+type Names struct {
+	Agents map[string]string
+	Users  map[string]string
+}
+
+func (n *Names) agent(id string) string {
+	if n != nil {
+		if name := n.Agents[id]; name != "" {
+			return name
+		}
+	}
+	return id
+}
+
+func (n *Names) user(id string) string {
+	if n != nil {
+		if name := n.Users[id]; name != "" {
+			return name
+		}
+	}
+	return id
 }
 
 // Entry is one record Query yields.
@@ -118,7 +160,8 @@ type selector struct {
 }
 
 func newSelector(f Filter) *selector {
-	return &selector{f: f, joining: f.Agent != "" || f.Chain != "" || f.Decision != "", requests: make(map[string]struct{})}
+	joining := f.Agent != "" || f.Sub != "" || f.Tool != "" || f.Chain != "" || f.Decision != ""
+	return &selector{f: f, joining: joining, requests: make(map[string]struct{})}
 }
 
 // keep reports whether r, the next record, is selected.
@@ -142,8 +185,12 @@ func (s *selector) keep(r *Record) bool {
 	return ok
 }
 
+// timeAndKind is the part of the filter an outcome joined to its
+// decision must still meet.
 func (f *Filter) timeAndKind(r *Record) bool {
-	return (f.Since.IsZero() || !r.Time.Before(f.Since)) && (len(f.Kinds) == 0 || slices.Contains(f.Kinds, r.Kind))
+	return (f.Since.IsZero() || !r.Time.Before(f.Since)) && (f.Until.IsZero() || !r.Time.After(f.Until)) &&
+		(len(f.Kinds) == 0 || slices.Contains(f.Kinds, r.Kind)) &&
+		(f.RequestID == "" || r.RequestID == f.RequestID)
 }
 
 func (f *Filter) match(r *Record) bool {
@@ -152,12 +199,21 @@ func (f *Filter) match(r *Record) bool {
 		return false
 	case f.Decision != "" && r.Decision != f.Decision:
 		return false
-	case f.Agent != "" && r.Actor != f.Agent && r.ClientID != f.Agent && !slices.Contains(r.Agents, f.Agent):
+	case f.Agent != "" && !f.isAgent(r.Actor) && !f.isAgent(r.ClientID) && !slices.ContainsFunc(r.Agents, f.isAgent):
+		return false
+	case f.Sub != "" && (r.Sub == "" || r.Sub != f.Sub && f.Names.user(r.Sub) != f.Sub):
+		return false
+	case f.Tool != "" && r.Tool != f.Tool:
 		return false
 	case f.Chain != "" && !slices.Contains(r.Chain, f.Chain):
 		return false
 	}
 	return true
+}
+
+// isAgent reports whether id is the filter's agent, by id or by name.
+func (f *Filter) isAgent(id string) bool {
+	return id != "" && (id == f.Agent || f.Names.agent(id) == f.Agent)
 }
 
 // Printer prints query results (the CLI's `kavach audit query`).
@@ -180,23 +236,67 @@ func (p *jsonPrinter) Print(e *Entry) error {
 
 func (p *jsonPrinter) Flush() error { return p.w.Flush() }
 
-// NewTablePrinter prints a table for people: time, kind, decision, who
-// ("agt_123, child of agt_89, acting for usr_alice"), what was asked, and
-// the result. Values from the trail are escaped: control and other
-// non-graphic characters never reach the terminal raw.
-func NewTablePrinter(w io.Writer) Printer {
+// NewTablePrinter prints a narrow table for people, one row per record:
+//
+//	TIME                  DECISION  WHO                                                WHAT                   STATUS  REASON
+//	2026-03-01T12:00:00Z  allow     reviewer, child of orchestrator, acting for alice  tools/call read_file   -       -
+//	2026-03-01T12:00:00Z  outcome   reviewer, child of orchestrator, acting for alice  tools/call read_file   200     512 B, 3.1 ms
+//	2026-03-01T12:00:02Z  deny      reviewer, child of orchestrator, acting for alice  tools/call write_file  403     insufficient_scope: repository:write
+//
+// DECISION is allow or deny for decisions and junk summaries, else the
+// record's kind. WHO is the chain, current actor first, and the user it
+// acts for, by the names names knows (ids otherwise; names may be nil).
+// WHAT is the MCP method and tool, or the HTTP method and path; an outcome
+// row repeats its decision's when the decision was printed before it.
+// REASON says why a request was denied; for an outcome, the bytes and the
+// time the response took. Values from the trail are escaped: control and
+// other non-graphic characters never reach the terminal raw.
+func NewTablePrinter(w io.Writer, names *Names) Printer {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "TIME\tKIND\tDECISION\tWHO\tWHAT\tRESULT")
-	return &tablePrinter{w: tw}
+	fmt.Fprintln(tw, "TIME\tDECISION\tWHO\tWHAT\tSTATUS\tREASON")
+	return &tablePrinter{w: tw, names: names, requests: make(map[string]request)}
 }
 
-type tablePrinter struct{ w *tabwriter.Writer }
+// maxRequests bounds what the table printer remembers of decisions, to
+// fill in their outcome rows.
+const maxRequests = 1 << 16
+
+type tablePrinter struct {
+	w        *tabwriter.Writer
+	names    *Names
+	requests map[string]request // request_id → its decision's row
+}
+
+// request is what an outcome row takes from its decision's.
+type request struct{ who, what string }
 
 func (p *tablePrinter) Print(e *Entry) error {
 	r := &e.Record
+	who, what := p.names.Who(r), what(r)
+	switch {
+	case r.Kind == KindDecision && r.RequestID != "":
+		if len(p.requests) >= maxRequests {
+			clear(p.requests)
+		}
+		p.requests[r.RequestID] = request{who, what}
+	case r.Kind == KindOutcome && r.RequestID != "":
+		if d, ok := p.requests[r.RequestID]; ok {
+			// The decision names the whole chain; outcomes written before
+			// they named the user lack it.
+			delete(p.requests, r.RequestID)
+			who, what = d.who, d.what
+		}
+	}
+	decision := string(r.Decision)
+	if decision == "" {
+		decision = string(r.Kind)
+	}
+	status := ""
+	if r.Status != 0 {
+		status = strconv.Itoa(r.Status)
+	}
 	_, err := fmt.Fprintf(p.w, "%s\t%s\t%s\t%s\t%s\t%s\n",
-		r.Time.UTC().Format("2006-01-02T15:04:05.000Z"), r.Kind, orDash(string(r.Decision)),
-		orDash(Who(r)), orDash(what(r)), orDash(result(r)))
+		r.Time.UTC().Format(time.RFC3339), decision, orDash(who), orDash(what), orDash(status), orDash(reason(r)))
 	return err
 }
 
@@ -210,9 +310,13 @@ func orDash(s string) string {
 }
 
 // Who describes a record's principal the way DESIGN.md §10 tells it:
-// "agt_123, child of agt_89, acting for usr_alice" (current actor first).
-// Values are escaped for a terminal.
-func Who(r *Record) string {
+// "agt_123, child of agt_89, acting for usr_alice" (current actor first),
+// by ids. Values are escaped for a terminal.
+func Who(r *Record) string { return (*Names)(nil).Who(r) }
+
+// Who is the package's Who with the names n knows in place of ids:
+// "reviewer, child of orchestrator, acting for alice".
+func (n *Names) Who(r *Record) string {
 	var b strings.Builder
 	switch {
 	case len(r.Agents) > 0:
@@ -220,32 +324,33 @@ func Who(r *Record) string {
 			if i < len(r.Agents)-1 {
 				b.WriteString(", child of ")
 			}
-			b.WriteString(clean(r.Agents[i]))
+			b.WriteString(clean(n.agent(r.Agents[i])))
 		}
 	case r.Actor != "":
-		b.WriteString(clean(r.Actor))
+		b.WriteString(clean(n.agent(r.Actor)))
 	case r.ClientID != "":
-		b.WriteString(clean(r.ClientID))
+		b.WriteString(clean(n.agent(r.ClientID)))
 	}
 	if r.Sub != "" {
 		if b.Len() > 0 {
 			b.WriteString(", acting for ")
 		}
-		b.WriteString(clean(r.Sub))
+		b.WriteString(clean(n.user(r.Sub)))
 	}
 	return b.String()
 }
 
+// what is what a record's request asked, or what an event concerned.
 func what(r *Record) string {
 	var parts []string
-	if r.Method != "" || r.Host != "" || r.Path != "" {
-		parts = append(parts, strings.TrimSpace(clean(r.Method)+" "+clean(r.Host)+clean(r.Path)))
-	}
-	if r.MCPMethod != "" {
+	switch {
+	case r.MCPMethod != "":
 		parts = append(parts, clean(r.MCPMethod))
-	}
-	if r.Tool != "" {
-		parts = append(parts, clean(r.Tool))
+		if r.Tool != "" {
+			parts = append(parts, clean(r.Tool))
+		}
+	case r.Method != "" || r.Path != "":
+		parts = append(parts, strings.TrimSpace(clean(r.Method)+" "+clean(r.Path)))
 	}
 	if r.JTI != "" && r.Kind != KindDecision && r.Kind != KindOutcome {
 		parts = append(parts, "token "+clean(r.JTI))
@@ -262,28 +367,35 @@ func what(r *Record) string {
 		}
 		parts = append(parts, "ids "+strings.Join(cleaned, ",")+more)
 	}
-	if r.Kind == KindCheckpoint {
+	switch r.Kind {
+	case KindCheckpoint:
 		parts = append(parts, fmt.Sprintf("signs seq %d", r.Seq-1))
+	case KindSummary:
+		if r.Count == 1 {
+			parts = append(parts, "1 request")
+		} else {
+			parts = append(parts, fmt.Sprintf("%d requests", r.Count))
+		}
 	}
 	return strings.Join(parts, " ")
 }
 
-func result(r *Record) string {
-	switch r.Kind {
-	case KindOutcome:
-		s := "→ " + strconv.Itoa(r.Status)
+// reason is why (a denial, a summary, an issuer event), or for an outcome
+// the size and time of the response. An allowed decision has none: its
+// reason, "allowed", repeats its decision.
+func reason(r *Record) string {
+	switch {
+	case r.Kind == KindOutcome:
+		var parts []string
 		if r.Bytes > 0 {
-			s += fmt.Sprintf(", %d B", r.Bytes)
+			parts = append(parts, fmt.Sprintf("%d B", r.Bytes))
 		}
 		if r.Duration > 0 {
-			s += fmt.Sprintf(", %.3f ms", float64(r.Duration)/float64(time.Millisecond))
+			parts = append(parts, strconv.FormatFloat(float64(r.Duration)/float64(time.Millisecond), 'f', -1, 64)+" ms")
 		}
-		return s
-	case KindSummary:
-		return fmt.Sprintf("%d × %s", r.Count, clean(r.Reason))
-	}
-	if r.Status != 0 {
-		return strconv.Itoa(r.Status) + " " + clean(r.Reason)
+		return strings.Join(parts, ", ")
+	case r.Kind == KindDecision && r.Decision == Allow:
+		return ""
 	}
 	return clean(r.Reason)
 }

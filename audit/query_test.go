@@ -23,14 +23,14 @@ func queryTrail(t *testing.T) string {
 	d1 := decision(1)
 	d1.Time = t0
 	d2 := decision(2)
-	d2.Decision, d2.Reason, d2.Time = Deny, "insufficient_scope", t0.Add(time.Hour)
-	d2.Tool, d2.Path = "write_file", "/mcp\x1b[31m"
+	d2.Decision, d2.Reason, d2.Status, d2.Time = Deny, "insufficient_scope: repo:write", 403, t0.Add(time.Hour)
+	d2.Tool = "write_file"
 	other := &Record{Kind: KindDecision, Decision: Allow, RequestID: "req_3", Sub: "usr_bob", Actor: "agt_other",
-		Agents: []string{"agt_other"}, Chain: []string{"dlg_other"}, Method: "GET", Host: "api.example", Path: "/x", Time: t0.Add(time.Hour)}
+		Agents: []string{"agt_other"}, Chain: []string{"dlg_other"}, Method: "GET", Host: "api.example", Path: "/x\x1b[31m", Time: t0.Add(time.Hour)}
 	o1 := outcome(1)
 	o1.Time = t0.Add(time.Second)
 	o3 := outcome(3)
-	o3.Time = t0.Add(time.Hour)
+	o3.Time, o3.Sub = t0.Add(time.Hour), "usr_bob" // outcomes name the user since args_sha256 came
 	for _, r := range []*Record{d1, other, d2, o1, o3} {
 		if err := w.Write(r); err != nil {
 			t.Fatal(err)
@@ -66,6 +66,12 @@ func kindsAndIDs(es []*Entry) string {
 	return strings.Join(s, " ")
 }
 
+// names are what the admin listener would say of queryTrail's principals.
+var names = &Names{
+	Agents: map[string]string{"agt_child": "reviewer", "agt_parent": "orchestrator", "agt_other": "builder"},
+	Users:  map[string]string{"usr_alice": "alice", "usr_bob": "bob"},
+}
+
 func TestQuery(t *testing.T) {
 	t.Parallel()
 	path := queryTrail(t)
@@ -82,6 +88,19 @@ func TestQuery(t *testing.T) {
 		{"since", Filter{Since: t0.Add(time.Minute), Kinds: []Kind{KindDecision}}, "decision:req_3 decision:req_2"},
 		{"agent and decision", Filter{Agent: "agt_child", Decision: Allow}, "decision:req_1 outcome:req_1"},
 		{"unknown agent", Filter{Agent: "agt_nobody"}, ""},
+		{"agent by name", Filter{Agent: "reviewer", Names: names}, "decision:req_1 decision:req_2 outcome:req_1"},
+		{"parent by name", Filter{Agent: "orchestrator", Names: names}, "decision:req_1 decision:req_2 outcome:req_1"},
+		{"agent by id, with names", Filter{Agent: "agt_other", Names: names}, "decision:req_3 outcome:req_3"},
+		{"a name without names", Filter{Agent: "reviewer"}, ""},
+		{"user", Filter{Sub: "usr_bob"}, "decision:req_3 outcome:req_3"},
+		{"user by name", Filter{Sub: "alice", Names: names}, "decision:req_1 decision:req_2 outcome:req_1"},
+		{"tool", Filter{Tool: "write_file"}, "decision:req_2"},
+		{"tool, with its outcome", Filter{Tool: "read_file"}, "decision:req_1 outcome:req_1"},
+		{"until", Filter{Until: t0.Add(time.Minute)}, "decision:req_1 outcome:req_1"},
+		{"since and until", Filter{Since: t0.Add(time.Minute), Until: t0.Add(time.Hour)}, "decision:req_3 decision:req_2 outcome:req_3"},
+		{"request", Filter{RequestID: "req_1"}, "decision:req_1 outcome:req_1"},
+		{"request and agent", Filter{RequestID: "req_3", Agent: "agt_child"}, ""},
+		{"tool and decision", Filter{Tool: "write_file", Decision: Allow}, ""},
 	} {
 		if got := kindsAndIDs(query(t, path, tc.f)); got != tc.want {
 			t.Errorf("%s:\n got %s\nwant %s", tc.name, got, tc.want)
@@ -93,28 +112,68 @@ func TestPrinters(t *testing.T) {
 	t.Parallel()
 	path := queryTrail(t)
 	es := query(t, path, Filter{Agent: "agt_child"})
-	var table bytes.Buffer
-	p := NewTablePrinter(&table)
-	for _, e := range es {
-		p.Print(e)
+	table := func(names *Names, es []*Entry) []string {
+		var b bytes.Buffer
+		p := NewTablePrinter(&b, names)
+		for _, e := range es {
+			p.Print(e)
+		}
+		p.Flush()
+		if strings.Contains(b.String(), "\x1b") {
+			t.Error("a control character from the trail reached the terminal")
+		}
+		return strings.Split(strings.TrimRight(b.String(), "\n"), "\n")
 	}
-	p.Flush()
-	out := table.String()
-	for _, want := range []string{
-		"TIME", "agt_child, child of agt_parent, acting for usr_alice",
-		"POST mcp.internal/mcp tools/call read_file", "→ 200, 1234 B, 1.500 ms",
-		"insufficient_scope", `/mcp\x1b[31m`,
-	} {
-		if !strings.Contains(out, want) {
-			t.Errorf("table lacks %q:\n%s", want, out)
+	// Columns: TIME DECISION WHO WHAT STATUS REASON, one row per record;
+	// an outcome row repeats what its decision asked.
+	rows := table(nil, es)
+	want := [][]string{
+		{"TIME", "DECISION", "WHO", "WHAT", "STATUS", "REASON"},
+		{"2026-03-01T12:00:00Z", "allow", "agt_child, child of agt_parent, acting for usr_alice", "tools/call read_file", "-", "-"},
+		{"2026-03-01T13:00:00Z", "deny", "agt_child, child of agt_parent, acting for usr_alice", "tools/call write_file", "403", "insufficient_scope: repo:write"},
+		{"2026-03-01T12:00:01Z", "outcome", "agt_child, child of agt_parent, acting for usr_alice", "tools/call read_file", "200", "1234 B, 1.5 ms"},
+	}
+	if len(rows) != len(want) {
+		t.Fatalf("%d rows, want %d:\n%s", len(rows), len(want), strings.Join(rows, "\n"))
+	}
+	for i, cells := range want {
+		at := 0
+		for _, c := range cells {
+			j := strings.Index(rows[i][at:], c)
+			if j < 0 {
+				t.Errorf("row %d lacks %q after column %d: %s", i, c, at, rows[i])
+				break
+			}
+			at += j + len(c)
 		}
 	}
-	if strings.Contains(out, "\x1b") {
-		t.Error("a control character from the trail reached the terminal")
+	// With names: people, not ids; an HTTP request shows its method and
+	// path; the trail's escapes survive.
+	rows = table(names, query(t, path, Filter{}))
+	for _, want := range []string{
+		"reviewer, child of orchestrator, acting for alice", "builder, acting for bob", `GET /x\x1b[31m`,
+		"2 requests", "signs seq",
+	} {
+		if !strings.Contains(strings.Join(rows, "\n"), want) {
+			t.Errorf("table lacks %q:\n%s", want, strings.Join(rows, "\n"))
+		}
+	}
+	// Every outcome row says whom the request acted for: from the record
+	// (newer trails) or from its decision's row.
+	for _, r := range rows {
+		if strings.Contains(r, "outcome") && !strings.Contains(r, "acting for") {
+			t.Errorf("outcome row without its user: %s", r)
+		}
+	}
+	// An outcome read alone (its decision filtered out) still names its
+	// user when the record does.
+	alone := table(names, query(t, path, Filter{Kinds: []Kind{KindOutcome}}))
+	if !strings.Contains(strings.Join(alone, "\n"), "bob") {
+		t.Errorf("outcome alone without its user:\n%s", strings.Join(alone, "\n"))
 	}
 
 	var jl bytes.Buffer
-	p = NewJSONPrinter(&jl)
+	p := NewJSONPrinter(&jl)
 	for _, e := range es {
 		p.Print(e)
 	}

@@ -52,8 +52,8 @@ const (
 // this order, each omitted when empty (zero, "", or an empty list):
 //
 //	seq stream time prev kind decision reason request_id sub actor agents
-//	chain client_id jti method host path mcp_method tool status bytes
-//	duration_ms count ids sig hash
+//	chain client_id jti method host path mcp_method tool args_sha256 args
+//	status bytes duration_ms count ids sig hash
 //
 // No whitespace; no HTML escaping. Strings escape only '"', '\\' and control
 // characters (\n, \r, \t, else \u00xx with lowercase hex); invalid UTF-8 is
@@ -61,10 +61,20 @@ const (
 // limits.go). Integers are plain decimal. time is RFC 3339 in UTC with
 // exactly six fractional digits ("2026-03-01T12:00:00.000000Z").
 // duration_ms is milliseconds with exactly three decimals (microsecond
-// resolution, "12.345"). prev and hash are 64 lowercase hex digits; sig is
-// unpadded base64url (RFC 4648 §5). Since empty values are omitted, a
-// present member is never empty or zero; the decoder refuses any other form,
-// so every accepted line is the one encoding of its record.
+// resolution, "12.345"). prev, hash and args_sha256 are 64 lowercase hex
+// digits; sig is unpadded base64url (RFC 4648 §5). Since empty values are
+// omitted, a present member is never empty or zero; the decoder refuses any
+// other form, so every accepted line is the one encoding of its record.
+//
+// # Changing the format
+//
+// A new member is optional (omitted when empty) and takes a fixed place in
+// the order above, here and in DESIGN.md §6: every line written before it
+// keeps its bytes and so its hash, and the verifier, which hashes the bytes
+// it reads, needs nothing else. The decoder refuses members it does not
+// know, so a trail with a new member needs a reader at least as new as its
+// writer: upgrade where trails are verified before the gateways. Never
+// reuse a name, change a member's encoding or move it.
 //
 // # Hash chain
 //
@@ -113,6 +123,15 @@ type Record struct {
 	Path      string // as requested, truncated at MaxStringBytes
 	MCPMethod string // JSON-RPC method of an MCP request
 	Tool      string // tool, resource or prompt name
+
+	// ArgsSHA256 is the hex SHA-256 of the exact bytes of an MCP call's
+	// params.arguments as the gateway forwarded them (tools/call,
+	// prompts/get): proof of which call was made, without its content.
+	ArgsSHA256 string
+	// Args are the call's arguments themselves, when the route records
+	// them (audit_arguments): compact JSON with the members the route
+	// names redacted, cut at MaxArgsBytes (then ending in "…").
+	Args string
 
 	Status   int           // outcome: HTTP status (0–999)
 	Bytes    int64         // outcome: response body bytes

@@ -286,6 +286,7 @@ func metadataRoute(meta *Metadata, h httpcaddyfile.Helper) caddyhttp.Route {
 //		resource_uri <uri|prefix*|*> <scope…> # resources/read, resources/subscribe
 //		prompt <name|*> <scope…>              # prompts/get
 //		allowed_origins <origin…>             # besides the resource's own
+//		audit_arguments [redact <name…>]      # record call arguments, these members redacted
 //	}
 //
 // The lines may come in any order. The MCP lines on a route without `mcp`
@@ -311,6 +312,7 @@ func unmarshalKavach(d *caddyfile.Dispenser, h *Handler) (resourceTok caddyfile.
 		mcpLine *caddyfile.Token // the first MCP-only line, for the error when `mcp` is missing
 		rules   mcp.Rules
 		origins []string
+		args    *AuditArguments
 	)
 	for d.NextBlock(0) {
 		opt := d.Val()
@@ -358,7 +360,7 @@ func unmarshalKavach(d *caddyfile.Dispenser, h *Handler) (resourceTok caddyfile.
 			}
 		case "mcp":
 			if d.NextArg() || d.NextBlock(d.Nesting()) {
-				return resourceTok, d.Err("mcp takes no arguments and no block: the MCP lines (tool, resource_uri, prompt, allowed_origins) go beside it")
+				return resourceTok, d.Err("mcp takes no arguments and no block: the MCP lines (tool, resource_uri, prompt, allowed_origins, audit_arguments) go beside it")
 			}
 			if isMCP {
 				return resourceTok, d.Err("mcp is given twice")
@@ -379,6 +381,18 @@ func unmarshalKavach(d *caddyfile.Dispenser, h *Handler) (resourceTok caddyfile.
 				}
 			}
 			origins = append(origins, args...)
+		case "audit_arguments":
+			if mcpLine == nil {
+				tok := d.Token()
+				mcpLine = &tok
+			}
+			if args != nil {
+				return resourceTok, d.Err("audit_arguments is given twice: one line names every member to redact")
+			}
+			args = new(AuditArguments)
+			if err := args.parse(d); err != nil {
+				return resourceTok, err
+			}
 		case "allow_path_params":
 			if d.NextArg() {
 				return resourceTok, d.Err("allow_path_params takes no arguments")
@@ -394,19 +408,42 @@ func unmarshalKavach(d *caddyfile.Dispenser, h *Handler) (resourceTok caddyfile.
 				return resourceTok, err
 			}
 		default:
-			return resourceTok, d.Errf("unknown kavach option %q (want resource, scope, audit, allow_path_params, mcp, tool, resource_uri, prompt or allowed_origins)", opt)
+			return resourceTok, d.Errf("unknown kavach option %q (want resource, scope, audit, allow_path_params, mcp, tool, resource_uri, prompt, allowed_origins or audit_arguments)", opt)
 		}
 	}
 	if mcpLine != nil && !isMCP {
 		return resourceTok, errAt(*mcpLine, fmt.Sprintf("%s is an MCP rule, and this route has no `mcp` line: add `mcp` to the block to make it an MCP route (then every POST is inspected, DESIGN.md §4.1)", mcpLine.Text))
 	}
 	if isMCP {
-		h.MCP = &MCPConfig{Tools: rules.Tools, Resources: rules.Resources, Prompts: rules.Prompts, AllowedOrigins: origins}
+		h.MCP = &MCPConfig{Tools: rules.Tools, Resources: rules.Resources, Prompts: rules.Prompts, AllowedOrigins: origins, AuditArguments: args}
 	}
 	if h.Resource == "" {
 		return resourceTok, d.Err("kavach: resource is required (the URL tokens for this route are issued for)")
 	}
 	return resourceTok, nil
+}
+
+// parse reads the rest of `audit_arguments [redact <name…>]`.
+func (a *AuditArguments) parse(d *caddyfile.Dispenser) error {
+	line := d.Token()
+	args := d.RemainingArgs()
+	if d.NextBlock(d.Nesting()) {
+		return errAt(line, "audit_arguments takes no block: `audit_arguments [redact <name…>]` on one line")
+	}
+	if len(args) == 0 {
+		return nil
+	}
+	if args[0] != "redact" {
+		return d.Errf("audit_arguments records the arguments of MCP calls, with `redact <name…>` naming members never recorded; found %q", args[0])
+	}
+	if len(args) == 1 {
+		return d.Err("audit_arguments redact <name…>: name at least one member to redact")
+	}
+	a.Redact = args[1:]
+	if err := a.validate(); err != nil {
+		return d.Errf("audit_arguments redact: %v", err)
+	}
+	return nil
 }
 
 // parseScope reads `scope <scope…>` or `scope <METHOD|*> <path> <scope…>`.

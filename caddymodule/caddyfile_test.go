@@ -90,10 +90,16 @@ func TestValidateRefuses(t *testing.T) {
 		"issuer_ttl_over_max_lifetime":  {`{"max_token_lifetime":600000000000}`, `,"access_token_ttl":900000000000`, "access_token_ttl 15m0s is longer than the global max_token_lifetime 10m0s"},
 		"default_ttl_over_max_lifetime": {`{"max_token_lifetime":60000000000}`, "", "access_token_ttl (default) 5m0s is longer than the global max_token_lifetime 1m0s"},
 		"admin_port_not_a_number":       {`{"admin":"127.0.0.1:20x1"}`, "", "admin 127.0.0.1:20x1: want one loopback host:port"},
+		"audit_arguments_empty_name": {`{"external_issuers":[{"issuer":"https://idp.example","jwks":"https://idp.example/jwks"}]}`, "",
+			"audit_arguments redact: an empty name"},
 	} {
 		t.Run(name, func(t *testing.T) {
+			handler := `{"handler":"kavach_issuer","issuer":"http://127.0.0.1:8081"` + tt.issuer + `}`
+			if strings.HasPrefix(name, "audit_arguments") {
+				handler = `{"handler":"kavach","resource":"http://127.0.0.1:8080/mcp","mcp":{"tools":[{"pattern":"*","scopes":["a:b"]}],"audit_arguments":{"redact":["password",""]}}}`
+			}
 			cfg := `{"admin":{"disabled":true},"apps":{"kavach":` + tt.kavach + `,"http":{"servers":{"s":{"listen":["127.0.0.1:0"],` +
-				`"routes":[{"handle":[{"handler":"kavach_issuer","issuer":"http://127.0.0.1:8081"` + tt.issuer + `}]}]}}}}}`
+				`"routes":[{"handle":[` + handler + `]}]}}}}}`
 			var c caddy.Config
 			if err := json.Unmarshal([]byte(cfg), &c); err != nil {
 				t.Fatal(err)

@@ -1,12 +1,18 @@
 package caddymodule
 
 import (
+	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"iter"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
@@ -41,13 +47,21 @@ postgres:// or postgresql:// URL (its password is never printed).
       (kavach:audit:ckpt:<stream>) are compared too, so records dropped
       from the end are caught.
 
-  audit query [--agent ID] [--chain ID] [--since 1h|RFC3339]
-              [--decision allow|deny] [--json] <file|url>
-      Prints matching records as a table (or, with --json, the lines as
-      they are in the trail). A request's outcome record is shown with
-      the decision that matched. From a database, rows come in the order
-      they were written, all nodes together. Query does not verify: run
-      verify.
+  audit query [--agent ID|NAME] [--sub ID|NAME] [--tool NAME]
+              [--decision allow|deny] [--since T] [--until T]
+              [--request ID] [--chain ID] [--json] [--ids]
+              [--admin ADDR] <file|dir|url>…
+      Prints matching records as a table: time, decision, who (the
+      chain, current actor first, and the user it acts for), what (MCP
+      method and tool, or HTTP method and path), status, and why a
+      request was denied. Agents and users are shown by name when the
+      admin listener (--admin, default 127.0.0.1:2021; token as for
+      'kavach agent') answers, else by id; --ids never asks. With --json,
+      the matching lines exactly as they are in the trail. T is a
+      duration ago (1h) or an RFC 3339 time. A request's outcome record
+      is shown with the decision that matched. From a database, rows come
+      in the order they were written, all nodes together. Query does not
+      verify: run verify.
 `,
 		CobraFunc: func(cmd *cobra.Command) {
 			cmd.AddCommand(auditVerifyCommand(), auditQueryCommand())
@@ -123,27 +137,42 @@ func defaultAuditKey(path string) string {
 
 func auditQueryCommand() *cobra.Command {
 	var (
-		f               audit.Filter
-		since, decision string
-		asJSON          bool
+		f                      audit.Filter
+		since, until, decision string
+		admin                  string
+		asJSON, ids            bool
 	)
 	cmd := &cobra.Command{
-		Use:   "query [--agent ID] [--chain ID] [--since 1h] [--decision allow|deny] [--json] <file|postgres-url>",
+		Use:   "query [filters] [--json] <file|dir|postgres-url>…",
 		Short: "Prints the records of an audit trail that match",
-		Args:  cobra.ExactArgs(1),
+		Args:  cobra.MinimumNArgs(1),
 	}
-	cmd.Flags().StringVar(&f.Agent, "agent", "", "records of this agent (actor, client_id or any agent of the chain)")
-	cmd.Flags().StringVar(&f.Chain, "chain", "", "records whose delegation chain holds this grant id")
-	cmd.Flags().StringVar(&since, "since", "", "records at or after this: a duration ago (1h, 30m) or an RFC 3339 time")
-	cmd.Flags().StringVar(&decision, "decision", "", "decision records (and junk summaries) with this decision: allow or deny")
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print the matching lines as they are in the trail (JSON lines)")
+	fl := cmd.Flags()
+	fl.StringVar(&f.Agent, "agent", "", "records of this agent, by id or name (actor, client_id or any agent of the chain)")
+	fl.StringVar(&f.Sub, "sub", "", "records of requests acting for this user, by id or name")
+	fl.StringVar(&f.Tool, "tool", "", "records of MCP requests for this tool (or resource URI, or prompt)")
+	fl.StringVar(&decision, "decision", "", "decision records (and junk summaries) with this decision: allow or deny")
+	fl.StringVar(&since, "since", "", "records at or after this: a duration ago (1h, 30m) or an RFC 3339 time")
+	fl.StringVar(&until, "until", "", "records at or before this: a duration ago or an RFC 3339 time")
+	fl.StringVar(&f.RequestID, "request", "", "the records of one request (its request_id)")
+	fl.StringVar(&f.Chain, "chain", "", "records whose delegation chain holds this grant id")
+	fl.BoolVar(&asJSON, "json", false, "print the matching lines as they are in the trail (JSON lines)")
+	fl.BoolVar(&ids, "ids", false, "show ids; do not ask the admin listener for names")
+	fl.StringVar(&admin, "admin", "127.0.0.1:2021", "the Kavach admin listener that names agents and users")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
-		if since != "" {
-			t, err := parseSince(since, time.Now())
+		now := time.Now()
+		for _, tf := range []struct {
+			name, val string
+			to        *time.Time
+		}{{"since", since, &f.Since}, {"until", until, &f.Until}} {
+			if tf.val == "" {
+				continue
+			}
+			t, err := parseTimeFlag(tf.name, tf.val, now)
 			if err != nil {
 				return err
 			}
-			f.Since = t
+			*tf.to = t
 		}
 		switch decision {
 		case "":
@@ -152,17 +181,24 @@ func auditQueryCommand() *cobra.Command {
 		default:
 			return fmt.Errorf("--decision %q: want allow or deny", decision)
 		}
-		var entries iter.Seq2[*audit.Entry, error]
-		if audit.IsPostgresURL(args[0]) {
-			entries = audit.QueryPostgres(cmd.Context(), args[0], f)
-		} else {
-			files, err := audit.Files(args[0])
-			if err != nil {
-				return err
+		// Names: for people (the table), and for filters given by name.
+		byName := !looksLikeID(f.Agent) || !looksLikeID(f.Sub)
+		if !ids && (!asJSON || byName) {
+			names, err := fetchNames(cmd.Context(), admin)
+			switch {
+			case err == nil:
+				f.Names = names
+			case byName:
+				fmt.Fprintf(cmd.ErrOrStderr(), "note: names not resolved (%v): --agent and --sub match ids only\n", err)
+			case !errors.Is(err, errNoAdmin):
+				fmt.Fprintf(cmd.ErrOrStderr(), "note: names not resolved (%v): showing ids\n", err)
 			}
-			entries = audit.Query(files, f)
 		}
-		p := audit.NewTablePrinter(cmd.OutOrStdout())
+		entries, err := queryEntries(cmd.Context(), args, f)
+		if err != nil {
+			return err
+		}
+		p := audit.NewTablePrinter(cmd.OutOrStdout(), f.Names)
 		if asJSON {
 			p = audit.NewJSONPrinter(cmd.OutOrStdout())
 		}
@@ -186,16 +222,112 @@ func auditQueryCommand() *cobra.Command {
 	return cmd
 }
 
-// parseSince reads --since: a duration before now, or an RFC 3339 time.
-func parseSince(s string, now time.Time) (time.Time, error) {
+// queryEntries reads the trails named: one database, or files and
+// directories (each through audit.Files), oldest first per argument.
+func queryEntries(ctx context.Context, args []string, f audit.Filter) (iter.Seq2[*audit.Entry, error], error) {
+	for _, a := range args {
+		if audit.IsPostgresURL(a) {
+			if len(args) > 1 {
+				return nil, errors.New("a database URL is queried on its own, not with other trails")
+			}
+			return audit.QueryPostgres(ctx, a, f), nil
+		}
+	}
+	var files []string
+	for _, a := range args {
+		paths, err := audit.Files(a)
+		if err != nil {
+			return nil, err
+		}
+		files = append(files, paths...)
+	}
+	return audit.Query(files, f), nil
+}
+
+// looksLikeID reports whether a --agent or --sub value is an id (or
+// empty), not a name: Kavach ids have a kind prefix, OAuth clients of a
+// metadata document are URLs.
+func looksLikeID(s string) bool {
+	if s == "" || strings.Contains(s, "://") || strings.HasPrefix(s, "ext:") {
+		return true
+	}
+	for _, p := range []string{"agt_", "usr_", "cli_", "dlg_", "tok_"} {
+		if strings.HasPrefix(s, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// errNoAdmin: no admin listener answers (none configured here, or not
+// running); names quietly fall back to ids.
+var errNoAdmin = errors.New("no admin listener")
+
+// fetchNames reads the names of agents and users from the issuer's admin
+// API (GET /v1/agents, GET /v1/users) on the Kavach admin listener, with
+// the admin token the other commands use. The names come from the issuer
+// at query time, not from the trail: the trail keeps ids, which never
+// change, and an agent renamed or deleted since shows by its id.
+func fetchNames(ctx context.Context, admin string) (*audit.Names, error) {
+	secret, err := adminSecretForCLI()
+	if err != nil {
+		return nil, errNoAdmin
+	}
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	get := func(path string, out any) error {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+admin+path, nil)
+		if err != nil {
+			return err
+		}
+		req.Header.Set("Authorization", "Bearer "+secret)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			var op *net.OpError
+			if errors.As(err, &op) && op.Op == "dial" {
+				return errNoAdmin
+			}
+			return fmt.Errorf("admin listener %s: %w", admin, err)
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("admin listener %s answered %s to GET %s", admin, resp.Status, path)
+		}
+		return json.NewDecoder(io.LimitReader(resp.Body, 64<<20)).Decode(out)
+	}
+	var agents struct {
+		Agents []struct{ ID, Name string } `json:"agents"`
+	}
+	var users struct {
+		Users []struct{ ID, Name string } `json:"users"`
+	}
+	if err := get("/v1/agents", &agents); err != nil {
+		return nil, err
+	}
+	if err := get("/v1/users", &users); err != nil {
+		return nil, err
+	}
+	n := &audit.Names{Agents: make(map[string]string, len(agents.Agents)), Users: make(map[string]string, len(users.Users))}
+	for _, a := range agents.Agents {
+		n.Agents[a.ID] = a.Name
+	}
+	for _, u := range users.Users {
+		n.Users[u.ID] = u.Name
+	}
+	return n, nil
+}
+
+// parseTimeFlag reads --since or --until: a duration before now, or an
+// RFC 3339 time.
+func parseTimeFlag(name, s string, now time.Time) (time.Time, error) {
 	if d, err := time.ParseDuration(s); err == nil {
 		if d < 0 {
-			return time.Time{}, fmt.Errorf("--since %q: a duration ago must be positive", s)
+			return time.Time{}, fmt.Errorf("--%s %q: a duration ago must be positive", name, s)
 		}
 		return now.Add(-d), nil
 	}
 	if t, err := time.Parse(time.RFC3339, s); err == nil {
 		return t, nil
 	}
-	return time.Time{}, fmt.Errorf("--since %q: want a duration (1h, 30m) or an RFC 3339 time", s)
+	return time.Time{}, fmt.Errorf("--%s %q: want a duration (1h, 30m) or an RFC 3339 time", name, s)
 }

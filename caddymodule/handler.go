@@ -96,6 +96,30 @@ type MCPConfig struct {
 	AllowedOrigins []string `json:"allowed_origins,omitempty"`
 	// MaxBody bounds a POST body, in bytes. Default: 1 MiB.
 	MaxBody int64 `json:"max_body,omitempty"`
+	// AuditArguments, when present, records each call's arguments
+	// (tools/call, prompts/get) in its decision record, the members it
+	// names redacted; at most audit.MaxArgsBytes (2 KiB) are kept. Every
+	// MCP decision record carries the SHA-256 of the arguments as
+	// forwarded (args_sha256) whether or not this is set.
+	// Default: absent (the digest only).
+	AuditArguments *AuditArguments `json:"audit_arguments,omitempty"`
+}
+
+// AuditArguments is `audit_arguments [redact <name…>]`.
+type AuditArguments struct {
+	// Redact names the members whose values are written as "[redacted]",
+	// at any depth of the arguments; names compare without regard to
+	// case. Default: none.
+	Redact []string `json:"redact,omitempty"`
+}
+
+func (a *AuditArguments) validate() error {
+	for _, n := range a.Redact {
+		if n == "" {
+			return errors.New("an empty name")
+		}
+	}
+	return nil
 }
 
 // Rule is `scope <METHOD> <PATH> <scope…>`.
@@ -134,6 +158,12 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 			MaxBody:  c.MaxBody,
 			Origins:  c.AllowedOrigins,
 			Sessions: h.app.mcpSessions,
+		}
+		if a := c.AuditArguments; a != nil {
+			if err := a.validate(); err != nil {
+				return fmt.Errorf("kavach: audit_arguments redact: %w", err)
+			}
+			h.route.MCP.RecordArguments, h.route.MCP.Redact = true, a.Redact
 		}
 	}
 	if err := h.route.Compile(); err != nil {

@@ -44,7 +44,12 @@
 //     `audit: required` (token or route) the record is durable first; a
 //     token that requires it on a gateway whose trail is off is 403.
 //     Denials are recorded too: a decision record when the token verified,
-//     else a count in the junk summary.
+//     else a count in the junk summary, each with a reason that says why
+//     (Decision.TrailReason: "insufficient_scope: repository:write",
+//     "constraint: methods (GET) do not include POST"). An MCP call's
+//     record carries the SHA-256 of params.arguments as forwarded
+//     (args_sha256), and on a route that records them the arguments with
+//     named members redacted (MCP.RecordArguments).
 //  9. Forward: Authorization, every client-sent Kavach-… header ('_' read
 //     as '-') and method-override header are removed, Connection may not
 //     name them; Kavach-Subject, -Actor, -Chain, -Scope and -Issuer are

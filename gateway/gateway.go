@@ -72,6 +72,13 @@ type Decision struct {
 	Reason string
 	// Detail is for Kavach's own log only.
 	Detail string
+	// Why is the audit trail's account of a denial, after the outcome
+	// (TrailReason): what failed, in words a reader understands, naming
+	// the scopes missing, the constraint and the value it refused, the MCP
+	// rule. Never a secret: no token, no session id. For a request without
+	// a verifiable token it is one of a small fixed set (junk is counted
+	// per reason).
+	Why string
 	// Scope lists the scopes the operation needs (insufficient_scope).
 	Scope string
 	// Token is the verified token (nil when none verified).
@@ -102,6 +109,15 @@ type RPCError struct {
 
 // Allowed reports whether the request may proceed.
 func (d *Decision) Allowed() bool { return d.Status == 0 }
+
+// TrailReason is the reason the audit trail records: the outcome, then
+// why ("insufficient_scope: repository:write").
+func (d *Decision) TrailReason() string {
+	if d.Why == "" {
+		return string(d.Outcome)
+	}
+	return string(d.Outcome) + ": " + d.Why
+}
 
 // Request is what Decide needs of an HTTP request beyond *http.Request:
 // facts the server established (Caddy's client_ip honouring trusted_proxies).
@@ -139,9 +155,9 @@ func (g *Gateway) Decide(rt *Route, req Request) Decision {
 			reason := "invalid token"
 			var ve *token.VerifyError
 			if errors.As(err, &ve) {
-				reason = ve.Public()
+				reason = ve.Public() // one of token's fixed Err… texts
 			}
-			return Decision{Outcome: InvalidToken, Status: http.StatusUnauthorized, Error: "invalid_token", Reason: reason, Detail: err.Error(), Verify: d2.Verify}
+			return Decision{Outcome: InvalidToken, Status: http.StatusUnauthorized, Error: "invalid_token", Reason: reason, Why: reason, Detail: err.Error(), Verify: d2.Verify}
 		}
 		t = t.Compact()
 		v = &Verified{Token: t, Identity: IdentityOf(t)}
@@ -152,22 +168,29 @@ func (g *Gateway) Decide(rt *Route, req Request) Decision {
 
 	// Audience, against the configured resource, every request.
 	if !t.Audience.Contains(rt.Resource) {
-		return d2.deny(WrongAudience, http.StatusUnauthorized, "invalid_token", "token is not for this resource", "aud does not contain "+rt.Resource)
+		d2 = d2.deny(WrongAudience, http.StatusUnauthorized, "invalid_token", "token is not for this resource", "aud does not contain "+rt.Resource)
+		d2.Why = "the token is not for " + rt.Resource
+		return d2
 	}
 
 	// Revocation of any link of the chain, and cutoffs.
 	if !g.Revoked.Fresh() {
 		d2 = d2.deny(Unavailable, http.StatusServiceUnavailable, "", "revocation state unavailable", "revocation set not fresh")
+		d2.Why = "the revocation set is not fresh"
 		d2.RetryAfter = int(max(g.RetryAfter, 5*time.Second) / time.Second)
 		return d2
 	}
-	if id, ok := g.revoked(t); ok {
-		return d2.deny(Revoked, http.StatusUnauthorized, "invalid_token", "token revoked", "revoked: "+id)
+	if id, why, ok := g.revoked(t); ok {
+		d2 = d2.deny(Revoked, http.StatusUnauthorized, "invalid_token", "token revoked", "revoked: "+id)
+		d2.Why = why
+		return d2
 	}
 
 	// Constraints, on the path as the next hops read it.
 	if why := PathProblem(r, rt.PathOptions); why != "" {
-		return d2.deny(BadPath, http.StatusBadRequest, "", "bad request path", why)
+		d2 = d2.deny(BadPath, http.StatusBadRequest, "", "bad request path", why)
+		d2.Why = why
+		return d2
 	}
 	path := CleanPath(r.URL.Path)
 	d2.Path = path
@@ -175,19 +198,34 @@ func (g *Gateway) Decide(rt *Route, req Request) Decision {
 		if c.CIDRs != nil && r.TLS != nil && !r.TLS.HandshakeComplete {
 			// Early data can be replayed from anywhere: an address-bound
 			// token waits for the handshake (RFC 8470 §5.2).
-			return d2.deny(ConstraintDenied, http.StatusTooEarly, "", "retry after the TLS handshake", "cidrs constraint on early data")
+			d2 = d2.deny(ConstraintDenied, http.StatusTooEarly, "", "retry after the TLS handshake", "cidrs constraint on early data")
+			d2.Why = "cidrs: an address-bound token waits for the end of the TLS handshake (early data)"
+			return d2
 		}
+		// The trail names the constraint, what it allows and what it
+		// refused: a reader sees at once whether the token or the request
+		// was wrong.
 		switch {
 		case !c.AllowsIP(req.ClientIP):
-			return d2.deny(ConstraintDenied, http.StatusForbidden, "", "client address not allowed by token", "cidrs: "+req.ClientIP.String())
+			d2 = d2.deny(ConstraintDenied, http.StatusForbidden, "", "client address not allowed by token", "cidrs: "+req.ClientIP.String())
+			d2.Why = "cidrs (" + joinPrefixes(c.CIDRs) + ") do not include the client address " + addrText(req.ClientIP)
+			return d2
 		case !c.AllowsHost(rt.host):
-			return d2.deny(ConstraintDenied, http.StatusForbidden, "", "host not allowed by token", "hosts: "+rt.host)
+			d2 = d2.deny(ConstraintDenied, http.StatusForbidden, "", "host not allowed by token", "hosts: "+rt.host)
+			d2.Why = "hosts (" + strings.Join(c.Hosts, " ") + ") do not include " + rt.host
+			return d2
 		case !c.AllowsMethod(r.Method):
-			return d2.deny(ConstraintDenied, http.StatusForbidden, "", "method not allowed by token", "methods: "+r.Method)
+			d2 = d2.deny(ConstraintDenied, http.StatusForbidden, "", "method not allowed by token", "methods: "+r.Method)
+			d2.Why = "methods (" + strings.Join(c.Methods, " ") + ") do not include " + r.Method
+			return d2
 		case !c.AllowsPath(path):
-			return d2.deny(ConstraintDenied, http.StatusForbidden, "", "path not allowed by token", "paths")
+			d2 = d2.deny(ConstraintDenied, http.StatusForbidden, "", "path not allowed by token", "paths")
+			d2.Why = "paths (" + strings.Join(c.Paths, " ") + ") do not include " + path
+			return d2
 		case !c.AllowsBody(r.ContentLength):
-			return d2.deny(TooLarge, http.StatusRequestEntityTooLarge, "", "request body larger than the token allows", "max_body "+strconv.FormatInt(int64(c.MaxBody), 10))
+			d2 = d2.deny(TooLarge, http.StatusRequestEntityTooLarge, "", "request body larger than the token allows", "max_body "+strconv.FormatInt(int64(c.MaxBody), 10))
+			d2.Why = "Content-Length " + strconv.FormatInt(r.ContentLength, 10) + " is over the token's max_body " + strconv.FormatInt(int64(c.MaxBody), 10)
+			return d2
 		}
 	}
 
@@ -199,11 +237,14 @@ func (g *Gateway) Decide(rt *Route, req Request) Decision {
 		}
 	}
 	if !matched {
-		return d2.deny(NoRule, http.StatusForbidden, "", "no rule allows this method and path", "")
+		d2 = d2.deny(NoRule, http.StatusForbidden, "", "no rule allows this method and path", "")
+		d2.Why = "no scope rule matches " + r.Method + " " + path
+		return d2
 	}
 	if need, ok := missingScope(rt, r.Method, path, t.Scopes); !ok {
 		d2 = d2.deny(InsufficientScope, http.StatusForbidden, "insufficient_scope", "insufficient scope", "missing "+need)
 		d2.Scope = requiredScopes(rt, r.Method, path)
+		d2.Why = missingOf(d2.Scope, t.Scopes)
 		return d2
 	}
 	d2.Outcome = Allowed
@@ -222,50 +263,84 @@ func bearer(h http.Header) (string, Decision) {
 	vals := h.Values("Authorization")
 	switch len(vals) {
 	case 0:
-		return "", Decision{Outcome: MissingToken, Status: http.StatusUnauthorized, Reason: "bearer token required"}
+		return "", Decision{Outcome: MissingToken, Status: http.StatusUnauthorized, Reason: "bearer token required", Why: whyNoBearer}
 	case 1:
 	default:
-		return "", Decision{Outcome: BadRequest, Status: http.StatusBadRequest, Error: "invalid_request", Reason: "more than one Authorization header"}
+		return "", Decision{Outcome: BadRequest, Status: http.StatusBadRequest, Error: "invalid_request", Reason: "more than one Authorization header", Why: "more than one Authorization header"}
 	}
 	v := vals[0]
 	const scheme = "bearer "
 	if len(v) < len(scheme) || !strings.EqualFold(v[:len(scheme)], scheme) {
-		return "", Decision{Outcome: MissingToken, Status: http.StatusUnauthorized, Reason: "bearer token required"}
+		return "", Decision{Outcome: MissingToken, Status: http.StatusUnauthorized, Reason: "bearer token required", Why: whyNoBearer}
 	}
 	raw := strings.TrimLeft(v[len(scheme):], " ")
 	if raw == "" {
-		return "", Decision{Outcome: InvalidToken, Status: http.StatusUnauthorized, Error: "invalid_token", Reason: token.ErrMalformed.Error()}
+		return "", Decision{Outcome: InvalidToken, Status: http.StatusUnauthorized, Error: "invalid_token", Reason: token.ErrMalformed.Error(), Why: token.ErrMalformed.Error()}
 	}
 	return raw, Decision{}
 }
 
+// whyNoBearer is the trail's reason for a request without a bearer token.
+const whyNoBearer = "no bearer token"
+
 // revoked checks the token's id, every grant and agent of its chain, and the
-// issued-before cutoffs for its user, client and key.
-func (g *Gateway) revoked(t *token.Token) (string, bool) {
+// issued-before cutoffs for its user, client and key. It returns what was
+// revoked (for the log) and why, for the trail: ids and cutoffs name no
+// secret (a token is named by its jti).
+func (g *Gateway) revoked(t *token.Token) (id, why string, ok bool) {
 	if g.Revoked.IsRevoked(t.ID) {
-		return t.ID, true
+		return t.ID, "token " + t.ID + " is revoked", true
 	}
 	if k := t.Kavach; k != nil {
 		for _, id := range k.Chain {
 			if g.Revoked.IsRevoked(id) {
-				return id, true
+				return id, id + " is revoked", true
 			}
 		}
 		for _, id := range k.Agents {
 			if g.Revoked.IsRevoked(id) {
-				return id, true
+				return id, id + " is revoked", true
 			}
 		}
 	}
 	switch {
 	case g.Revoked.RevokedBefore(revocation.CutoffSubject, t.Subject, t.IssuedAt):
-		return "sub " + t.Subject, true
+		return "sub " + t.Subject, "tokens of user " + t.Subject + " issued before a cutoff", true
 	case t.ClientID != "" && g.Revoked.RevokedBefore(revocation.CutoffClient, t.ClientID, t.IssuedAt):
-		return "client " + t.ClientID, true
+		return "client " + t.ClientID, "tokens of client " + t.ClientID + " issued before a cutoff", true
 	case g.Revoked.RevokedBefore(revocation.CutoffKey, t.KeyID, t.IssuedAt):
-		return "kid " + t.KeyID, true
+		return "kid " + t.KeyID, "tokens signed with key " + t.KeyID + " issued before a cutoff", true
 	}
-	return "", false
+	return "", "", false
+}
+
+// missingOf lists the scopes of need (space-separated) that have does not
+// allow: what the token lacks, for the trail.
+func missingOf(need string, have []string) string {
+	var out []string
+	for _, s := range strings.Fields(need) {
+		if !policy.Allows(have, s) {
+			out = append(out, s)
+		}
+	}
+	return strings.Join(out, " ")
+}
+
+func joinPrefixes(l policy.PrefixList) string {
+	s := make([]string, len(l))
+	for i, p := range l {
+		s[i] = p.String()
+	}
+	return strings.Join(s, " ")
+}
+
+// addrText is a client address for the trail ("unknown" when Caddy gave
+// none).
+func addrText(a netip.Addr) string {
+	if !a.IsValid() {
+		return "unknown"
+	}
+	return a.String()
 }
 
 // missingScope returns the first required scope the token lacks.

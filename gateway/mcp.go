@@ -34,6 +34,15 @@ type MCP struct {
 	// routes of a process (mcp.MemorySessions), or by the gateways of a
 	// cluster (mcp.RedisSessions). Required.
 	Sessions mcp.SessionStore
+	// RecordArguments puts each call's params.arguments (tools/call,
+	// prompts/get) in its decision record (args), the members named in
+	// Redact replaced by "[redacted]" at any depth, cut at
+	// audit.MaxArgsBytes. Off, the record carries only their digest
+	// (args_sha256), which it always does.
+	RecordArguments bool
+	// Redact names the members whose values are never recorded, compared
+	// without regard to case once unescaped ("Password", "pass\u0077ord").
+	Redact []string
 
 	origin   string // the resource's scheme://host[:port]
 	loopback bool   // the resource is on a loopback host
@@ -110,6 +119,7 @@ type MCPExchange struct {
 	chainKey string // ChainKeyOf(token), computed when a session needs it
 	scopes   []string
 	filter   bool   // the response may carry a tools/list result
+	args     []byte // params.arguments of a call, as in the body forwarded
 	request  mcp.ID // the tools/list request id (zero for GET streams)
 	ctx      context.Context
 
@@ -162,16 +172,21 @@ func inspectMCP(rt *Route, r *http.Request, d Decision) (*MCPExchange, Decision)
 	case http.MethodPost:
 	case http.MethodGet, http.MethodDelete:
 		if hasBody(r) {
-			return nil, d.deny(BadRequest, http.StatusBadRequest, "", "a "+r.Method+" request on an MCP route has no body", "")
+			d = d.deny(BadRequest, http.StatusBadRequest, "", "a "+r.Method+" request on an MCP route has no body", "")
+			d.Why = "a " + r.Method + " request with a body on an MCP route"
+			return nil, d
 		}
 	default:
 		d = d.deny(BadMethod, http.StatusMethodNotAllowed, "", "method not allowed on an MCP route", r.Method)
 		d.Allow = mcpAllow
+		d.Why = r.Method + " on an MCP route"
 		return nil, d
 	}
 	if r.Method == http.MethodPost {
 		if ce := r.Header.Get("Content-Encoding"); ce != "" && !strings.EqualFold(ce, "identity") {
-			return nil, d.deny(BadEncoding, http.StatusUnsupportedMediaType, "", "request Content-Encoding is not supported on MCP routes", "")
+			d = d.deny(BadEncoding, http.StatusUnsupportedMediaType, "", "request Content-Encoding is not supported on MCP routes", "")
+			d.Why = "request Content-Encoding " + clip(ce, 64)
+			return nil, d
 		}
 		body, err := mcp.ReadBody(r.Body, m.MaxBody)
 		if err != nil {
@@ -182,6 +197,7 @@ func inspectMCP(rt *Route, r *http.Request, d Decision) (*MCPExchange, Decision)
 			return nil, mcpDenial(d, err, mcp.ID{})
 		}
 		ex.Message = &msg
+		ex.args = msg.Arguments.Of(body)
 		if err := mcp.CheckHeaders(r.Header, &msg); err != nil {
 			return ex, mcpDenial(d, err, msg.ID)
 		}
@@ -209,17 +225,20 @@ func inspectMCP(rt *Route, r *http.Request, d Decision) (*MCPExchange, Decision)
 		switch {
 		case err != nil:
 			d = d.deny(Unavailable, http.StatusServiceUnavailable, "", "session state unavailable", err.Error())
+			d.Why = "the session store is unreachable"
 			d.RetryAfter = 1
 			d.RPC = RPCError{ID: id, Code: rpcInternal}
 			return ex, d
 		case state == mcp.SessionOther:
 			d = d.deny(SessionMismatch, http.StatusForbidden, "", "session belongs to another delegation chain", "")
+			d.Why = "the session belongs to another delegation chain"
 			d.RPC = RPCError{ID: id, Code: rpcForbidden}
 			return ex, d
 		case state != mcp.SessionOwn:
 			// MCP transport, Session Management: 404 makes the client
 			// start a new session.
 			d = d.deny(SessionUnknown, http.StatusNotFound, "", "session not found", "")
+			d.Why = "no session with this id is bound here (expired, or opened through another gateway)"
 			d.RPC = RPCError{ID: id, Code: rpcSessionNotFound}
 			return ex, d
 		}
@@ -238,6 +257,7 @@ func inspectMCP(rt *Route, r *http.Request, d Decision) (*MCPExchange, Decision)
 	if ok, missing := mcp.Decide(&m.Rules, t.Scopes, msg); !ok {
 		d = d.deny(ToolDenied, http.StatusForbidden, "", "the token does not allow this "+targetKind(msg), "")
 		d.RPC = RPCError{ID: msg.ID, Code: rpcForbidden}
+		d.Why = whyDenied(msg)
 		if missing != "" {
 			// RFC 6750 §3.1 insufficient_scope with every scope the call
 			// needs, so a client can step up (MCP authorization spec).
@@ -245,6 +265,7 @@ func inspectMCP(rt *Route, r *http.Request, d Decision) (*MCPExchange, Decision)
 			d.Scope = strings.Join(unique(append(slices.Clone(rt.Scopes), mcp.RequiredScopes(&m.Rules, msg)...)), " ")
 			d.Reason = "insufficient scope"
 			d.Outcome = InsufficientScope
+			d.Why = missingOf(d.Scope, t.Scopes)
 		}
 		return ex, d
 	}
@@ -253,6 +274,27 @@ func inspectMCP(rt *Route, r *http.Request, d Decision) (*MCPExchange, Decision)
 		mcp.PrepareToolsListRequest(r.Header)
 	}
 	return ex, d
+}
+
+// whyDenied says, for the trail, why mcp.Decide refused m without a
+// missing scope: no rule names its target, or a method the client may not
+// send this way.
+func whyDenied(m *mcp.Message) string {
+	switch {
+	case m.Kind == mcp.KindNotification:
+		return "a client may not send the notification " + m.Method
+	case m.Target != mcp.TargetNone && m.Name != "":
+		return "no " + m.Target.String() + " rule matches " + m.Name
+	}
+	return "no rule allows " + m.Method
+}
+
+// clip cuts s to at most n bytes for the trail.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
 }
 
 func targetKind(m *mcp.Message) string {
@@ -290,6 +332,17 @@ func mcpDenial(d Decision, err error, id mcp.ID) Decision {
 	}
 	d = d.deny(out, status, "", reason, err.Error())
 	d.RPC = RPCError{ID: id, Code: rpcCodeOf(err)}
+	// The trail says what was wrong with the message: mcp's details are
+	// about its shape (member names, a method, quoted and bounded), never
+	// its arguments' values.
+	switch {
+	case me == nil:
+		d.Why = "the request body could not be read"
+	case me.Detail != "":
+		d.Why = me.Public + " (" + me.Detail + ")"
+	default:
+		d.Why = me.Public
+	}
 	return d
 }
 

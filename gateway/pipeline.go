@@ -2,6 +2,8 @@ package gateway
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"net/http"
 	"strconv"
@@ -71,8 +73,9 @@ func (g *Gateway) Admit(rt *Route, req Request, a *Admission) {
 	// token would do (MCP transport: servers must validate Origin).
 	if m := rt.MCP; m != nil {
 		if o := r.Header.Get("Origin"); o != "" && !m.originAllowed(o) {
-			a.Decision = Decision{Outcome: BadOrigin, Status: http.StatusForbidden, Reason: "origin not allowed", Detail: "Origin " + o}
-			g.denied(rt, r, a, nil)
+			a.Decision = Decision{Outcome: BadOrigin, Status: http.StatusForbidden, Reason: "origin not allowed", Detail: "Origin " + o,
+				Why: "Origin not allowed on this MCP route"} // junk reasons are a fixed set: the origin is not named
+			g.denied(rt, r, a)
 			return
 		}
 	}
@@ -82,9 +85,10 @@ func (g *Gateway) Admit(rt *Route, req Request, a *Admission) {
 	if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
 		switch {
 		case hasBody(r):
-			a.Decision = Decision{Outcome: BadRequest, Status: http.StatusBadRequest, Reason: "a CORS preflight has no body"}
+			a.Decision = Decision{Outcome: BadRequest, Status: http.StatusBadRequest, Reason: "a CORS preflight has no body", Why: "a CORS preflight with a body"}
 		case PathProblem(r, rt.PathOptions) != "":
-			a.Decision = Decision{Outcome: BadPath, Status: http.StatusBadRequest, Reason: "bad request path", Detail: PathProblem(r, rt.PathOptions)}
+			why := PathProblem(r, rt.PathOptions)
+			a.Decision = Decision{Outcome: BadPath, Status: http.StatusBadRequest, Reason: "bad request path", Detail: why, Why: why}
 		default:
 			a.Outcome, a.preflight = Preflight, true
 			if g.Audit != nil {
@@ -92,7 +96,7 @@ func (g *Gateway) Admit(rt *Route, req Request, a *Admission) {
 			}
 			return
 		}
-		g.denied(rt, r, a, nil)
+		g.denied(rt, r, a)
 		return
 	}
 
@@ -100,7 +104,7 @@ func (g *Gateway) Admit(rt *Route, req Request, a *Admission) {
 	// route's rules.
 	a.Decision = g.Decide(rt, req)
 	if !a.Allowed() {
-		g.denied(rt, r, a, nil)
+		g.denied(rt, r, a)
 		return
 	}
 	t := a.Token
@@ -111,28 +115,21 @@ func (g *Gateway) Admit(rt *Route, req Request, a *Admission) {
 		a.ex = ex
 		if !d.Allowed() {
 			a.Decision = d
-			var msg *mcp.Message
-			if ex != nil {
-				msg = ex.Message
-			}
-			g.denied(rt, r, a, msg)
+			g.denied(rt, r, a)
 			return
 		}
 	}
 
 	// Step 8: no forwarded request without its decision record.
-	var msg *mcp.Message
-	if a.ex != nil {
-		msg = a.ex.Message
-	}
 	if g.Audit == nil {
 		if t.Constraints().AuditRequired() {
 			a.Decision = a.deny(ConstraintDenied, http.StatusForbidden, "", "token requires an audit trail", "audit: required with the trail off")
-			g.denied(rt, r, a, msg)
+			a.Why = "audit: required, and this gateway's trail is off"
+			g.denied(rt, r, a)
 		}
 		return
 	}
-	fillRecord(&a.rec, r, a.Identity, t, msg)
+	fillRecord(&a.rec, r, a.Identity, t, rt, a.ex)
 	a.rec.Kind, a.rec.Decision, a.rec.Reason = audit.KindDecision, audit.Allow, string(Allowed)
 	a.RequestID = a.rec.RequestID
 	var err error
@@ -157,20 +154,21 @@ func (g *Gateway) Admit(rt *Route, req Request, a *Admission) {
 }
 
 // denied records a denial: a decision record when the request had a
-// verifiable token, else one more count of junk. A record the trail
-// cannot take changes nothing (the request is denied anyway). On MCP
-// routes the denial gets its JSON-RPC error code.
-func (g *Gateway) denied(rt *Route, r *http.Request, a *Admission, msg *mcp.Message) {
+// verifiable token, else one more count of junk. Either way the reason
+// says why (Decision.TrailReason). A record the trail cannot take changes
+// nothing (the request is denied anyway). On MCP routes the denial gets
+// its JSON-RPC error code.
+func (g *Gateway) denied(rt *Route, r *http.Request, a *Admission) {
 	a.rpcDefault(rt)
 	if g.Audit == nil {
 		return
 	}
 	if a.Token == nil {
-		g.Audit.CountJunk(string(a.Outcome))
+		g.Audit.CountJunk(a.TrailReason())
 		return
 	}
-	fillRecord(&a.rec, r, a.Identity, a.Token, msg)
-	a.rec.Kind, a.rec.Decision, a.rec.Reason, a.rec.Status = audit.KindDecision, audit.Deny, string(a.Outcome), a.Status
+	fillRecord(&a.rec, r, a.Identity, a.Token, rt, a.ex)
+	a.rec.Kind, a.rec.Decision, a.rec.Reason, a.rec.Status = audit.KindDecision, audit.Deny, a.TrailReason(), a.Status
 	a.RequestID = a.rec.RequestID
 	_ = g.Audit.Write(&a.rec)
 }
@@ -197,9 +195,10 @@ func (a *Admission) rpcDefault(rt *Route) {
 	}
 }
 
-// fillRecord sets the members a request's decision record shares with its
-// denial or outcome.
-func fillRecord(rec *audit.Record, r *http.Request, id *Identity, tok *token.Token, msg *mcp.Message) {
+// fillRecord sets the members of a request's decision record, allowed or
+// denied: who, what was asked, and for an MCP call the digest of its
+// arguments (and the arguments, on a route that records them).
+func fillRecord(rec *audit.Record, r *http.Request, id *Identity, tok *token.Token, rt *Route, ex *MCPExchange) {
 	rec.RequestID = NewRequestID()
 	rec.Sub, rec.Actor, rec.Agents, rec.ClientID, rec.JTI = tok.Subject, Actor(tok), tok.Agents(), tok.ClientID, tok.ID
 	if id != nil && id.External {
@@ -209,14 +208,31 @@ func fillRecord(rec *audit.Record, r *http.Request, id *Identity, tok *token.Tok
 		rec.Chain = tok.Kavach.Chain
 	}
 	rec.Method, rec.Host, rec.Path = r.Method, r.Host, r.URL.EscapedPath()
-	if msg != nil {
-		rec.MCPMethod, rec.Tool = msg.Method, msg.Name
+	if ex == nil || ex.Message == nil {
+		return
+	}
+	rec.MCPMethod, rec.Tool = ex.Message.Method, ex.Message.Name
+	if ex.args == nil {
+		return
+	}
+	// DESIGN.md §6: the digest of the arguments bytes exactly as
+	// forwarded (the body is forwarded unchanged), never a re-encoding.
+	sum := sha256.Sum256(ex.args)
+	rec.ArgsSHA256 = hex.EncodeToString(sum[:])
+	if m := rt.MCP; m != nil && m.RecordArguments {
+		b, err := mcp.RecordArguments(nil, ex.args, m.Redact, audit.MaxArgsBytes)
+		if err != nil {
+			b = []byte("[unreadable]") // Decode accepted them: not expected
+		}
+		rec.Args = string(b)
 	}
 }
 
-// outcomeOf is the outcome record of the request decision recorded.
+// outcomeOf is the outcome record of the request decision recorded. It
+// repeats who acts (the actor, the chain's agents, the user it acts for),
+// so an outcome read alone still says it.
 func outcomeOf(decision *audit.Record, status int) audit.Record {
-	return audit.Record{Kind: audit.KindOutcome, RequestID: decision.RequestID, Actor: decision.Actor, Agents: decision.Agents, Status: status}
+	return audit.Record{Kind: audit.KindOutcome, RequestID: decision.RequestID, Sub: decision.Sub, Actor: decision.Actor, Agents: decision.Agents, Status: status}
 }
 
 // hasBody reports whether a request carries a body (a Content-Length

@@ -141,7 +141,7 @@ func TestAuditPostgres(t *testing.T) {
 	// query: the child with its parent, from both gateways, and nothing of
 	// agt_solo.
 	out = kavach(t, root, "audit", "query", "--agent", "agt_rev", dbURL)
-	for _, want := range []string{"agt_rev, child of agt_orch, acting for usr_alice", gws[0].addr + "/api/gw1/item/", gws[1].addr + "/api/gw2/item/", "deny"} {
+	for _, want := range []string{"agt_rev, child of agt_orch, acting for usr_alice", "GET /api/gw1/item/", "GET /api/gw2/item/", "deny"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("audit query --agent agt_rev does not show %q:\n%s", want, out)
 		}

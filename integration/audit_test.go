@@ -129,7 +129,7 @@ http://%[2]s {
 			}
 		case r.Kind == audit.KindDecision && r.Decision == audit.Deny:
 			denies++
-			if r.Reason != "insufficient_scope" || r.Status != http.StatusForbidden || r.Actor != "agt_rev" {
+			if r.Reason != "insufficient_scope: repo:write" || r.Status != http.StatusForbidden || r.Actor != "agt_rev" {
 				t.Errorf("deny record: %+v", r)
 			}
 		case r.Kind == audit.KindOutcome:
@@ -163,6 +163,13 @@ http://%[2]s {
 	out = kavach(t, dir, "audit", "query", "--agent", "agt_rev", "audit.jsonl")
 	if !strings.Contains(out, "agt_rev") || !strings.Contains(out, "agt_orch") {
 		t.Errorf("query --agent agt_rev does not show the agent and its chain:\n%s", out)
+	}
+	// The table says why the write was denied, and why junk was counted.
+	out = kavach(t, dir, "audit", "query", "--ids", "--decision", "deny", "audit.jsonl")
+	for _, want := range []string{"insufficient_scope: repo:write", "missing_token: no bearer token", "invalid_token: "} {
+		if !strings.Contains(out, want) {
+			t.Errorf("query --decision deny lacks %q:\n%s", want, out)
+		}
 	}
 	out = kavach(t, dir, "audit", "query", "--decision", "deny", "--json", "audit.jsonl")
 	if n := strings.Count(out, "\n"); n != 3 { // the insufficient_scope denial, two junk summaries

@@ -32,6 +32,10 @@
 // Every refusal is answered with ErrorBody or ErrorBodyFor: a JSON-RPC
 // error with the request's id.
 //
+// For the audit trail, Message.Arguments locates params.arguments of a
+// call in the body (the digest covers those exact bytes), and
+// RecordArguments makes the redacted, bounded copy a route may record.
+//
 // GET streams (2025-11-25) may replay earlier responses on resumption: the
 // gateway passes them through a ToolsFilter with a zero FilterConfig.Request.
 //

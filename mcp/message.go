@@ -104,6 +104,26 @@ type Message struct {
 	// where the method alone does not say; for the other methods the method
 	// decides.
 	Target Target
+	// Arguments is where params.arguments of a tools/call or prompts/get
+	// request lies in the body Decode read: body[Arguments.Start:
+	// Arguments.End] are its exact bytes as sent (the value, without the
+	// whitespace around it), the bytes the audit digest covers. Zero when
+	// the request has none.
+	Arguments Span
+}
+
+// Span is a range of bytes of a body: [Start, End).
+type Span struct{ Start, End int }
+
+// IsZero reports whether s is no span.
+func (s Span) IsZero() bool { return s.End == 0 }
+
+// Of returns the bytes of body s covers (nil for the zero span).
+func (s Span) Of(body []byte) []byte {
+	if s.IsZero() {
+		return nil
+	}
+	return body[s.Start:s.End]
 }
 
 // Target is the kind of thing a request names (Message.Target).
@@ -204,6 +224,10 @@ var walkers = sync.Pool{New: func() any { return new(walker) }}
 //     resources/subscribe and resources/unsubscribe, params.uri: a
 //     non-empty string of at most MaxNameLen bytes without control
 //     characters, and no case variant of that member ("Name") beside it.
+//     For tools/call and prompts/get, no case variant of "arguments"
+//     ("Arguments"), beside it or alone: servers whose decoders match names
+//     case-insensitively would read it as the arguments, which the audit
+//     digest would then not cover.
 //  7. For completion/complete, params.ref is an object whose "type" is
 //     exactly "ref/prompt", with a "name" under rule 6 and no "uri", or
 //     exactly "ref/resource", with a "uri" under rule 6 and no "name"
@@ -348,6 +372,12 @@ func (w *walker) decode(m *Message) error {
 	switch class {
 	case toolRequest, promptRequest:
 		m.Name, err = target.name.text("params.name")
+		if err == nil && target.args.variant {
+			err = invalid(pubParams, "a case variant of params.arguments")
+		}
+		if err == nil && target.args.present {
+			m.Arguments = target.argsAt
+		}
 	case resourceRequest:
 		m.Name, err = target.uri.text("params.uri")
 	case completionRequest:
@@ -402,6 +432,8 @@ func (w *walker) id() (ID, error) {
 type paramTarget struct {
 	name, uri member
 	ref       refTarget
+	args      member // params.arguments; tok stays nil
+	argsAt    Span   // where its value lies
 }
 
 // refTarget is params.ref (completion/complete).
@@ -442,6 +474,19 @@ func (w *walker) params(t *paramTarget) error {
 			}
 		} else if foldEqual(key, "ref") {
 			t.ref.variant = true
+		}
+		if string(key) == "arguments" {
+			// Peek skips the whitespace before the value: the span is the
+			// value's bytes exactly.
+			w.r.Peek()
+			t.args.present, t.argsAt.Start = true, w.r.Offset()
+			if err := w.value(2); err != nil {
+				return err
+			}
+			t.argsAt.End = w.r.Offset()
+			continue
+		} else if foldEqual(key, "arguments") {
+			t.args.variant = true
 		}
 		if err := w.stringMember(key, 2, "name", &t.name, "uri", &t.uri); err != nil {
 			return err

@@ -57,6 +57,7 @@ func TestDecodeAccepts(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Decode: %v", err)
 			}
+			got.Arguments = Span{} // TestDecodeArguments
 			if got != c.want {
 				t.Errorf("got %+v, want %+v", got, c.want)
 			}
@@ -64,6 +65,34 @@ func TestDecodeAccepts(t *testing.T) {
 				t.Error("Decode changed the body")
 			}
 		})
+	}
+}
+
+// TestDecodeArguments: Arguments spans params.arguments of a tools/call or
+// prompts/get exactly as sent (whitespace inside kept, around it not), so
+// the audit digest covers the bytes the upstream reads; other messages
+// have none.
+func TestDecodeArguments(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct{ name, body, want string }{
+		{"tools/call", callBody, `{"path":"README.md"}`},
+		{"whitespace", "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"arguments\" : \n { \"a\" : [1, 2] } \t,\"name\":\"x\"}}", `{ "a" : [1, 2] }`},
+		{"escapes kept", `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"x","arguments":{"\u0061":"\u00e9"}}}`, `{"\u0061":"\u00e9"}`},
+		{"not an object", `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"x","arguments":"a b"}}`, `"a b"`},
+		{"number last", `{"jsonrpc":"2.0","id":1,"method":"prompts/get","params":{"name":"x","arguments":-1.5e3}}`, `-1.5e3`},
+		{"prompts/get", `{"jsonrpc":"2.0","id":1,"method":"prompts/get","params":{"name":"review","arguments":{"x":"y"}}}`, `{"x":"y"}`},
+		{"none", `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"x"}}`, ""},
+		{"not a call", `{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{"arguments":{"x":1}}}`, ""},
+		{"notification", `{"jsonrpc":"2.0","method":"tools/call","params":{"name":"x","arguments":{}}}`, ""},
+		{"completion context", `{"jsonrpc":"2.0","id":"c","method":"completion/complete","params":{"ref":{"type":"ref/prompt","name":"p"},"argument":{"name":"a","value":""},"context":{"arguments":{}}}}`, ""},
+	} {
+		m, err := Decode([]byte(c.body))
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		if got := string(m.Arguments.Of([]byte(c.body))); got != c.want || m.Arguments.IsZero() != (c.want == "") {
+			t.Errorf("%s: arguments %q, want %q", c.name, got, c.want)
+		}
 	}
 }
 
@@ -205,6 +234,10 @@ func TestDecodeRejects(t *testing.T) {
 		{"single quotes", `{'jsonrpc':'2.0','id':1,'method':'ping'}`, ErrInvalid},
 		{"comment", `{"jsonrpc":"2.0","id":1,"method":"ping"/*x*/}`, ErrInvalid},
 		{"NaN", pre + `{"name":"x","arguments":{"n":NaN}}}`, ErrInvalid},
+		{"case variant Arguments beside arguments", pre + `{"name":"x","arguments":{},"Arguments":{"path":"/etc/passwd"}}}`, ErrInvalid},
+		{"case variant ARGUMENTS alone", pre + `{"name":"x","ARGUMENTS":{"path":"/etc/passwd"}}}`, ErrInvalid},
+		{"case variant of prompt arguments", `{"jsonrpc":"2.0","id":1,"method":"prompts/get","params":{"name":"p","argumentS":{}}}`, ErrInvalid},
+		{"duplicate arguments", pre + `{"name":"x","arguments":{},"arguments":{"path":"/etc/passwd"}}}`, ErrInvalid},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -521,8 +521,10 @@ run_check() {
 	# 7. The audit trail (run where bin/kavach runs: the Caddyfile's
 	# audit path is relative to it).
 	if ((AUDIT == 1)); then
-		if body=$(cd "$WORKDIR" && "$KAVACH" audit query --agent "$REVIEWER_ID" demo-data/audit.jsonl 2>&1) && [[ $body == *"$REVIEWER_ID"* ]]; then
-			ok "7. kavach audit query --agent $REVIEWER_ID"
+		# The table names agents through the admin listener (DESIGN.md §10).
+		if body=$(cd "$WORKDIR" && "$KAVACH" audit query --admin "$ADMIN" --agent "$REVIEWER_ID" demo-data/audit.jsonl 2>&1) &&
+			[[ $body == *"reviewer, child of orchestrator, acting for alice"* ]]; then
+			ok "7. kavach audit query --agent $REVIEWER_ID: reviewer, child of orchestrator, acting for alice"
 		else
 			bad "7. kavach audit query --agent $REVIEWER_ID: $body"
 		fi
@@ -618,7 +620,7 @@ if ((AUDIT == 1)); then
 	cat <<EOF
 
 ${B}7.${N} The audit trail names the whole chain, and its hash chain verifies:
-     bin/kavach audit query --agent "\$REVIEWER_ID" $REL_DATA/audit.jsonl
+     bin/kavach audit query$ADMIN_FLAG --agent reviewer $REL_DATA/audit.jsonl
      bin/kavach audit verify $REL_DATA/audit.jsonl
 EOF
 fi

@@ -1,0 +1,103 @@
+package mcp
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+	"testing"
+	"unicode/utf8"
+)
+
+func TestRecordArguments(t *testing.T) {
+	t.Parallel()
+	redact := []string{"password", "Token"}
+	for _, c := range []struct {
+		name, raw, want string
+		max             int
+	}{
+		{"compact", "{ \"a\" : [ 1 , true , null ] ,\n\"b\":\"x y\" }", `{"a":[1,true,null],"b":"x y"}`, 100},
+		{"redact at any depth", `{"password":"p","a":[{"TOKEN":{"deep":1}},{"x":{"Password":[1,2]}}]}`,
+			`{"password":"[redacted]","a":[{"TOKEN":"[redacted]"},{"x":{"Password":"[redacted]"}}]}`, 200},
+		{"escaped name", `{"pass\u0077ord":"p"}`, `{"pass\u0077ord":"[redacted]"}`, 100},
+		{"a value named like a member stays", `{"note":"password"}`, `{"note":"password"}`, 100},
+		{"scalar", `"just a string"`, `"just a string"`, 100},
+		{"cut", `{"a":"0123456789"}`, `{"a":"01234…`, 14},
+		{"cut at a rune boundary", `{"a":"éééé"}`, `{"a":"é…`, 12},
+		{"cut after redaction", `{"password":"0123456789abcdef","b":1}`, `{"password":"[redac…`, 22},
+	} {
+		got, err := RecordArguments([]byte("prefix:"), []byte(c.raw), redact, c.max)
+		if err != nil {
+			t.Errorf("%s: %v", c.name, err)
+			continue
+		}
+		if string(got) != "prefix:"+c.want {
+			t.Errorf("%s:\n got %s\nwant prefix:%s", c.name, got, c.want)
+		}
+		if n := len(got) - len("prefix:"); n > c.max || !utf8.Valid(got) {
+			t.Errorf("%s: %d bytes (max %d), valid UTF-8 %v", c.name, n, c.max, utf8.Valid(got))
+		}
+	}
+	if _, err := RecordArguments(nil, []byte(`{"a":1`), nil, 100); err == nil {
+		t.Error("truncated JSON recorded")
+	}
+	if _, err := RecordArguments(nil, []byte(`{"a":1} x`), nil, 100); err == nil {
+		t.Error("trailing data recorded")
+	}
+}
+
+// FuzzRecordArguments: for the arguments of any message Decode accepts,
+// the recording without redaction is json.Compact of them (every token as
+// sent), and with redaction it is valid JSON without the redacted values.
+func FuzzRecordArguments(f *testing.F) {
+	for _, s := range []string{`{"path":"README.md","n":1}`, `{"password":"x","a":[{"password":{"b":2}}]}`, `[1, "password", {"password": null}]`, `"s"`, `{ "p\u0061ssword" : "x" }`} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, args string) {
+		body := []byte(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"x","arguments":` + args + `}}`)
+		m, err := Decode(body)
+		if err != nil || m.Arguments.IsZero() {
+			return
+		}
+		raw := m.Arguments.Of(body)
+		got, err := RecordArguments(nil, raw, nil, len(raw)+1)
+		if err != nil {
+			t.Fatalf("%s: %v", raw, err)
+		}
+		var want bytes.Buffer
+		if err := json.Compact(&want, raw); err != nil || !bytes.Equal(got, want.Bytes()) {
+			t.Fatalf("%s: recorded %s, compact %s (%v)", raw, got, want.Bytes(), err)
+		}
+		red, err := RecordArguments(nil, raw, []string{"password"}, len(raw)+len(Redacted)*len(raw))
+		if err != nil || !json.Valid(red) {
+			t.Fatalf("%s: redacted %s (%v)", raw, red, err)
+		}
+		var v any
+		_ = json.Unmarshal(red, &v)
+		if holdsRedactedValue(v) {
+			t.Fatalf("%s: a password survived: %s", raw, red)
+		}
+	})
+}
+
+// holdsRedactedValue reports whether a member named password (any case)
+// has a value other than "[redacted]".
+func holdsRedactedValue(v any) bool {
+	switch x := v.(type) {
+	case map[string]any:
+		for k, e := range x {
+			if strings.EqualFold(k, "password") && e != "[redacted]" {
+				return true
+			}
+			if holdsRedactedValue(e) {
+				return true
+			}
+		}
+	case []any:
+		for _, e := range x {
+			if holdsRedactedValue(e) {
+				return true
+			}
+		}
+	}
+	return false
+}

@@ -242,7 +242,10 @@ func (r *Report) WriteText(w io.Writer) error {
 		if s.After != "" {
 			fmt.Fprintf(&b, ", after %s", s.After)
 		}
-		if s.From != "" {
+		switch {
+		case s.From != "" && s.FirstSeq == 1:
+			fmt.Fprintf(&b, ", verified from %s: the stream it follows is not in the trail and was not checked", s.From)
+		case s.From != "":
 			fmt.Fprintf(&b, ", verified from %s: the records before seq %d are not in the trail and were not checked", s.From, s.FirstSeq)
 		}
 		if s.Uncovered > 0 {

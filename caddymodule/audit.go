@@ -314,7 +314,11 @@ func (a *App) openAudit(sink, trail, keyTrail string, pg postgresTarget) (*share
 		opts.Stream = audit.StreamID(ps.Node(), time.Now())
 		snk = ps
 	default:
-		if trail == "" {
+		// The default trail: one file per process start, each new stream
+		// linked to the newest file before it, so deleting a file breaks
+		// a link that `kavach audit verify <dir>` follows.
+		linkDir := trail == ""
+		if linkDir {
 			trail = filepath.Join(filepath.Dir(keyTrail), opts.Stream+".jsonl")
 		}
 		if err := os.MkdirAll(filepath.Dir(trail), 0o700); err != nil {
@@ -322,7 +326,7 @@ func (a *App) openAudit(sink, trail, keyTrail string, pg postgresTarget) (*share
 			return nil, err
 		}
 		s.path = trail
-		fs, err := audit.OpenFile(trail, audit.FileOptions{})
+		fs, err := audit.OpenFile(trail, audit.FileOptions{LinkDir: linkDir})
 		if err != nil {
 			s.closeRedis()
 			return nil, err

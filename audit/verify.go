@@ -238,6 +238,9 @@ func (r *Report) WriteText(w io.Writer) error {
 			r.Records, r.Checkpoints, len(r.Streams), sources)
 	}
 	for _, s := range r.Streams {
+		if s.Records == 0 {
+			continue // failed at its first record
+		}
 		fmt.Fprintf(&b, "  stream %s: seq %d–%d, %d checkpoints", s.Stream, s.FirstSeq, s.LastSeq, s.Checkpoints)
 		if s.After != "" {
 			fmt.Fprintf(&b, ", after %s", s.After)
@@ -750,7 +753,7 @@ func (v *Verifier) settle() {
 func (v *Verifier) beginStream(name string, lv *view) bool {
 	first := lv.seq
 	v.seen[name] = struct{}{}
-	v.rep.Streams = append(v.rep.Streams, StreamReport{Stream: name, FirstSeq: first, CoveredSeq: first - 1})
+	v.rep.Streams = append(v.rep.Streams, StreamReport{Stream: name, FirstSeq: first, LastSeq: first - 1, CoveredSeq: first - 1})
 	v.cur = &streamState{idx: len(v.rep.Streams) - 1, name: name, lastSeq: first - 1, fromSeq: v.from[name]}
 	if v.opts.Witness == nil {
 		return true
@@ -836,7 +839,7 @@ func (v *Verifier) Finish() *Report {
 		}
 	} else if v.cur != nil {
 		st := &v.rep.Streams[v.cur.idx]
-		st.Uncovered = st.LastSeq - max(st.CoveredSeq, min(st.Witnessed, st.LastSeq))
+		st.Uncovered = st.LastSeq - min(max(st.CoveredSeq, st.Witnessed), st.LastSeq)
 	}
 	if !v.stopped {
 		for _, f := range v.opts.From {

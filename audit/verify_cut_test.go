@@ -58,6 +58,9 @@ func TestVerifyCutHead(t *testing.T) {
 			if rep.OK() || rep.Problem.Fault != tc.fault || rep.Problem.Stream != tc.stream || rep.Problem.Seq != tc.seq {
 				t.Fatalf("want a cut head (%s) at stream %s seq %d:\n%s", tc.fault, tc.stream, tc.seq, reportText(rep))
 			}
+			if rep.Uncovered != 0 || strings.Contains(reportText(rep), "not yet covered") {
+				t.Errorf("a stream that failed at its first record reports uncovered records:\n%s", reportText(rep))
+			}
 			if tc.fault == FaultStart && !strings.Contains(reportText(rep), "--from") {
 				t.Errorf("the failure does not say how to verify from a checkpoint:\n%s", reportText(rep))
 			}

@@ -136,6 +136,12 @@ func runAuditVerify(cmd *cobra.Command, args []string, key, redisURL, config str
 		return 1, errors.New("name the trail's public key with --key (audit-postgres.pub in the gateway's data directory, or the key option's .pub)")
 	default:
 		key, pinned = defaultAuditKey(t.paths[0]), false
+		for _, p := range t.paths {
+			if k := defaultAuditKey(p); fileExists(k) {
+				key = k
+				break
+			}
+		}
 	}
 	pub, err := audit.LoadPublicKey(key)
 	if err != nil {
@@ -316,6 +322,11 @@ func trailFromConfig(file string) (trailTarget, error) {
 		return t, fmt.Errorf("--config %s: the trail goes to %s: nothing here to verify", file, c.Sink)
 	}
 	return t, nil
+}
+
+func fileExists(name string) bool {
+	_, err := os.Stat(name)
+	return err == nil
 }
 
 // defaultAuditKey is the key beside the trail at path: audit.pub in a

@@ -157,3 +157,14 @@ func verifyCheckpointView(pub ed25519.PublicKey, v *view, buf []byte) ([]byte, b
 	buf = append(buf, '\n')
 	return buf, len(pub) == ed25519.PublicKeySize && ed25519.Verify(pub, buf, sig[:])
 }
+
+// recordHash is the hash of the checkpoint record that carries c in its
+// stream's trail (the record at seq c.Seq+1, see Checkpoint): the prev of
+// the record after it, which a verifier can check against a witness
+// checkpoint when the trail begins right after that record.
+func (c *Checkpoint) recordHash() [32]byte {
+	rec := Record{Kind: KindCheckpoint, Sig: sigEncoding.EncodeToString(c.Sig)}
+	var ts [timeLen]byte
+	body := appendHead(nil, c.Seq+1, c.Stream, appendTime(ts[:0], c.Time), &c.Hash)
+	return hashOf(c.Hash, appendFields(body, &rec))
+}

@@ -21,14 +21,17 @@
 //     INSERT per batch, each gateway process writing as its own node under
 //     an advisory lock). audit/sinktest is the conformance suite every sink
 //     runs.
-//   - Verify / VerifyTrail (files) and VerifyPostgres (a database, each
-//     node's chain of streams) check hashes, seq continuity, stream links
-//     and checkpoint signatures against a pinned public key, name the
-//     first bad seq and why, and report records not yet covered by a
-//     checkpoint.
+//   - Verify / VerifyFiles (files and directories, read in the order of
+//     their links, see Files) and VerifyPostgres (a database, each node's
+//     chain of streams) check hashes, seq continuity, stream links and
+//     checkpoint signatures against a pinned public key, fail a trail
+//     whose head was cut unless told to verify from a checkpoint
+//     (VerifyOptions.From), name the first bad seq and why, and report
+//     records not yet covered by a checkpoint.
 //   - Query, QueryPostgres and the printers serve `kavach audit query`.
-//   - LoadOrCreateKey keeps the signing key beside the trail (<file>.key,
-//     0600) with its public half in <file>.pub.
+//   - LoadOrCreateKey keeps the signing key in <name>.key (0600) with its
+//     public half in <name>.pub: beside the trail by default; a verifier
+//     pins a copy of the .pub kept where the writer cannot change it.
 //
 // Writing:
 //

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"syscall"
+	"time"
 )
 
 // ErrLocked is returned by OpenFile when another writer (another process,
@@ -31,6 +32,14 @@ type FileOptions struct {
 	// (Rotator). Default DefaultMaxFileSize; negative: never rotate. A file
 	// may exceed it by one batch.
 	MaxSize int64
+	// LinkDir says the trail is one of a directory of trails, one per
+	// process start (the default trail, <stream>.jsonl): when the file is
+	// new, its first stream links to the last record of the most recently
+	// written other trail in the directory that no writer holds (with its
+	// rotated segments), so that deleting a whole file of the directory
+	// breaks a link `kavach audit verify <dir>` follows. Trails that do not
+	// verify at their end are passed over.
+	LinkDir bool
 }
 
 // FileSink is the JSONL file sink (DESIGN.md §6), the default.
@@ -63,6 +72,7 @@ type FileSink struct {
 	dirty   bool        // bytes past size may be in the file (an append not yet undone)
 	next    int         // number of the next rotated segment
 	maxSize int64
+	linkDir bool
 	tail    Tail
 	closed  bool
 }
@@ -92,7 +102,7 @@ func OpenFile(path string, opts FileOptions) (*FileSink, error) {
 		}
 		return nil, fmt.Errorf("audit: lock %s.lock: %w", path, err)
 	}
-	s := &FileSink{path: path, dir: filepath.Dir(path), lock: lock, maxSize: opts.MaxSize}
+	s := &FileSink{path: path, dir: filepath.Dir(path), lock: lock, maxSize: opts.MaxSize, linkDir: opts.LinkDir}
 	if s.maxSize == 0 {
 		s.maxSize = DefaultMaxFileSize
 	}
@@ -167,8 +177,88 @@ func (s *FileSink) open() error {
 			t.PartialBytes, t.PartialPath = s.tail.PartialBytes, s.tail.PartialPath
 			s.tail = t
 		}
+	case s.linkDir:
+		t, err := linkTail(s.path)
+		if err != nil {
+			return err
+		}
+		s.tail = t
 	}
 	return nil
+}
+
+// linkTail is the tail a new trail in a directory of per-process trails
+// links to (FileOptions.LinkDir): the last complete record of the other
+// trail whose last record is newest, among those no writer holds and
+// whose end verifies; a zero Tail when there is none.
+func linkTail(path string) (Tail, error) {
+	bases, err := dirTrails(filepath.Dir(path))
+	if err != nil {
+		return Tail{}, err
+	}
+	var best Tail
+	var bestTime time.Time
+	for _, b := range bases {
+		if b == path || trailHeld(b) {
+			continue
+		}
+		files, err := trailFiles(b)
+		if err != nil {
+			continue
+		}
+		for i := len(files) - 1; i >= 0; i-- {
+			t, at, ok := fileTail(files[i])
+			if !ok {
+				continue // empty: its stream ends in the segment before
+			}
+			if !best.Found || at.After(bestTime) {
+				best, bestTime = t, at
+			}
+			break
+		}
+	}
+	return best, nil
+}
+
+// trailHeld reports whether a writer holds the trail at path (its lock).
+func trailHeld(path string) bool {
+	f, err := os.OpenFile(path+".lock", os.O_RDWR, 0)
+	if err != nil {
+		return false // never locked, or gone
+	}
+	defer f.Close() // releases the lock if lockFile took it
+	return lockFile(f) != nil
+}
+
+// fileTail reads the last complete record of a file that may end in a
+// partial line (a writer killed in a write) and checks it as readTail
+// does; ok is false for a file without one, or whose end does not verify.
+func fileTail(name string) (Tail, time.Time, bool) {
+	f, err := os.Open(name)
+	if err != nil {
+		return Tail{}, time.Time{}, false
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil || !fi.Mode().IsRegular() {
+		return Tail{}, time.Time{}, false
+	}
+	k := min(fi.Size(), 2*MaxLineBytes)
+	buf := make([]byte, k)
+	if _, err := f.ReadAt(buf, fi.Size()-k); err != nil {
+		return Tail{}, time.Time{}, false
+	}
+	end := bytes.LastIndexByte(buf, '\n')
+	if end < 0 {
+		return Tail{}, time.Time{}, false
+	}
+	size := fi.Size() - k + int64(end) + 1
+	t, err := readTail(f, size, name)
+	if err != nil {
+		return Tail{}, time.Time{}, false
+	}
+	last := decodeEnd(buf[bytes.LastIndexByte(buf[:end], '\n')+1 : end])
+	return t, last.time, true
 }
 
 // movePartialAside moves an incomplete last line out of the live file (see

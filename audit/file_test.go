@@ -79,7 +79,7 @@ func TestFilePartialLine(t *testing.T) {
 	os.WriteFile(path, append(bytes.Clone(data), partial...), 0o600)
 
 	rep := verifyPath(t, path, VerifyOptions{})
-	if !rep.OK() || rep.Partial == nil || rep.Partial.Bytes != len(partial) || rep.Records != 21 {
+	if !rep.OK() || len(rep.Partials) != 1 || rep.Partials[0].Bytes != len(partial) || rep.Records != 21 {
 		t.Fatalf("verify with a partial line:\n%s", reportText(rep))
 	}
 
@@ -112,7 +112,7 @@ func TestFilePartialLine(t *testing.T) {
 	if first.Prev != hex.EncodeToString(tail.Hash[:]) {
 		t.Fatalf("new stream does not link to the last good hash")
 	}
-	if rep := verifyPath(t, path, VerifyOptions{RequireGenesis: true}); !rep.OK() || len(rep.Streams) != 2 || rep.Partial != nil {
+	if rep := verifyPath(t, path, VerifyOptions{RequireGenesis: true}); !rep.OK() || len(rep.Streams) != 2 || len(rep.Partials) != 0 {
 		t.Fatalf("after recovery:\n%s", reportText(rep))
 	}
 	// Files does not take the aside file for a segment.
@@ -198,21 +198,34 @@ func TestFileRotation(t *testing.T) {
 	if err != nil || !rep.OK() || rep.Records < 200 || len(rep.Streams) != 1 {
 		t.Fatalf("rotated trail: %v\n%s", err, reportText(rep))
 	}
-	for _, f := range files[1:] {
-		if rep := verifyPath(t, f, VerifyOptions{}); !rep.OK() || rep.LinkedStart == "" {
+	// A later segment alone begins linked to records it does not hold.
+	for _, f := range files[1 : len(files)-1] {
+		if rep := verifyPath(t, f, VerifyOptions{}); rep.OK() || rep.Problem.Fault != FaultStart {
 			t.Fatalf("%s alone:\n%s", f, reportText(rep))
 		}
 	}
-	// Out of order, the files fail.
+	// Named in any order, the files are read in the order of their links.
 	swapped := append([]string{files[1], files[0]}, files[2:]...)
-	if rep, _ := VerifyFiles(context.Background(), swapped, testPub(), VerifyOptions{}); rep.OK() {
-		t.Fatal("rotated files out of order verified")
+	if rep, _ := VerifyFiles(context.Background(), swapped, testPub(), VerifyOptions{}); !rep.OK() || len(rep.Sources) != len(files) || rep.Sources[0] != files[0] {
+		t.Fatalf("rotated files named out of order:\n%s", reportText(rep))
 	}
+	// Their contents swapped (renamed), the chain is whole: the names are
+	// not what is verified.
+	os.Rename(files[0], path+".tmp")
+	os.Rename(files[1], files[0])
+	os.Rename(path+".tmp", files[1])
+	if rep, _ := VerifyFiles(context.Background(), files, testPub(), VerifyOptions{}); !rep.OK() || rep.Sources[0] != files[1] {
+		t.Fatalf("rotated segments renamed:\n%s", reportText(rep))
+	}
+	os.Rename(files[0], path+".tmp")
+	os.Rename(files[1], files[0])
+	os.Rename(path+".tmp", files[1])
 	// A deleted middle segment is caught.
-	without := append([]string{files[0]}, files[2:]...)
-	if rep, _ := VerifyFiles(context.Background(), without, testPub(), VerifyOptions{}); rep.OK() {
-		t.Fatal("a missing segment went unnoticed")
+	os.Rename(files[1], path+".aside")
+	if rep, _ := VerifyTrail(context.Background(), path, testPub(), VerifyOptions{}); rep.OK() || rep.Problem.Fault != FaultMissing || rep.Problem.Source != files[2] {
+		t.Fatalf("a missing segment went unnoticed:\n%s", reportText(rep))
 	}
+	os.Rename(path+".aside", files[1])
 
 	// Rotated just before a stop, the live file is empty: the next stream
 	// links to the last segment's tail.
@@ -326,7 +339,7 @@ func TestFileFaults(t *testing.T) {
 			}
 			if tc.trunc == nil {
 				// Nothing of the failed batch is in the file meanwhile.
-				if rep := verifyPath(t, path, VerifyOptions{}); !rep.OK() || rep.Partial != nil || rep.Records != 10 {
+				if rep := verifyPath(t, path, VerifyOptions{}); !rep.OK() || len(rep.Partials) != 0 || rep.Records != 10 {
 					t.Fatalf("while failing:\n%s", reportText(rep))
 				}
 			}

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"crypto/ed25519"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/x509"
+	"encoding/hex"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -123,6 +125,20 @@ func ParsePublicKey(data []byte) (ed25519.PublicKey, error) {
 		return nil, errors.New("audit: not an Ed25519 public key")
 	}
 	return pk, nil
+}
+
+// KeyFingerprint names an audit public key: the SHA-256 of its PKIX DER
+// encoding in lowercase hex, what `openssl pkey -pubin -in audit.pub
+// -outform DER | sha256sum` prints. The writer records it with the witness
+// when a stream begins (Witness.Begin) and `kavach audit verify` prints the
+// pinned key's.
+func KeyFingerprint(pub ed25519.PublicKey) string {
+	der, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		return ""
+	}
+	sum := sha256.Sum256(der)
+	return hex.EncodeToString(sum[:])
 }
 
 // MarshalPublicKey encodes pub as PKIX PEM.

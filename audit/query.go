@@ -84,9 +84,10 @@ type Entry struct {
 	LineNo int
 }
 
-// ErrPartialLine is yielded (wrapped, naming the place) when the trail's
-// last file ends in an incomplete line, an interrupted write. It is the
-// last thing yielded; what came before stands.
+// ErrPartialLine is yielded (wrapped, naming the place) when a file of the
+// trail ends in an incomplete line: a write in progress, or interrupted by
+// a crash. What came before stands; a consumer that goes on gets the next
+// file's records (Query does not verify: run Verify).
 var ErrPartialLine = errors.New("audit: partial last line")
 
 // maxJoin bounds the request ids Query remembers to join outcomes to the
@@ -104,7 +105,7 @@ func Query(files []string, f Filter) iter.Seq2[*Entry, error] {
 		sel := newSelector(f)
 		br := bufio.NewReaderSize(nil, MaxLineBytes)
 		var e Entry
-		for i, name := range files {
+		for _, name := range files {
 			fh, err := os.Open(name)
 			if err != nil {
 				yield(nil, fmt.Errorf("audit: %w", err))
@@ -118,12 +119,13 @@ func Query(files []string, f Filter) iter.Seq2[*Entry, error] {
 					fh.Close()
 					switch {
 					case errors.Is(err, io.EOF) && len(chunk) == 0:
-					case errors.Is(err, io.EOF) && i == len(files)-1:
-						yield(nil, fmt.Errorf("%w: %s:%d (%d bytes)", ErrPartialLine, name, e.LineNo+1, len(chunk)))
-						return
 					case errors.Is(err, io.EOF):
-						yield(nil, fmt.Errorf("audit: %s:%d: the file ends in the middle of a line", name, e.LineNo+1))
-						return
+						// A writer in the middle of a write, or one that
+						// died in it (the default trail has a file per
+						// process): the consumer may go on to the next file.
+						if !yield(nil, fmt.Errorf("%w: %s:%d (%d bytes)", ErrPartialLine, name, e.LineNo+1, len(chunk))) {
+							return
+						}
 					case errors.Is(err, bufio.ErrBufferFull):
 						yield(nil, fmt.Errorf("audit: %s:%d: line longer than %d bytes", name, e.LineNo+1, MaxLineBytes))
 						return

@@ -207,6 +207,21 @@ func TestQueryPartialAndMalformed(t *testing.T) {
 	if n != 7 || !errors.Is(last, ErrPartialLine) {
 		t.Fatalf("%d records, last error %v; want 7 and ErrPartialLine", n, last)
 	}
+	// A process that died mid-write leaves its file (one per process in
+	// the default trail) torn; the next file's records still come.
+	second := filepath.Join(filepath.Dir(path), "second.jsonl")
+	os.WriteFile(second, data, 0o600)
+	n, last = 0, nil
+	for _, err := range Query([]string{path, second}, Filter{}) {
+		if err != nil {
+			last = err
+			continue
+		}
+		n++
+	}
+	if n != 14 || !errors.Is(last, ErrPartialLine) || !strings.Contains(last.Error(), filepath.Base(path)) {
+		t.Fatalf("torn first file: %d records, error %v; want 14 and ErrPartialLine naming it", n, last)
+	}
 	os.WriteFile(path, append(data, "junk\n"...), 0o600)
 	last = nil
 	for _, err := range Query([]string{path}, Filter{}) {

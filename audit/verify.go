@@ -2,6 +2,7 @@ package audit
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"crypto/ed25519"
 	"encoding/hex"
@@ -12,35 +13,70 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // VerifyOptions configure a verification.
 type VerifyOptions struct {
 	// Witness, when set, is asked for the checkpoints of every stream in
-	// the trail. Each must verify with the key and match the trail: a
-	// witness checkpoint past the end of its stream in the trail means
-	// records it covered were dropped (FaultTruncated).
+	// the trail and the key it was begun with. Each checkpoint must verify
+	// with the key and match the trail: a witness checkpoint past the end
+	// of its stream in the trail means records it covered were dropped
+	// (FaultTruncated); a stream begun with another key is FaultWitness. A
+	// stream the witness knows (begun with the pinned key by a node whose
+	// streams the trail holds, with a checkpoint) that the trail lacks is
+	// FaultMissing. A stream whose first record in the trail follows the
+	// record a witness checkpoint names is verified from that checkpoint
+	// (see StreamReport.From).
 	Witness Witness
-	// RequireGenesis makes a trail that does not begin with the first
-	// record ever written (seq 1, no prev) a failure (FaultStart), rather
-	// than reported in Report.LinkedStart. Use it when no rotated segment
-	// has been deleted.
+	// From names checkpoints to verify from. A stream whose first record
+	// in the trail links to records the trail does not hold (its head was
+	// cut: archived, or deleted) fails with FaultStart, unless From names
+	// a checkpoint of that stream at or after that record. Every From
+	// checkpoint must be in the trail, be a checkpoint record, and verify
+	// with the key. Such a trail verifies, but is not Complete.
+	From []CheckpointRef
+	// Deprecated: every verification now requires what RequireGenesis
+	// did: each stream starts at its first record, at a record the trail
+	// holds, or at a checkpoint (From, Witness). Kept so callers compile.
 	RequireGenesis bool
+}
+
+// CheckpointRef names a checkpoint record of a trail, written
+// <stream>:<seq>: the stream and seq of the line whose kind is checkpoint
+// (a stream id holds no ':').
+type CheckpointRef struct {
+	Stream string
+	Seq    uint64
+}
+
+func (c CheckpointRef) String() string { return c.Stream + ":" + strconv.FormatUint(c.Seq, 10) }
+
+// ParseCheckpointRef reads <stream>:<seq>.
+func ParseCheckpointRef(s string) (CheckpointRef, error) {
+	stream, seq, ok := strings.Cut(s, ":")
+	n, err := strconv.ParseUint(seq, 10, 64)
+	if !ok || !validStream(stream) || err != nil || n < 2 || strconv.FormatUint(n, 10) != seq {
+		return CheckpointRef{}, fmt.Errorf("audit: checkpoint %q: want <stream>:<seq>, the stream and seq of a checkpoint record", s)
+	}
+	return CheckpointRef{Stream: stream, Seq: n}, nil
 }
 
 // Fault classifies the first problem of a trail.
 type Fault string
 
-// Faults, in the terms of the issue's tamper tests.
+// Faults, in the terms of the tamper tests.
 const (
-	// FaultMalformed: a line is not a record (or a rotated file ends in the
-	// middle of a line).
+	// FaultMalformed: a line is not a record (or a file that its stream
+	// continues after ends in the middle of a line).
 	FaultMalformed Fault = "malformed"
 	// FaultEdited: a record's hash does not match its bytes: it, or the
 	// record before it, was changed.
 	FaultEdited Fault = "edited"
 	// FaultMissing: seq skips ahead and the missing records do not turn up
-	// nearby, or a stream does not start at seq 1: records were deleted.
+	// nearby, or a stream does not start at seq 1 and names no prev:
+	// records were deleted. Also a stream the witness knows that the
+	// trail lacks.
 	FaultMissing Fault = "missing"
 	// FaultReordered: a seq turns up after a later one (records swapped or
 	// moved), or a stream resumes after another began.
@@ -56,11 +92,15 @@ const (
 	// FaultTruncated: the witness holds a checkpoint past the end of its
 	// stream in the trail: records it covered were dropped from the end.
 	FaultTruncated Fault = "truncated"
-	// FaultWitness: the witness disagrees with the trail, holds an entry
-	// that does not verify, or cannot be read.
+	// FaultWitness: the witness disagrees with the trail (another key,
+	// another hash), holds an entry that does not verify, or cannot be
+	// read.
 	FaultWitness Fault = "witness"
-	// FaultStart: RequireGenesis, and the trail does not start at its
-	// first record.
+	// FaultStart: the head was cut. A stream's first record in the trail
+	// links to a record the trail does not hold (a rotated segment, an
+	// earlier stream or file deleted, or `tail -n +N`), and no checkpoint
+	// named in VerifyOptions.From (or the witness) accounts for it; or a
+	// From checkpoint is not in the trail.
 	FaultStart Fault = "start"
 	// FaultEmpty: the trail holds no complete record.
 	FaultEmpty Fault = "empty"
@@ -69,7 +109,7 @@ const (
 // Problem is the first place a trail fails to verify.
 type Problem struct {
 	Fault  Fault
-	Source string // file name ("-" for a reader)
+	Source string // file name ("-" for a reader, "witness" for what only the witness knows)
 	Line   int    // 1-based line in Source; 0 when not about one line
 	Stream string // when known
 	Seq    uint64 // the first bad seq, when known
@@ -110,6 +150,18 @@ type StreamReport struct {
 	Uncovered uint64
 	// Witnessed is the highest seq a witness checkpoint confirmed.
 	Witnessed uint64
+	// After names the record the stream's first record links to, when the
+	// trail holds it: "stream <id> seq <n>" (the stream before it, or the
+	// segment it continues).
+	After string
+	// From is set when the stream's first record in the trail links to
+	// records the trail does not hold, accounted for by a checkpoint:
+	// "checkpoint <stream>:<seq> (--from)" or "the witness's checkpoint of
+	// seq <n>". The records before FirstSeq were not checked.
+	From string
+	// KeyWitnessed: the witness recorded that the stream was begun with
+	// the pinned key.
+	KeyWitnessed bool
 }
 
 // PartialLine is an incomplete last line: an interrupted write. It was
@@ -121,7 +173,7 @@ type PartialLine struct {
 }
 
 // Report is the result of a verification. The trail verified when Problem
-// is nil.
+// is nil; it verified from its first record on when Complete.
 type Report struct {
 	Sources     []string
 	Records     uint64
@@ -129,17 +181,33 @@ type Report struct {
 	Streams     []StreamReport
 	// Uncovered is the sum of the streams' Uncovered.
 	Uncovered uint64
-	// LinkedStart is the prev (hex) of the trail's first record when that
-	// record links to earlier records that were not given (a deleted or
-	// unlisted rotated segment); empty when the trail starts at its
-	// genesis.
-	LinkedStart string
-	Partial     *PartialLine
-	Problem     *Problem
+	// Key is the fingerprint of the pinned key (KeyFingerprint).
+	Key string
+	// Earlier lists streams the witness knows that the trail lacks and
+	// that ended before a stream the trail holds from a checkpoint on
+	// (StreamReport.From): earlier records, not checked.
+	Earlier []string
+	// Partials are the files that end in an incomplete line.
+	Partials []PartialLine
+	Problem  *Problem
 }
 
 // OK reports whether the trail verified.
 func (r *Report) OK() bool { return r.Problem == nil }
+
+// Complete reports whether the trail verified from the first record of
+// every stream on: no stream was verified from a checkpoint (From).
+func (r *Report) Complete() bool {
+	if r.Problem != nil {
+		return false
+	}
+	for _, s := range r.Streams {
+		if s.From != "" {
+			return false
+		}
+	}
+	return true
+}
 
 // Err returns the problem as an error, or nil.
 func (r *Report) Err() error {
@@ -149,18 +217,40 @@ func (r *Report) Err() error {
 	return r.Problem
 }
 
-// WriteText writes a summary for people (the CLI's output).
+// WriteText writes a summary for people (the CLI's output). Its first line
+// begins "ok:" only for a complete verification, "ok from a checkpoint:"
+// for one that began at a checkpoint, "FAIL" otherwise.
 func (r *Report) WriteText(w io.Writer) error {
 	var b strings.Builder
-	if r.Problem != nil {
+	sources := strings.Join(r.Sources, ", ")
+	if n := len(r.Sources); n > 4 {
+		sources = fmt.Sprintf("%s and %d more files", strings.Join(r.Sources[:3], ", "), n-3)
+	}
+	switch {
+	case r.Problem != nil:
 		fmt.Fprintf(&b, "FAIL %s\n", r.Problem.Error())
 		fmt.Fprintf(&b, "%d records verified before it\n", r.Records)
-	} else {
+	case r.Complete():
 		fmt.Fprintf(&b, "ok: %d records, %d checkpoints, %d streams in %s\n",
-			r.Records, r.Checkpoints, len(r.Streams), strings.Join(r.Sources, ", "))
+			r.Records, r.Checkpoints, len(r.Streams), sources)
+	default:
+		fmt.Fprintf(&b, "ok from a checkpoint: %d records, %d checkpoints, %d streams in %s; the records before it were not checked\n",
+			r.Records, r.Checkpoints, len(r.Streams), sources)
 	}
 	for _, s := range r.Streams {
+		if s.Records == 0 {
+			continue // failed at its first record
+		}
 		fmt.Fprintf(&b, "  stream %s: seq %d–%d, %d checkpoints", s.Stream, s.FirstSeq, s.LastSeq, s.Checkpoints)
+		if s.After != "" {
+			fmt.Fprintf(&b, ", after %s", s.After)
+		}
+		switch {
+		case s.From != "" && s.FirstSeq == 1:
+			fmt.Fprintf(&b, ", verified from %s: the stream it follows is not in the trail and was not checked", s.From)
+		case s.From != "":
+			fmt.Fprintf(&b, ", verified from %s: the records before seq %d are not in the trail and were not checked", s.From, s.FirstSeq)
+		}
 		if s.Uncovered > 0 {
 			fmt.Fprintf(&b, ", %d records after seq %d not yet covered by a checkpoint", s.Uncovered, s.LastSeq-s.Uncovered)
 		}
@@ -169,10 +259,13 @@ func (r *Report) WriteText(w io.Writer) error {
 		}
 		b.WriteString("\n")
 	}
-	if r.LinkedStart != "" {
-		fmt.Fprintf(&b, "note: the trail begins linked to an earlier record (prev %s…) that was not verified\n", r.LinkedStart[:16])
+	if r.Key != "" {
+		fmt.Fprintf(&b, "key: sha256 %s\n", r.Key)
 	}
-	if p := r.Partial; p != nil {
+	if len(r.Earlier) > 0 {
+		fmt.Fprintf(&b, "note: the witness knows %d earlier streams the trail does not hold (before the checkpoint it was verified from): %s\n", len(r.Earlier), strings.Join(r.Earlier, ", "))
+	}
+	for _, p := range r.Partials {
 		fmt.Fprintf(&b, "warning: %s:%d: partial last line (%d bytes): an interrupted write, not verified\n", p.Source, p.Line, p.Bytes)
 	}
 	_, err := io.WriteString(w, b.String())
@@ -189,17 +282,23 @@ func (r *Report) WriteText(w io.Writer) error {
 //  2. seq and stream: within a stream seq is the previous seq + 1 (a jump
 //     ahead is classified by reading up to DiagnoseLookahead lines on:
 //     reordered if the missing seq turns up, else missing); a new stream
-//     starts at seq 1, names prev, and was not seen before;
+//     starts at seq 1, names prev, and was not seen before; the first
+//     record of a chain starts at seq 1 without prev, or links to a
+//     record verified before (a branch), or to records not given — then a
+//     From checkpoint or the witness must account for it (FaultStart);
 //  3. prev, when present, is the hash of the record before;
 //  4. hash = SHA-256(prev_raw || body) over the bytes read;
 //  5. a checkpoint's signature verifies with the pinned key over its
-//     stream, seq-1, prev and time (Checkpoint.SignedBytes);
+//     stream, seq-1, prev and time (Checkpoint.SignedBytes); the record a
+//     From checkpoint names is a checkpoint;
 //  6. with a witness, its checkpoint for this seq names this hash.
 //
 // At the end of each stream the witness must hold no checkpoint past its
-// last seq.
+// last seq, and a From checkpoint of the stream must have turned up. At
+// the end, with a witness, no stream it knows may be missing.
 type Verifier struct {
 	pub    ed25519.PublicKey
+	fp     string
 	opts   VerifyOptions
 	ctx    context.Context
 	rep    Report
@@ -215,6 +314,15 @@ type Verifier struct {
 	seen    map[string]struct{}
 	diag    *diagnosis
 	stopped bool
+
+	// seed is what a branch's first record must link to (beginBranch).
+	seed *ChainEnd
+	// from: stream → seq of its From checkpoint.
+	from map[string]uint64
+	// cutoff: node → the time of the earliest record verified from a
+	// checkpoint: streams the witness knows that ended before it are
+	// earlier records, not missing ones.
+	cutoff map[string]time.Time
 }
 
 type streamState struct {
@@ -223,6 +331,11 @@ type streamState struct {
 	lastSeq uint64
 	witness []Checkpoint // sorted by Seq
 	wi      int
+	// fromSeq is the seq of the stream's From checkpoint until it turns up.
+	fromSeq uint64
+	// witnessFrom is the seq of a witness checkpoint the stream's first
+	// record follows, when it links to records not given.
+	witnessFrom uint64
 }
 
 // diagnosis is a seq that jumped ahead, being classified.
@@ -232,38 +345,76 @@ type diagnosis struct {
 	left int
 }
 
-// NewVerifier returns a verifier pinned to pub. ctx bounds witness reads.
-func NewVerifier(ctx context.Context, pub ed25519.PublicKey, opts VerifyOptions) *Verifier {
-	return &Verifier{pub: pub, opts: opts, ctx: ctx, h: newChainHasher(), seen: make(map[string]struct{})}
+// ChainEnd is the last record a Verifier verified: where a branch may
+// begin (BeginBranch).
+type ChainEnd struct {
+	Stream string
+	Seq    uint64
+	Hash   [32]byte
 }
 
-// VerifyTrail verifies the trail at path with its rotated segments (Files).
+// NewVerifier returns a verifier pinned to pub. ctx bounds witness reads.
+func NewVerifier(ctx context.Context, pub ed25519.PublicKey, opts VerifyOptions) *Verifier {
+	v := &Verifier{pub: pub, opts: opts, ctx: ctx, h: newChainHasher(), seen: make(map[string]struct{}),
+		from: make(map[string]uint64), cutoff: make(map[string]time.Time)}
+	if len(pub) == ed25519.PublicKeySize {
+		v.fp = KeyFingerprint(pub)
+	}
+	v.rep.Key = v.fp
+	for _, f := range opts.From {
+		v.from[f.Stream] = f.Seq
+	}
+	return v
+}
+
+// VerifyTrail verifies the trail at path: a file with its rotated
+// segments, or a directory (see Files).
 func VerifyTrail(ctx context.Context, path string, pub ed25519.PublicKey, opts VerifyOptions) (*Report, error) {
-	files, err := Files(path)
+	return VerifyFiles(ctx, []string{path}, pub, opts)
+}
+
+// VerifyFiles verifies the trail at paths — files, their rotated segments
+// and directories, expanded and ordered by Files — following the links
+// between its files: a file that continues a stream or begins a new one
+// is verified after the file it links to, and a stream that links to a
+// record no given file holds is a cut head (FaultStart, unless From names
+// a checkpoint). A file may end in a partial line unless its stream goes
+// on in another file. The error is for I/O; a trail that does not verify
+// is a Report with a Problem.
+func VerifyFiles(ctx context.Context, paths []string, pub ed25519.PublicKey, opts VerifyOptions) (*Report, error) {
+	p, err := planFiles(paths)
 	if err != nil {
 		return nil, err
 	}
-	return VerifyFiles(ctx, files, pub, opts)
-}
-
-// VerifyFiles verifies files as one trail, in the order given (oldest
-// first, as Files returns them). Only the last may end in a partial line.
-// The error is for I/O; a trail that does not verify is a Report with a
-// Problem.
-func VerifyFiles(ctx context.Context, files []string, pub ed25519.PublicKey, opts VerifyOptions) (*Report, error) {
 	v := NewVerifier(ctx, pub, opts)
-	for i, name := range files {
-		f, err := os.Open(name)
-		if err != nil {
-			return nil, fmt.Errorf("audit: %w", err)
+	ends := make([]ChainEnd, len(p.files))
+	for ci, c := range p.chains {
+		if ci > 0 {
+			ok := false
+			if c.after >= 0 {
+				ok = v.BeginBranch(ends[c.after])
+			} else {
+				ok = v.beginChain()
+			}
+			if !ok {
+				break
+			}
 		}
-		err = v.ReadSource(f, name, i == len(files)-1)
-		f.Close()
-		if err != nil {
-			return nil, err
-		}
-		if v.stopped {
-			break
+		for _, i := range c.files {
+			f := &p.files[i]
+			fh, err := os.Open(f.path)
+			if err != nil {
+				return nil, fmt.Errorf("audit: %w", err)
+			}
+			err = v.ReadSource(fh, f.path, !f.continued)
+			fh.Close()
+			if err != nil {
+				return nil, err
+			}
+			if v.stopped {
+				return v.Finish(), nil
+			}
+			ends[i], _ = v.End()
 		}
 	}
 	return v.Finish(), nil
@@ -278,9 +429,9 @@ func Verify(ctx context.Context, r io.Reader, name string, pub ed25519.PublicKey
 	return v.Finish(), nil
 }
 
-// ReadSource feeds the lines of one source. last says whether it is the last
-// source (only the last may end in a partial line).
-func (v *Verifier) ReadSource(r io.Reader, name string, last bool) error {
+// ReadSource feeds the lines of one source. partialOK says whether it may
+// end in a partial line (an interrupted write: the live end of a stream).
+func (v *Verifier) ReadSource(r io.Reader, name string, partialOK bool) error {
 	v.BeginSource(name)
 	if v.br == nil {
 		v.br = bufio.NewReaderSize(r, MaxLineBytes)
@@ -297,11 +448,11 @@ func (v *Verifier) ReadSource(r io.Reader, name string, last bool) error {
 			v.fail(FaultMalformed, "", 0, fmt.Sprintf("line longer than %d bytes", MaxLineBytes))
 		case errors.Is(err, io.EOF):
 			if len(chunk) > 0 {
-				if last {
+				if partialOK {
 					v.Partial(len(chunk))
 				} else {
 					v.line++
-					v.fail(FaultMalformed, "", 0, "the file ends in the middle of a line (only the live file may)")
+					v.fail(FaultMalformed, "", 0, "the file ends in the middle of a line, but its stream goes on in the next file (only a stream's live end may)")
 				}
 			}
 			return nil
@@ -319,9 +470,9 @@ func (v *Verifier) BeginSource(name string) {
 }
 
 // beginChain starts an independent chain of streams (the next node of a
-// PostgreSQL trail): its first record is checked as a trail's first one
-// (RequireGenesis applies to each chain), not as a link from the stream
-// before. A stream id seen in an earlier chain may not turn up again.
+// PostgreSQL trail, the next trail of a directory): its first record is
+// checked as a trail's first one, not as a link from the stream before. A
+// stream id seen in an earlier chain may not turn up again.
 func (v *Verifier) beginChain() bool {
 	if v.stopped {
 		return false
@@ -333,13 +484,32 @@ func (v *Verifier) beginChain() bool {
 	if !v.endStream() {
 		return false
 	}
-	v.cur, v.started, v.head = nil, false, [32]byte{}
+	v.cur, v.started, v.head, v.seed = nil, false, [32]byte{}, nil
 	return true
+}
+
+// BeginBranch starts a chain whose first record links to end, a record
+// verified before (two processes that began after the same stream): the
+// first record must name end's hash as prev.
+func (v *Verifier) BeginBranch(end ChainEnd) bool {
+	if !v.beginChain() {
+		return false
+	}
+	v.seed = &end
+	return true
+}
+
+// End returns the last record verified, ok false before the first.
+func (v *Verifier) End() (ChainEnd, bool) {
+	if v.cur == nil || v.rep.Streams[v.cur.idx].Records == 0 {
+		return ChainEnd{}, false
+	}
+	return ChainEnd{Stream: v.cur.name, Seq: v.cur.lastSeq, Hash: v.head}, true
 }
 
 // Partial reports that the current source ends in n bytes without '\n'.
 func (v *Verifier) Partial(n int) {
-	v.rep.Partial = &PartialLine{Source: v.source, Line: v.line + 1, Bytes: n}
+	v.rep.Partials = append(v.rep.Partials, PartialLine{Source: v.source, Line: v.line + 1, Bytes: n})
 }
 
 func (v *Verifier) fail(f Fault, stream string, seq uint64, detail string) {
@@ -384,23 +554,32 @@ func (v *Verifier) Line(line []byte) bool {
 	case !v.started:
 		v.started = true
 		if _, ok := v.seen[stream]; ok { // only in a later chain (beginChain)
-			v.fail(FaultReordered, stream, lv.seq, "the stream turns up again in another chain: records moved")
+			if last := v.lastSeqOf(stream); lv.seq > last+1 {
+				v.fail(FaultMissing, stream, last+1, fmt.Sprintf("the stream goes on at seq %d in this file, but no file holds seq %d–%d: records were deleted (a rotated segment?)", lv.seq, last+1, lv.seq-1))
+				return false
+			}
+			v.fail(FaultReordered, stream, lv.seq, "the stream turns up again in another chain: records moved or copied")
 			return false
 		}
+		outside, after := false, ""
 		switch {
-		case v.opts.RequireGenesis && (lv.prev != nil || lv.seq != 1):
-			v.fail(FaultStart, stream, lv.seq, "the trail does not begin with its first record (seq 1 without prev): earlier records are missing")
-			return false
-		case lv.prev != nil:
-			decodeHex(v.head[:], lv.prev)
-			if v.rep.LinkedStart == "" {
-				v.rep.LinkedStart = string(lv.prev)
-			}
-		case lv.seq != 1:
+		case lv.prev == nil && lv.seq != 1:
 			v.fail(FaultMissing, stream, 1, fmt.Sprintf("the trail begins at seq %d without a link to earlier records: records before it were deleted", lv.seq))
 			return false
+		case lv.prev == nil:
+		case v.seed != nil && hexIs(lv.prev, &v.seed.Hash):
+			v.head = v.seed.Hash
+			after = fmt.Sprintf("stream %s seq %d", v.seed.Stream, v.seed.Seq)
+		default:
+			decodeHex(v.head[:], lv.prev)
+			outside = true
 		}
-		if !v.beginStream(stream, lv.seq) {
+		v.seed = nil
+		if !v.beginStream(stream, &lv) {
+			return false
+		}
+		v.rep.Streams[v.cur.idx].After = after
+		if outside && !v.verifyFrom(&lv) {
 			return false
 		}
 	case stream == v.cur.name:
@@ -436,9 +615,10 @@ func (v *Verifier) Line(line []byte) bool {
 				short(lv.prev), prevStream.name, prevStream.lastSeq, short([]byte(hex.EncodeToString(v.head[:])))))
 			return false
 		}
-		if !v.beginStream(stream, lv.seq) {
+		if !v.beginStream(stream, &lv) {
 			return false
 		}
+		v.rep.Streams[v.cur.idx].After = fmt.Sprintf("stream %s seq %d", prevStream.name, prevStream.lastSeq)
 	}
 	if lv.prev != nil && !hexIs(lv.prev, &v.head) {
 		v.fail(FaultLink, stream, lv.seq, fmt.Sprintf("prev names %s but the record before has hash %s: a record before it was changed or removed",
@@ -461,6 +641,13 @@ func (v *Verifier) Line(line []byte) bool {
 		st.CoveredSeq = lv.seq
 		v.rep.Checkpoints++
 	}
+	if v.cur.fromSeq == lv.seq {
+		if lv.kind != KindCheckpoint {
+			v.fail(FaultStart, stream, lv.seq, fmt.Sprintf("--from %s names a %s record, not a checkpoint", CheckpointRef{stream, lv.seq}, lv.kind))
+			return false
+		}
+		v.cur.fromSeq = 0
+	}
 	if w := v.cur.witness; v.cur.wi < len(w) {
 		for v.cur.wi < len(w) && w[v.cur.wi].Seq <= lv.seq {
 			c := &w[v.cur.wi]
@@ -480,6 +667,49 @@ func (v *Verifier) Line(line []byte) bool {
 	st.LastSeq = lv.seq
 	st.Records++
 	v.rep.Records++
+	return true
+}
+
+// lastSeqOf is the last seq verified of a stream seen before.
+func (v *Verifier) lastSeqOf(stream string) uint64 {
+	for i := len(v.rep.Streams) - 1; i >= 0; i-- {
+		if v.rep.Streams[i].Stream == stream {
+			return v.rep.Streams[i].LastSeq
+		}
+	}
+	return 0
+}
+
+// verifyFrom accounts for a stream whose first record (lv) links to
+// records not given: a From checkpoint at or after it, or a witness
+// checkpoint right before it; else the head was cut.
+func (v *Verifier) verifyFrom(lv *view) bool {
+	c := v.cur
+	st := &v.rep.Streams[c.idx]
+	switch {
+	case c.fromSeq != 0 && lv.seq <= c.fromSeq:
+		st.From = fmt.Sprintf("checkpoint %s (--from)", CheckpointRef{c.name, c.fromSeq})
+	case c.fromSeq != 0:
+		v.fail(FaultStart, c.name, lv.seq, fmt.Sprintf("--from %s names a checkpoint before the first record of the stream in the trail (seq %d, linked to earlier records): the records from that checkpoint on were deleted",
+			CheckpointRef{c.name, c.fromSeq}, lv.seq))
+		return false
+	case c.witnessFrom != 0:
+		st.From = fmt.Sprintf("the witness's checkpoint of seq %d", c.witnessFrom)
+	default:
+		what := "the record before it"
+		if lv.seq == 1 {
+			what = "the last record of the stream before it"
+		}
+		v.fail(FaultStart, c.name, lv.seq, fmt.Sprintf("the stream begins at seq %d linked to %s (prev %s), which the trail does not hold: its head was cut, or the file before it is missing; if the earlier records were archived on purpose, verify from a checkpoint record of this stream with --from %s:<seq>",
+			lv.seq, what, short(lv.prev), c.name))
+		return false
+	}
+	if t, ok := parseTime(lv.time); ok {
+		node := StreamNode(c.name)
+		if cut, ok := v.cutoff[node]; !ok || t.Before(cut) {
+			v.cutoff[node] = t
+		}
+	}
 	return true
 }
 
@@ -518,13 +748,28 @@ func (v *Verifier) settle() {
 	v.rep.Problem = &d.p
 }
 
-// beginStream starts the report of a stream and reads its witness entries.
-func (v *Verifier) beginStream(name string, first uint64) bool {
+// beginStream starts the report of a stream (lv is its first record) and
+// reads what the witness knows of it.
+func (v *Verifier) beginStream(name string, lv *view) bool {
+	first := lv.seq
 	v.seen[name] = struct{}{}
-	v.rep.Streams = append(v.rep.Streams, StreamReport{Stream: name, FirstSeq: first, CoveredSeq: first - 1})
-	v.cur = &streamState{idx: len(v.rep.Streams) - 1, name: name, lastSeq: first - 1}
+	v.rep.Streams = append(v.rep.Streams, StreamReport{Stream: name, FirstSeq: first, LastSeq: first - 1, CoveredSeq: first - 1})
+	v.cur = &streamState{idx: len(v.rep.Streams) - 1, name: name, lastSeq: first - 1, fromSeq: v.from[name]}
 	if v.opts.Witness == nil {
 		return true
+	}
+	fp, err := v.opts.Witness.StreamKey(v.ctx, name)
+	switch {
+	case err != nil:
+		v.fail(FaultWitness, name, 0, "cannot read the witness: "+err.Error())
+		return false
+	case fp == "":
+	case fp != v.fp:
+		v.fail(FaultWitness, name, 0, fmt.Sprintf("the witness recorded that the stream was begun with the key sha256 %s, but the pinned key is sha256 %s: the trail was re-signed with another key (a replaced .pub?), or the wrong key is pinned",
+			short([]byte(fp)), short([]byte(v.fp))))
+		return false
+	default:
+		v.rep.Streams[v.cur.idx].KeyWitnessed = true
 	}
 	cps, err := v.opts.Witness.Checkpoints(v.ctx, name)
 	if err != nil {
@@ -537,15 +782,18 @@ func (v *Verifier) beginStream(name string, first uint64) bool {
 			return false
 		}
 	}
-	slices.SortStableFunc(cps, func(a, b Checkpoint) int {
-		switch {
-		case a.Seq < b.Seq:
-			return -1
-		case a.Seq > b.Seq:
-			return 1
+	slices.SortStableFunc(cps, func(a, b Checkpoint) int { return cmp.Compare(a.Seq, b.Seq) })
+	// A first record that links to records not given may follow the
+	// record a witness checkpoint names, or the checkpoint record itself
+	// (a deleted rotated segment ends with one).
+	if lv.prev != nil && first > 1 {
+		for i := range cps {
+			c := &cps[i]
+			if (c.Seq+1 == first && hexIs(lv.prev, &c.Hash)) || (c.Seq+2 == first && hexIs(lv.prev, ptr(c.recordHash()))) {
+				v.cur.witnessFrom = c.Seq
+			}
 		}
-		return 0
-	})
+	}
 	// Checkpoints before the first record given cover records not given.
 	for len(cps) > 0 && cps[0].Seq < first {
 		cps = cps[1:]
@@ -554,8 +802,10 @@ func (v *Verifier) beginStream(name string, first uint64) bool {
 	return true
 }
 
+func ptr[T any](v T) *T { return &v }
+
 // endStream closes the current stream: the witness must not know of
-// records past its end.
+// records past its end, and its From checkpoint must have turned up.
 func (v *Verifier) endStream() bool {
 	c := v.cur
 	if c == nil {
@@ -571,6 +821,10 @@ func (v *Verifier) endStream() bool {
 		v.fail(FaultTruncated, c.name, st.LastSeq+1, fmt.Sprintf("the witness holds a checkpoint at seq %d but the trail ends at seq %d: the records after it were dropped", w.Seq, st.LastSeq))
 		return false
 	}
+	if c.fromSeq != 0 {
+		v.fail(FaultStart, c.name, c.fromSeq, fmt.Sprintf("--from %s: the stream ends at seq %d in the trail, before that checkpoint", CheckpointRef{c.name, c.fromSeq}, st.LastSeq))
+		return false
+	}
 	return true
 }
 
@@ -580,12 +834,23 @@ func (v *Verifier) Finish() *Report {
 		v.settle()
 	}
 	if !v.stopped {
-		if v.endStream() && !v.started {
+		if v.endStream() && len(v.rep.Streams) == 0 {
 			v.fail(FaultEmpty, "", 0, "the trail holds no complete record")
 		}
 	} else if v.cur != nil {
 		st := &v.rep.Streams[v.cur.idx]
-		st.Uncovered = st.LastSeq - max(st.CoveredSeq, min(st.Witnessed, st.LastSeq))
+		st.Uncovered = st.LastSeq - min(max(st.CoveredSeq, st.Witnessed), st.LastSeq)
+	}
+	if !v.stopped {
+		for _, f := range v.opts.From {
+			if _, ok := v.seen[f.Stream]; !ok {
+				v.fail(FaultStart, f.Stream, f.Seq, fmt.Sprintf("--from %s names a stream the trail does not hold", f))
+				break
+			}
+		}
+	}
+	if !v.stopped && v.opts.Witness != nil {
+		v.missingStreams()
 	}
 	v.rep.Uncovered = 0
 	for _, s := range v.rep.Streams {
@@ -593,4 +858,52 @@ func (v *Verifier) Finish() *Report {
 	}
 	rep := v.rep
 	return &rep
+}
+
+// missingStreams fails when the witness knows a stream begun with the
+// pinned key, by a node whose streams the trail holds, with a checkpoint,
+// that the trail lacks; one that ended before the trail's records were
+// verified from a checkpoint is only reported (Report.Earlier).
+func (v *Verifier) missingStreams() {
+	nodes := make(map[string]struct{})
+	for s := range v.seen {
+		nodes[StreamNode(s)] = struct{}{}
+	}
+	v.source, v.line = "witness", 0
+	names, err := v.opts.Witness.Streams(v.ctx, v.fp)
+	if err != nil {
+		v.fail(FaultWitness, "", 0, "cannot read the witness: "+err.Error())
+		return
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		node := StreamNode(name)
+		if _, ok := v.seen[name]; ok {
+			continue
+		}
+		if _, ok := nodes[node]; !ok {
+			continue
+		}
+		cps, err := v.opts.Witness.Checkpoints(v.ctx, name)
+		if err != nil {
+			v.fail(FaultWitness, name, 0, "cannot read the witness: "+err.Error())
+			return
+		}
+		var last *Checkpoint
+		for i := range cps {
+			if c := &cps[i]; c.Stream == name && c.Verify(v.pub) == nil && (last == nil || c.Seq > last.Seq) {
+				last = c
+			}
+		}
+		if last == nil {
+			continue // begun, but no checkpoint: it wrote nothing the witness saw
+		}
+		if cut, ok := v.cutoff[node]; ok && last.Time.Before(cut) {
+			v.rep.Earlier = append(v.rep.Earlier, name)
+			continue
+		}
+		v.fail(FaultMissing, name, 0, fmt.Sprintf("the witness holds checkpoints of this stream up to seq %d (at %s), signed with the pinned key, but the trail does not hold it: its file was deleted, or is not among those given",
+			last.Seq, last.Time.UTC().Format(time.RFC3339)))
+		return
+	}
 }

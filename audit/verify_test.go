@@ -208,18 +208,23 @@ func TestVerifyPartialLine(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "t.jsonl")
 	os.WriteFile(path, cut, 0o600)
 	rep := verifyPath(t, path, VerifyOptions{})
-	if !rep.OK() || rep.Records != 2502 || rep.Partial == nil || rep.Partial.Line != 2503 || rep.Uncovered != 500 {
+	if !rep.OK() || rep.Records != 2502 || len(rep.Partials) != 1 || rep.Partials[0].Line != 2503 || rep.Uncovered != 500 {
 		t.Fatalf("want ok up to seq 2502 and the partial line 2503:\n%s", reportText(rep))
 	}
 	if !strings.Contains(reportText(rep), "partial last line") {
 		t.Errorf("report does not mention the partial line:\n%s", reportText(rep))
 	}
-	// Only the last file may end mid-line.
-	rep, err := VerifyFiles(context.Background(), []string{path, fx.full}, testPub(), VerifyOptions{})
+	// Only a stream's live end may end mid-line, not a segment its stream
+	// goes on from.
+	rotated, files := rotatedTrail(t)
+	f, _ := os.OpenFile(files[1], os.O_WRONLY|os.O_APPEND, 0)
+	f.WriteString(`{"seq":99,"str`)
+	f.Close()
+	rep, err := VerifyTrail(context.Background(), rotated, testPub(), VerifyOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rep.OK() || rep.Problem.Fault != FaultMalformed {
+	if rep.OK() || rep.Problem.Fault != FaultMalformed || rep.Problem.Source != files[1] {
 		t.Fatalf("a rotated file ending mid-line must fail:\n%s", reportText(rep))
 	}
 }
@@ -247,8 +252,7 @@ func TestVerifyStreams(t *testing.T) {
 	}{
 		{"cut the end of the first stream", slices.Delete(slices.Clone(ls), 32, 33), VerifyOptions{}, FaultLink, "gw-b"},
 		{"cut the start of the second stream", slices.Delete(slices.Clone(ls), 33, 34), VerifyOptions{}, FaultMissing, "gw-b"},
-		{"streams swapped", append(slices.Clone(ls[33:]), ls[:33]...), VerifyOptions{}, FaultLink, "gw-a"},
-		{"streams swapped, genesis required", append(slices.Clone(ls[33:]), ls[:33]...), VerifyOptions{RequireGenesis: true}, FaultStart, "gw-b"},
+		{"streams swapped", append(slices.Clone(ls[33:]), ls[:33]...), VerifyOptions{}, FaultStart, "gw-b"},
 		{"stream resumes", append(slices.Clone(ls[:33]), append([]string{ls[33], ls[34]}, ls[33:]...)...), VerifyOptions{}, FaultReordered, "gw-b"},
 		{"a stream resumes after another", append(slices.Clone(ls), ls[20]), VerifyOptions{}, FaultReordered, "gw-a"},
 	} {
@@ -260,13 +264,6 @@ func TestVerifyStreams(t *testing.T) {
 				t.Fatalf("want %s in %s:\n%s", tc.fault, tc.stream, reportText(rep))
 			}
 		})
-	}
-	// The second stream alone verifies as a linked start, and fails when
-	// the genesis is required.
-	p := filepath.Join(t.TempDir(), "t.jsonl")
-	writeLines(t, p, ls[33:])
-	if rep := verifyPath(t, p, VerifyOptions{}); !rep.OK() || rep.LinkedStart == "" || !strings.Contains(reportText(rep), "linked to an earlier record") {
-		t.Fatalf("linked start:\n%s", reportText(rep))
 	}
 }
 
@@ -297,7 +294,14 @@ func TestVerifyLongLine(t *testing.T) {
 
 type failingWitness struct{}
 
-func (failingWitness) Put(context.Context, Checkpoint) error { return errors.New("down") }
+func (failingWitness) Begin(context.Context, string, string) error { return errors.New("down") }
+func (failingWitness) Put(context.Context, Checkpoint) error       { return errors.New("down") }
+func (failingWitness) StreamKey(context.Context, string) (string, error) {
+	return "", errors.New("down")
+}
+func (failingWitness) Streams(context.Context, string) ([]string, error) {
+	return nil, errors.New("down")
+}
 func (failingWitness) Checkpoints(context.Context, string) ([]Checkpoint, error) {
 	return nil, errors.New("down")
 }

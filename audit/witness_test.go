@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -82,6 +83,35 @@ func testRedisWitness(t *testing.T, c *redis.Client, list func(key string) []str
 	if rep := verifyPath(t, path, VerifyOptions{Witness: wit}); rep.OK() || rep.Problem.Fault != FaultTruncated {
 		t.Fatalf("cut trail against the witness:\n%s", reportText(rep))
 	}
+	// The writer recorded its stream and key when it began.
+	fp := KeyFingerprint(testPub())
+	if got := c.Get(ctx, RedisWitnessKeyPrefix+"gw-r").Val(); got != fp {
+		t.Fatalf("%sgw-r = %q, want %q", RedisWitnessKeyPrefix, got, fp)
+	}
+	if got, err := wit.StreamKey(ctx, "gw-r"); err != nil || got != fp {
+		t.Fatalf("StreamKey = %q, %v", got, err)
+	}
+	if got, err := wit.Streams(ctx, fp); err != nil || fmt.Sprint(got) != "[gw-r]" {
+		t.Fatalf("Streams = %v, %v", got, err)
+	}
+	if got, err := wit.StreamKey(ctx, "gw-none"); err != nil || got != "" {
+		t.Fatalf("StreamKey of an unknown stream = %q, %v", got, err)
+	}
+	other := strings.Repeat("ab", 32)
+	if err := wit.Begin(ctx, "gw-r", other); err == nil || !strings.Contains(err.Error(), "another key") {
+		t.Fatalf("Begin with another key = %v", err)
+	}
+	if err := wit.Begin(ctx, "gw-r", fp); err != nil {
+		t.Fatalf("Begin again with the same key = %v", err)
+	}
+	if err := wit.Begin(ctx, "gw-s", "not-a-fingerprint"); err == nil {
+		t.Fatal("Begin with a bad fingerprint succeeded")
+	}
+	c.SAdd(ctx, RedisWitnessStreamsPrefix+other, "bad stream")
+	if _, err := wit.Streams(ctx, other); err == nil {
+		t.Fatal("a junk stream id in the set was accepted")
+	}
+
 	// Junk in the list is an error, not skipped.
 	c.RPush(ctx, RedisWitnessPrefix+"gw-r", "junk")
 	if _, err := wit.Checkpoints(ctx, "gw-r"); err == nil {
@@ -139,3 +169,7 @@ func startRedisServer(t *testing.T) string {
 	t.Fatal("redis-server did not start")
 	return ""
 }
+
+func (hangingWitness) Begin(ctx context.Context, _, _ string) error      { <-ctx.Done(); return ctx.Err() }
+func (hangingWitness) StreamKey(context.Context, string) (string, error) { return "", nil }
+func (hangingWitness) Streams(context.Context, string) ([]string, error) { return nil, nil }

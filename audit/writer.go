@@ -725,6 +725,15 @@ func (w *Writer) toWitness(c Checkpoint) {
 
 func (w *Writer) witnessLoop() {
 	defer close(w.witnessDone)
+	// First the stream and its key, so a verifier can tell the trail
+	// re-signed with another key, or the whole stream deleted.
+	ctx, cancel := context.WithTimeout(w.witnessCtx, w.opts.WitnessTimeout)
+	err := w.opts.Witness.Begin(ctx, w.stream, KeyFingerprint(w.key.Public().(ed25519.PublicKey)))
+	cancel()
+	if err != nil {
+		w.witnessErrs.Add(1)
+		w.log.Warn("audit: witness could not record the stream's key", "stream", w.stream, "error", err)
+	}
 	for c := range w.witnessCh {
 		ctx, cancel := context.WithTimeout(w.witnessCtx, w.opts.WitnessTimeout)
 		err := w.opts.Witness.Put(ctx, c)

@@ -44,10 +44,11 @@ type AuditConfig struct {
 
 	// Path is the trail of the file sink; placeholders are resolved when
 	// the app starts, relative paths against the working directory. Its
-	// signing key sits beside it (<path>.key, 0600; <path>.pub). Default:
-	// <Caddy data dir>/kavach/audit/<stream>.jsonl, one file per process
-	// start (so processes on one machine never share one), signed with
-	// <Caddy data dir>/kavach/audit/audit.key.
+	// signing key sits beside it (<path>.key, 0600; <path>.pub) unless Key
+	// names another. Default: <Caddy data dir>/kavach/audit/<stream>.jsonl,
+	// one file per process start (so processes on one machine never share
+	// one; each new file's stream links to the newest one before it),
+	// signed with <Caddy data dir>/kavach/audit/audit.key.
 	Path string `json:"path,omitempty"`
 
 	// URL is the database of the postgres sink: postgres://… or
@@ -66,19 +67,29 @@ type AuditConfig struct {
 	// Default: the hostname.
 	Node string `json:"node,omitempty"`
 
-	// Key is the postgres sink's signing key file, whose name ends in
-	// .key (PKCS#8 PEM, mode 0600), with its public half beside it in
-	// <name>.pub; both are generated when absent. Gateways writing to one
+	// Key is the signing key file of the file or postgres sink, whose name
+	// ends in .key (PKCS#8 PEM, mode 0600), with its public half beside it
+	// in <name>.pub; both are generated when absent. Placeholders are
+	// resolved when the app starts. Keep it out of the trail's directory
+	// (readable by the gateway's user only) and copy the .pub to where the
+	// trail is verified: whoever can rewrite the trail then cannot also
+	// replace the key it is verified with. Gateways writing to one
 	// database should share one key, so that one .pub verifies the whole
-	// trail. Default: <Caddy data dir>/kavach/audit-postgres.key.
+	// trail. Default: beside the trail (<path>.key); for postgres
+	// <Caddy data dir>/kavach/audit-postgres.key.
 	Key string `json:"key,omitempty"`
 }
 
 // validate checks the sink name and that each setting goes with its sink.
 // Placeholders are left for startAudit.
 func (c *AuditConfig) validate() error {
-	if c.Sink != auditSinkPostgres && (c.URL != "" || c.Node != "" || c.Key != "") {
-		return fmt.Errorf("audit %s takes no url, node or key", c.Sink)
+	switch {
+	case c.Sink != auditSinkPostgres && (c.URL != "" || c.Node != ""):
+		return fmt.Errorf("audit %s takes no url or node", c.Sink)
+	case c.Sink != auditSinkPostgres && c.Sink != auditSinkFile && c.Key != "":
+		return fmt.Errorf("audit %s takes no key", c.Sink)
+	case c.Key != "" && !strings.HasSuffix(c.Key, ".key"):
+		return fmt.Errorf("audit %s: key %s: the file name must end in .key (its public half goes beside it in .pub)", c.Sink, c.Key)
 	}
 	switch c.Sink {
 	case auditSinkFile:
@@ -107,9 +118,6 @@ func (c *AuditConfig) validate() error {
 			return err
 		}
 	}
-	if c.Key != "" && !strings.HasSuffix(c.Key, ".key") {
-		return fmt.Errorf("audit postgres: key %s: the file name must end in .key (its public half goes beside it in .pub)", c.Key)
-	}
 	return nil
 }
 
@@ -135,20 +143,26 @@ func (c *AuditConfig) resolvePostgres() (postgresTarget, string, error) {
 			return pg, "", err
 		}
 	}
-	var keyTrail string
-	if c.Key != "" {
-		key := repl.ReplaceAll(c.Key, "")
-		trail, ok := strings.CutSuffix(key, ".key")
-		if !ok || filepath.Base(trail) == "" {
-			return pg, "", fmt.Errorf("audit postgres: key %s: the file name must end in .key", key)
-		}
-		abs, err := filepath.Abs(trail)
-		if err != nil {
-			return pg, "", fmt.Errorf("audit postgres: key %s: %w", key, err)
-		}
-		keyTrail = abs
+	keyTrail, err := c.resolveKey()
+	return pg, keyTrail, err
+}
+
+// resolveKey resolves the key option: the key file's absolute path without
+// its .key (what audit.LoadOrCreateKey takes); "" when not set.
+func (c *AuditConfig) resolveKey() (string, error) {
+	if c.Key == "" {
+		return "", nil
 	}
-	return pg, keyTrail, nil
+	key := caddy.NewReplacer().ReplaceAll(c.Key, "")
+	trail, ok := strings.CutSuffix(key, ".key")
+	if !ok || filepath.Base(trail) == "" {
+		return "", fmt.Errorf("audit %s: key %s: the file name must end in .key", c.Sink, key)
+	}
+	abs, err := filepath.Abs(trail)
+	if err != nil {
+		return "", fmt.Errorf("audit %s: key %s: %w", c.Sink, key, err)
+	}
+	return abs, nil
 }
 
 // auditPool keeps each audit writer across config reloads: one per sink
@@ -186,12 +200,17 @@ func (a *App) startAudit() error {
 	}
 	sink, path := auditSinkFile, ""
 	var pg postgresTarget
-	var pgKey string
+	var pgKey, fileKey string
 	if a.Audit != nil {
 		sink = a.Audit.Sink
-		if sink == auditSinkPostgres {
-			var err error
+		var err error
+		switch sink {
+		case auditSinkPostgres:
 			if pg, pgKey, err = a.Audit.resolvePostgres(); err != nil {
+				return err
+			}
+		case auditSinkFile:
+			if fileKey, err = a.Audit.resolveKey(); err != nil {
 				return err
 			}
 		}
@@ -221,11 +240,17 @@ func (a *App) startAudit() error {
 		trail = pg.url + "\x00" + pg.node + "\x00" + keyTrail
 	case path != "":
 		trail, keyTrail = path, path
+		if fileKey != "" {
+			keyTrail = fileKey
+		}
 	default:
 		// Named after the stream, chosen when the writer is created.
 		keyTrail = filepath.Join(dataDir, "audit", "audit")
 	}
 	poolKey := "kavach.audit:" + sink + ":" + trail
+	if sink == auditSinkFile {
+		poolKey += "\x00" + keyTrail
+	}
 	val, loaded, err := auditPool.LoadOrNew(poolKey, func() (caddy.Destructor, error) {
 		return a.openAudit(sink, trail, keyTrail, pg)
 	})
@@ -289,7 +314,11 @@ func (a *App) openAudit(sink, trail, keyTrail string, pg postgresTarget) (*share
 		opts.Stream = audit.StreamID(ps.Node(), time.Now())
 		snk = ps
 	default:
-		if trail == "" {
+		// The default trail: one file per process start, each new stream
+		// linked to the newest file before it, so deleting a file breaks
+		// a link that `kavach audit verify <dir>` follows.
+		linkDir := trail == ""
+		if linkDir {
 			trail = filepath.Join(filepath.Dir(keyTrail), opts.Stream+".jsonl")
 		}
 		if err := os.MkdirAll(filepath.Dir(trail), 0o700); err != nil {
@@ -297,7 +326,7 @@ func (a *App) openAudit(sink, trail, keyTrail string, pg postgresTarget) (*share
 			return nil, err
 		}
 		s.path = trail
-		fs, err := audit.OpenFile(trail, audit.FileOptions{})
+		fs, err := audit.OpenFile(trail, audit.FileOptions{LinkDir: linkDir})
 		if err != nil {
 			s.closeRedis()
 			return nil, err

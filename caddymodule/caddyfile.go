@@ -46,6 +46,9 @@ func init() {
 //		admin 127.0.0.1:2021
 //		admin_token {env.KAVACH_ADMIN_TOKEN}
 //		audit file <path> | stdout | off      # default: a file in Caddy's data dir
+//		audit file <path> {
+//			key <file>.key                    # default: <path>.key; keep it outside the trail's directory
+//		}
 //		audit postgres {env.KAVACH_AUDIT_DB} { # central trail for many gateways
 //			node <name>                       # default: the hostname
 //			key <file>.key                    # default: <data dir>/kavach/audit-postgres.key
@@ -175,21 +178,23 @@ func parseGlobal(d *caddyfile.Dispenser, _ any) (any, error) {
 				return nil, d.Errf("unknown audit sink %q (%s)", c.Sink, auditSinks)
 			}
 			for nesting := d.Nesting(); d.NextBlock(nesting); {
-				if c.Sink != auditSinkPostgres {
+				if c.Sink != auditSinkPostgres && c.Sink != auditSinkFile {
 					return nil, d.Errf("audit %s takes no options", c.Sink)
 				}
 				opt := d.Val()
 				var v string
 				if opt == "node" || opt == "key" {
 					if !d.Args(&v) || d.NextArg() {
-						return nil, d.Errf("audit postgres: %s takes one value (%s)", opt, map[string]string{"node": "node <name>", "key": "key <file>.key"}[opt])
+						return nil, d.Errf("audit %s: %s takes one value (%s)", c.Sink, opt, map[string]string{"node": "node <name>", "key": "key <file>.key"}[opt])
 					}
 				}
-				switch opt {
-				case "node":
+				switch {
+				case opt == "node" && c.Sink == auditSinkPostgres:
 					c.Node = v
-				case "key":
+				case opt == "key":
 					c.Key = v
+				case c.Sink == auditSinkFile:
+					return nil, d.Errf("unknown audit file option %q (want key)", opt)
 				default:
 					return nil, d.Errf("unknown audit postgres option %q (want node or key)", opt)
 				}

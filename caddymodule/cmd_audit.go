@@ -15,6 +15,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
 	"github.com/redis/go-redis/v9"
 	"github.com/spf13/cobra"
@@ -34,18 +36,33 @@ Reads the audit trail a gateway writes: a file (the global option
 or a PostgreSQL database ('audit postgres <url>'), named by its
 postgres:// or postgresql:// URL (its password is never printed).
 
-  audit verify <file|url> [--key <file>.pub] [--redis URL]
-      Checks hashes, seq continuity, stream links and checkpoint
-      signatures against the pinned public key (default <file>.pub, else
-      audit.pub beside the file, as for the default trail in Caddy's data
-      directory; required with a database). Exits 0 only when the trail
-      verifies; otherwise names the first bad seq and why. Records after
-      the last checkpoint are reported as not yet covered. In a database,
-      each gateway node's chain of streams is checked in the order it was
-      written, and every row's columns must agree with its line. With
-      --redis, the checkpoints the gateway left in Redis
-      (kavach:audit:ckpt:<stream>) are compared too, so records dropped
-      from the end are caught.
+  audit verify [<dir|file>...] [--key <file>.pub] [--from <stream>:<seq>]...
+               [--redis URL] [--config <Caddyfile>]
+  audit verify <url> --key <file>.pub [--redis URL]
+      Checks hashes, seq continuity, the links between streams and files,
+      and checkpoint signatures against the pinned public key. Takes trail
+      files (with their rotated segments), directories (every *.jsonl in
+      them: the default trail keeps one file per process start), or
+      nothing: the trail --config names, else this machine's default trail
+      in Caddy's data directory. Files are read in the order of their
+      links, whatever their names. A stream that links to records no file
+      holds is a cut head (a rotated segment, an earlier stream or file
+      deleted) and fails; if those records were archived on purpose,
+      --from <stream>:<seq> names a checkpoint record of the stream (a line
+      whose kind is checkpoint) to verify from. Exit status: 0 when the
+      whole trail verifies from its first record; 3 when it verifies from
+      a checkpoint on (--from, or one the witness holds), the earlier
+      records not checked; 1 otherwise, naming the first bad seq and why.
+      Records after the last checkpoint are reported as not yet covered.
+      The key: --key, else the .pub of the config's key option (audit file
+      <path> { key <file>.key }), else the .pub beside the trail, which
+      whoever can rewrite the trail can replace: verify then warns on
+      stderr. With --redis, what the gateway left in Redis is compared too:
+      its checkpoints (kavach:audit:ckpt:<stream>), so records dropped from
+      the end are caught; the key each stream began with; and the streams
+      it knows that the trail lacks. In a database, each gateway node's
+      chain of streams is checked in the order it was written, and every
+      row's columns must agree with its line.
 
   audit query [--agent ID|NAME] [--sub ID|NAME] [--tool NAME]
               [--decision allow|deny] [--since T] [--until T]
@@ -69,62 +86,268 @@ postgres:// or postgresql:// URL (its password is never printed).
 	})
 }
 
+// exitVerifiedFromCheckpoint is the exit status of `kavach audit verify`
+// when the trail verifies from a checkpoint on (--from, or the witness's),
+// its earlier records not checked: a script that wants the whole trail
+// checks for 0.
+const exitVerifiedFromCheckpoint = 3
+
 func auditVerifyCommand() *cobra.Command {
-	var key, redisURL string
+	var (
+		key, redisURL, config string
+		from                  []string
+	)
 	cmd := &cobra.Command{
-		Use:   "verify <file|postgres-url> [--key <file>.pub]",
-		Short: "Verifies an audit trail (exit 0 only when it holds)",
-		Args:  cobra.ExactArgs(1),
+		Use:   "verify [<dir|file>... | <postgres-url>] [--key <file>.pub] [--from <stream>:<seq>]... [--redis URL] [--config <Caddyfile>]",
+		Short: "Verifies an audit trail (exit 0 only when it holds from its first record)",
+		Args:  cobra.ArbitraryArgs,
 	}
-	cmd.Flags().StringVar(&key, "key", "", "the trail's public key, PKIX PEM (default <file>.pub, else audit.pub beside it; required with a database URL)")
-	cmd.Flags().StringVar(&redisURL, "redis", "", "compare with the checkpoints witnessed in this Redis")
+	cmd.Flags().StringVar(&key, "key", "", "the trail's public key, PKIX PEM, kept where the gateway cannot change it (default: the config's key, else the .pub beside the trail, with a warning; required with a database URL)")
+	cmd.Flags().StringVar(&redisURL, "redis", "", "compare with what the gateway left in this Redis: checkpoints, each stream's key, the streams it knows")
+	cmd.Flags().StringArrayVar(&from, "from", nil, "verify from this checkpoint record on, <stream>:<seq>, when the records before it were archived (repeatable, one per stream); exit status 3")
+	cmd.Flags().StringVar(&config, "config", "", "take the trail and its key from this config (Caddyfile, or JSON when it ends in .json)")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
-		path := args[0]
-		db := audit.IsPostgresURL(path)
-		switch {
-		case key == "" && db:
-			return errors.New("name the trail's public key with --key (audit-postgres.pub in the gateway's data directory, or the key option's .pub)")
-		case key == "":
-			key = defaultAuditKey(path)
+		code, err := runAuditVerify(cmd, args, key, redisURL, config, from)
+		if code == exitVerifiedFromCheckpoint {
+			cmd.SilenceErrors = true
+			return caddycmd.WrapCommandFuncForCobra(func(caddycmd.Flags) (int, error) { return code, nil })(cmd, args)
 		}
-		pub, err := audit.LoadPublicKey(key)
-		if err != nil {
-			return fmt.Errorf("public key: %w (name it with --key)", err)
-		}
-		var opts audit.VerifyOptions
-		if redisURL != "" {
-			o, err := redis.ParseURL(redisURL)
-			if err != nil {
-				return errors.New("--redis: not a redis:// or rediss:// URL")
-			}
-			client := redis.NewClient(o)
-			defer client.Close()
-			opts.Witness = audit.NewRedisWitness(client, 0)
-		}
-		var rep *audit.Report
-		if db {
-			rep, err = audit.VerifyPostgres(cmd.Context(), path, pub, opts)
-		} else {
-			rep, err = audit.VerifyTrail(cmd.Context(), path, pub, opts)
-		}
-		if err != nil {
-			return err
-		}
-		if err := rep.WriteText(cmd.OutOrStdout()); err != nil {
-			return err
-		}
-		if !rep.OK() {
-			cmd.SilenceUsage = true
-			return fmt.Errorf("the audit trail does not verify: %s", rep.Problem.Error())
-		}
-		return nil
+		return err
 	}
 	return cmd
 }
 
-// defaultAuditKey is <file>.pub, else audit.pub in the file's directory
-// (the key of the default trail, one file per stream).
+// runAuditVerify verifies the trail args (or config) name and prints the
+// report; it returns the exit status (0, 1 or exitVerifiedFromCheckpoint).
+func runAuditVerify(cmd *cobra.Command, args []string, key, redisURL, config string, from []string) (int, error) {
+	var opts audit.VerifyOptions
+	for _, f := range from {
+		ref, err := audit.ParseCheckpointRef(f)
+		if err != nil {
+			return 1, fmt.Errorf("--from: %w", err)
+		}
+		opts.From = append(opts.From, ref)
+	}
+	t, err := verifyTarget(args, config)
+	if err != nil {
+		return 1, err
+	}
+	db := len(t.paths) == 1 && audit.IsPostgresURL(t.paths[0])
+	for _, p := range t.paths {
+		if audit.IsPostgresURL(p) && !db {
+			return 1, errors.New("a database URL is verified alone")
+		}
+	}
+	pinned := true
+	switch {
+	case key != "":
+	case t.pub != "":
+		key = t.pub
+		pinned = !t.besideTrail(key)
+	case db:
+		return 1, errors.New("name the trail's public key with --key (audit-postgres.pub in the gateway's data directory, or the key option's .pub)")
+	default:
+		key, pinned = defaultAuditKey(t.paths[0]), false
+		for _, p := range t.paths {
+			if k := defaultAuditKey(p); fileExists(k) {
+				key = k
+				break
+			}
+		}
+	}
+	pub, err := audit.LoadPublicKey(key)
+	if err != nil {
+		return 1, fmt.Errorf("public key: %w (name it with --key)", err)
+	}
+	if redisURL != "" {
+		o, err := redis.ParseURL(redisURL)
+		if err != nil {
+			return 1, errors.New("--redis: not a redis:// or rediss:// URL")
+		}
+		client := redis.NewClient(o)
+		defer client.Close()
+		opts.Witness = audit.NewRedisWitness(client, 0)
+	}
+	var rep *audit.Report
+	if db {
+		rep, err = audit.VerifyPostgres(cmd.Context(), t.paths[0], pub, opts)
+	} else {
+		rep, err = audit.VerifyFiles(cmd.Context(), t.paths, pub, opts)
+	}
+	if err != nil {
+		return 1, err
+	}
+	if err := rep.WriteText(cmd.OutOrStdout()); err != nil {
+		return 1, err
+	}
+	if !pinned {
+		warnAdjacentKey(cmd, key, rep, opts.Witness != nil)
+	}
+	cmd.SilenceUsage = true
+	switch {
+	case !rep.OK():
+		return 1, fmt.Errorf("the audit trail does not verify: %s", rep.Problem.Error())
+	case !rep.Complete():
+		return exitVerifiedFromCheckpoint, nil
+	}
+	return 0, nil
+}
+
+// warnAdjacentKey says, on stderr, that the key verify used sits beside
+// the trail, unless the witness recorded every stream's key as this one.
+func warnAdjacentKey(cmd *cobra.Command, key string, rep *audit.Report, witness bool) {
+	unconfirmed := 0
+	for _, s := range rep.Streams {
+		if !s.KeyWitnessed {
+			unconfirmed++
+		}
+	}
+	if witness && unconfirmed == 0 && rep.OK() {
+		return
+	}
+	w := cmd.ErrOrStderr()
+	fmt.Fprintf(w, "WARNING: verified with the key beside the trail (%s).\n", key)
+	fmt.Fprintln(w, "WARNING: whoever can rewrite the trail can replace that key too, and a rewritten trail would verify.")
+	if witness {
+		fmt.Fprintf(w, "WARNING: the witness has no record of the key of %d of its streams.\n", unconfirmed)
+	}
+	fmt.Fprintln(w, "WARNING: pin the key: copy the .pub where the gateway cannot write and name it with --key, keep the")
+	fmt.Fprintln(w, "WARNING: signing key outside the trail's directory (audit file <path> { key <file>.key }) and verify")
+	fmt.Fprintln(w, "WARNING: with --config, or verify with --redis against the witness.")
+}
+
+// trailTarget is the trail verify reads and the key a config pins.
+type trailTarget struct {
+	paths []string // files and directories, or one database URL
+	pub   string   // the config's key, "" when it names none
+}
+
+// besideTrail reports whether the key file sits in a directory of the
+// trail (where whoever rewrites the trail can replace it).
+func (t trailTarget) besideTrail(key string) bool {
+	kd, _ := filepath.Abs(filepath.Dir(key))
+	for _, p := range t.paths {
+		d := p
+		if fi, err := os.Stat(p); err != nil || !fi.IsDir() {
+			d = filepath.Dir(p)
+		}
+		if abs, _ := filepath.Abs(d); abs == kd {
+			return true
+		}
+	}
+	return false
+}
+
+// verifyTarget is what verify reads: the paths given, else the trail the
+// config names, else this machine's default trail (one file per process
+// start in Caddy's data directory). A config also names the key.
+func verifyTarget(args []string, config string) (trailTarget, error) {
+	t := trailTarget{paths: args}
+	if config != "" {
+		c, err := trailFromConfig(config)
+		if err != nil {
+			return t, err
+		}
+		t.pub = c.pub
+		if len(t.paths) == 0 {
+			t.paths = c.paths
+		}
+	}
+	if len(t.paths) == 0 {
+		t.paths = []string{defaultTrailDir()}
+	}
+	return t, nil
+}
+
+// defaultTrailDir is where the default trail is written: one file per
+// process start, signed with audit.key beside them.
+func defaultTrailDir() string { return filepath.Join(caddy.AppDataDir(), "kavach", "audit") }
+
+// trailFromConfig reads the audit option of a config (a Caddyfile, or JSON
+// when the name ends in .json) as the gateway would resolve it: the trail
+// and, when it names one, the key's .pub. Relative paths are taken from
+// the working directory, as the gateway does.
+func trailFromConfig(file string) (trailTarget, error) {
+	body, err := os.ReadFile(file)
+	if err != nil {
+		return trailTarget{}, fmt.Errorf("--config: %w", err)
+	}
+	if !strings.HasSuffix(file, ".json") {
+		adapter := caddyconfig.GetAdapter("caddyfile")
+		if adapter == nil {
+			return trailTarget{}, errors.New("--config: no caddyfile adapter in this build")
+		}
+		if body, _, err = adapter.Adapt(body, map[string]any{"filename": file}); err != nil {
+			return trailTarget{}, fmt.Errorf("--config %s: %w", file, err)
+		}
+	}
+	var cfg struct {
+		Apps struct {
+			Kavach *struct {
+				Audit *AuditConfig `json:"audit"`
+			} `json:"kavach"`
+		} `json:"apps"`
+	}
+	if err := json.Unmarshal(body, &cfg); err != nil {
+		return trailTarget{}, fmt.Errorf("--config %s: %w", file, err)
+	}
+	if cfg.Apps.Kavach == nil {
+		return trailTarget{}, fmt.Errorf("--config %s: no kavach app (global option kavach { … })", file)
+	}
+	c := cfg.Apps.Kavach.Audit
+	if c == nil {
+		return trailTarget{paths: []string{defaultTrailDir()}}, nil
+	}
+	if err := c.validate(); err != nil {
+		return trailTarget{}, fmt.Errorf("--config %s: %w", file, err)
+	}
+	var t trailTarget
+	switch c.Sink {
+	case auditSinkPostgres:
+		pg, keyTrail, err := c.resolvePostgres()
+		if err != nil {
+			return t, fmt.Errorf("--config %s: %w", file, err)
+		}
+		if keyTrail == "" {
+			keyTrail = filepath.Join(caddy.AppDataDir(), "kavach", "audit-postgres")
+		}
+		_, t.pub = audit.KeyPaths(keyTrail)
+		t.paths = []string{pg.url}
+	case auditSinkFile:
+		if c.Path == "" {
+			t.paths = []string{defaultTrailDir()}
+			break
+		}
+		path := caddy.NewReplacer().ReplaceAll(c.Path, "")
+		if path == "" {
+			return t, fmt.Errorf("--config %s: audit file %s is empty", file, c.Path)
+		}
+		t.paths = []string{path}
+		keyTrail, err := c.resolveKey()
+		if err != nil {
+			return t, fmt.Errorf("--config %s: %w", file, err)
+		}
+		if keyTrail != "" {
+			_, t.pub = audit.KeyPaths(keyTrail)
+		}
+	default:
+		return t, fmt.Errorf("--config %s: the trail goes to %s: nothing here to verify", file, c.Sink)
+	}
+	return t, nil
+}
+
+func fileExists(name string) bool {
+	_, err := os.Stat(name)
+	return err == nil
+}
+
+// defaultAuditKey is the key beside the trail at path: audit.pub in a
+// directory (the default trail's), else <file>.pub, else audit.pub in the
+// file's directory.
 func defaultAuditKey(path string) string {
+	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
+		return filepath.Join(path, "audit.pub")
+	}
 	_, pub := audit.KeyPaths(path)
 	if _, err := os.Stat(pub); errors.Is(err, fs.ErrNotExist) {
 		alt := filepath.Join(filepath.Dir(path), "audit.pub")
@@ -204,10 +427,10 @@ func auditQueryCommand() *cobra.Command {
 		}
 		for e, err := range entries {
 			if errors.Is(err, audit.ErrPartialLine) {
-				// The gateway may be in the middle of a write; what came
-				// before stands.
+				// A gateway in the middle of a write, or one that died in
+				// it; what came before stands, the next file follows.
 				fmt.Fprintln(cmd.ErrOrStderr(), "warning:", err)
-				break
+				continue
 			}
 			if err != nil {
 				_ = p.Flush()

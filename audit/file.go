@@ -95,7 +95,7 @@ func OpenFile(path string, opts FileOptions) (*FileSink, error) {
 	if err != nil {
 		return nil, fmt.Errorf("audit: %w", err)
 	}
-	if err := lockFile(lock); err != nil {
+	if err := lockSoon(lock); err != nil {
 		lock.Close()
 		if errors.Is(err, errLockHeld) {
 			return nil, fmt.Errorf("%w: %s is locked (%s.lock): one gateway process per trail file", ErrLocked, path, path)
@@ -218,6 +218,25 @@ func linkTail(path string) (Tail, error) {
 		}
 	}
 	return best, nil
+}
+
+// lockWait is how long OpenFile retries a held lock. A lock released
+// by Close can still be held for a moment by a child this process is
+// forking (between fork and exec the child shares the open file
+// description, whose flock it is), so a writer reopening its own trail
+// must not take that moment for a second writer.
+const lockWait = 500 * time.Millisecond
+
+// lockSoon is lockFile, retried for up to lockWait while the lock is held.
+func lockSoon(f *os.File) error {
+	deadline := time.Now().Add(lockWait)
+	for {
+		err := lockFile(f)
+		if !errors.Is(err, errLockHeld) || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 // trailHeld reports whether a writer holds the trail at path (its lock).

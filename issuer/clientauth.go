@@ -109,6 +109,9 @@ func (s *Server) checkSecret(ctx context.Context, id, secret string) (*caller, e
 		if a.SecretHash == nil || subtle.ConstantTimeCompare(a.SecretHash, got) != 1 {
 			return nil, bad
 		}
+		if !agentActive(a, now()) {
+			return nil, errInvalidClient("the agent is revoked or expired")
+		}
 		return &caller{ID: a.ID, Agent: a}, nil
 	case strings.HasPrefix(id, token.PrefixClient):
 		c, err := s.store.GetClient(ctx, id)
@@ -124,6 +127,14 @@ func (s *Server) checkSecret(ctx context.Context, id, secret string) (*caller, e
 		return &caller{ID: c.ID, Client: c}, nil
 	}
 	return nil, bad
+}
+
+// agentActive reports whether an agent may still authenticate: not
+// revoked, not expired. (Its ancestors are checked where its tokens are
+// minted; a revoked agent learns nothing by introspecting or revoking, but
+// it is not a client any more.)
+func agentActive(a *store.Agent, at time.Time) bool {
+	return a.RevokedAt.IsZero() && (a.ExpiresAt.IsZero() || at.Before(a.ExpiresAt))
 }
 
 // publicClient identifies a public client by client_id alone: a
@@ -242,6 +253,9 @@ func (s *Server) verifyAgentAssertion(ctx context.Context, assertion string) (*s
 	}
 	if !s.audienceIsMe(c.Audience) {
 		return nil, errInvalidClient("client assertion aud must be this issuer")
+	}
+	if !agentActive(a, at) {
+		return nil, errInvalidClient("the agent is revoked or expired")
 	}
 	if c.ID == "" {
 		return nil, errInvalidClient("client assertion has no jti")

@@ -206,7 +206,9 @@ func TestTokenExchange(t *testing.T) {
 				t.Fatalf("revoke: %d %v", status, out)
 			}
 			status, out := e.exchange(basic(r.ID, r.ClientSecret), raw, url.Values{"scope": {"repo:read"}})
-			wantError(t, status, out, http.StatusBadRequest, "invalid_grant", "")
+			// A revoked agent (the cascade reaches children) is no client:
+			// refused at authentication, before its token is looked at.
+			wantError(t, status, out, http.StatusUnauthorized, "invalid_client", "")
 		})
 
 		e.run("token under a revoked parent", func(t *testing.T, e *agentEnv) {
@@ -217,7 +219,9 @@ func TestTokenExchange(t *testing.T) {
 				t.Fatalf("revoke: %d %v", status, out)
 			}
 			status, out := e.exchange(basic(rc.ID, rc.ClientSecret), raw, url.Values{"scope": {"repo:read"}})
-			wantError(t, status, out, http.StatusBadRequest, "invalid_grant", "")
+			// A revoked agent (the cascade reaches children) is no client:
+			// refused at authentication, before its token is looked at.
+			wantError(t, status, out, http.StatusUnauthorized, "invalid_client", "")
 		})
 
 		e.run("token revoked by its client", func(t *testing.T, e *agentEnv) {

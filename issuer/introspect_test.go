@@ -181,7 +181,9 @@ func TestIntrospection(t *testing.T) {
 			}
 			wantInactive(e, rraw, nil)
 			wantInactive(e, rraw, clientCred(e, "resource_server", testResource))
-			wantInactive(e, rraw, basic(r.ID, r.ClientSecret))
+			// The revoked agent itself is no client any more.
+			status, out := e.introspect(rraw, basic(r.ID, r.ClientSecret))
+			wantError(t, status, out, http.StatusUnauthorized, "invalid_client", "")
 		})
 
 		e.run("token under a revoked parent", func(t *testing.T, e *agentEnv) {

@@ -4,17 +4,15 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net"
-	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/kavachgate/kavach/internal/redistest"
 )
 
 // The Redis witness against miniredis and a real redis-server (DESIGN.md
@@ -33,7 +31,7 @@ func TestRedisWitnessMiniredis(t *testing.T) {
 
 func TestRedisWitnessServer(t *testing.T) {
 	t.Parallel()
-	addr := startRedisServer(t)
+	addr := redistest.Start(t).Addr()
 	c := redis.NewClient(&redis.Options{Addr: addr})
 	defer c.Close()
 	testRedisWitness(t, c, func(key string) []string {
@@ -120,54 +118,6 @@ func testRedisWitness(t *testing.T, c *redis.Client, list func(key string) []str
 	if rep := verifyPath(t, path, VerifyOptions{Witness: wit}); rep.OK() || rep.Problem.Fault != FaultWitness {
 		t.Fatalf("junk witness:\n%s", reportText(rep))
 	}
-}
-
-// startRedisServer runs redis-server on a free loopback port until t ends.
-// Without redis-server the test fails under CI=true and is skipped
-// otherwise (make test installs it).
-func startRedisServer(t *testing.T) string {
-	t.Helper()
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("redis-server missing: make test installs it")
-		}
-		t.Skip("redis-server missing: make test installs it")
-	}
-	for try := 0; try < 3; try++ {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		l.Close()
-		dir := t.TempDir()
-		cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "",
-			"--appendonly", "no", "--dir", dir, "--logfile", filepath.Join(dir, "redis.log"))
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		done := make(chan struct{})
-		go func() { cmd.Wait(); close(done) }()
-		t.Cleanup(func() { cmd.Process.Kill(); <-done })
-		addr := "127.0.0.1:" + strconv.Itoa(port)
-		c := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1, DialTimeout: 200 * time.Millisecond})
-		deadline := time.Now().Add(10 * time.Second)
-		for time.Now().Before(deadline) {
-			if c.Ping(context.Background()).Err() == nil {
-				c.Close()
-				return addr
-			}
-			select {
-			case <-done:
-				deadline = time.Time{} // exited: port taken, try another
-			case <-time.After(20 * time.Millisecond):
-			}
-		}
-		c.Close()
-	}
-	t.Fatal("redis-server did not start")
-	return ""
 }
 
 func (hangingWitness) Begin(ctx context.Context, _, _ string) error      { <-ctx.Done(); return ctx.Err() }

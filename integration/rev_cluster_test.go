@@ -1,13 +1,11 @@
 package integration
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -18,6 +16,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/kavachgate/kavach/internal/redistest"
 	"github.com/kavachgate/kavach/revocation"
 )
 
@@ -33,109 +32,24 @@ const (
 	revPRM      = "https://api.test/.well-known/oauth-protected-resource/api"
 )
 
-// revRedis is a redis-server child process of one test.
-type revRedis struct {
-	t    *testing.T
-	bin  string
-	dir  string
-	port int
-	cmd  *exec.Cmd
-	done chan struct{} // closed when cmd has exited
-}
+// revRedis is a redis-server of one test (internal/redistest), with the
+// names the cluster tests use.
+type revRedis struct{ *redistest.Server }
 
 // startRevRedis starts redis-server on a free loopback port and kills it
 // (by its pid) when the test ends. Without redis-server the test fails
 // under CI=true and is skipped otherwise.
-func startRevRedis(t *testing.T) *revRedis {
-	t.Helper()
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("redis-server missing: make test installs it")
-		}
-		t.Skip("redis-server missing: make test installs it")
-	}
-	r := &revRedis{t: t, bin: bin, dir: t.TempDir()}
-	t.Cleanup(r.kill)
-	// The port can be taken between the probe and redis' bind.
-	for try := 0; ; try++ {
-		r.port = freePort(t)
-		err := r.tryStart()
-		if err == nil {
-			return r
-		}
-		if try == 2 {
-			t.Fatalf("redis-server did not start: %v", err)
-		}
-	}
-}
+func startRevRedis(t *testing.T) *revRedis { return &revRedis{redistest.Start(t)} }
 
-func (r *revRedis) addr() string { return "127.0.0.1:" + strconv.Itoa(r.port) }
-func (r *revRedis) url() string  { return "redis://" + r.addr() + "/0" }
-
-func (r *revRedis) tryStart() error {
-	cmd := exec.Command(r.bin,
-		"--port", strconv.Itoa(r.port), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no", "--enable-debug-command", "local",
-		"--dir", r.dir, "--logfile", filepath.Join(r.dir, "redis.log"))
-	cmd.Dir = r.dir
-	setChildAttrs(cmd)
-	if err := cmd.Start(); err != nil {
-		return err
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	r.cmd, r.done = cmd, done
-
-	c := redis.NewClient(&redis.Options{Addr: r.addr(), Protocol: 2, DialTimeout: 200 * time.Millisecond, MaxRetries: -1})
-	defer c.Close()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if err := c.Ping(context.Background()).Err(); err == nil {
-			return nil
-		}
-		select {
-		case <-done:
-			r.cmd = nil
-			return fmt.Errorf("redis-server exited: %s", r.logTail())
-		default:
-		}
-		if time.Now().After(deadline) {
-			r.kill()
-			return fmt.Errorf("redis-server on %s gave no PONG within 10s: %s", r.addr(), r.logTail())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
+func (r *revRedis) addr() string { return r.Addr() }
+func (r *revRedis) url() string  { return r.URL() }
 
 // restart starts redis-server again on the same port. Without
 // persistence it comes back empty.
-func (r *revRedis) restart() {
-	r.t.Helper()
-	if err := r.tryStart(); err != nil {
-		r.t.Fatalf("redis-server did not restart on port %d: %v", r.port, err)
-	}
-}
+func (r *revRedis) restart() { r.Restart() }
 
 // kill sends SIGKILL to the server's own pid and waits for it to exit.
-func (r *revRedis) kill() {
-	if r.cmd == nil {
-		return
-	}
-	_ = r.cmd.Process.Kill()
-	select {
-	case <-r.done:
-	case <-time.After(10 * time.Second):
-		r.t.Errorf("redis-server (pid %d) did not exit after SIGKILL", r.cmd.Process.Pid)
-	}
-	r.cmd = nil
-}
-
-func (r *revRedis) logTail() string {
-	data, _ := os.ReadFile(filepath.Join(r.dir, "redis.log"))
-	lines := strings.Split(strings.TrimSpace(string(data)), "\n")
-	return strings.Join(lines[max(0, len(lines)-5):], "\n")
-}
+func (r *revRedis) kill() { r.Stop() }
 
 // client is a plain client for the test's own commands, closed at the end
 // of the test.

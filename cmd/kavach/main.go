@@ -23,7 +23,16 @@ delegation chain the moment any link is revoked, and writes a tamper-evident
 audit record for every request.
 
 Every Caddy command works as in Caddy ('kavach run', 'kavach validate',
-'kavach adapt', 'kavach list-modules'); Kavach adds 'kavach keys' and
-'kavach token'.`
+'kavach adapt', 'kavach list-modules'). Kavach adds:
+
+  kavach user     the issuer's users and their entitlements
+  kavach agent    agents, their delegations and credentials
+  kavach client   the issuer's OAuth clients (create, revoke)
+  kavach revoke   a token, grant or agent id, or every token before a time
+  kavach audit    verify and query the tamper-evident audit trail
+  kavach keys     token signing keys (generate, jwks, rotate)
+  kavach token    mint or inspect access tokens offline
+
+'kavach help <command>' tells more about each.`
 	caddycmd.Main()
 }

@@ -155,6 +155,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 	a.keysReady, a.keysOnce = make(chan struct{}), new(sync.Once)
 	a.adminKey = new(atomic.Pointer[string])
 	a.auditW = new(atomic.Pointer[audit.Writer])
+	if a.Redis != "" {
+		routeRedisLogs()
+	}
 	repl := caddy.NewReplacer()
 	for i, tk := range a.TrustedKeys {
 		data, err := os.ReadFile(repl.ReplaceKnown(tk.File, ""))

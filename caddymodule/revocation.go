@@ -192,13 +192,20 @@ func slogFrom(l *zap.Logger) *slog.Logger {
 }
 
 // redisLogger sends go-redis's own messages (dial failures and the like)
-// to Caddy's log instead of stderr. go-redis has one global logger.
+// to Caddy's log instead of stderr.
 type redisLogger struct{}
 
 func (redisLogger) Printf(_ context.Context, format string, v ...any) {
 	caddy.Log().Named("kavach.redis").Warn(fmt.Sprintf(format, v...))
 }
 
-func init() {
-	redis.SetLogger(redisLogger{})
+var redisLogsOnce sync.Once
+
+// routeRedisLogs points go-redis's logger at Caddy's log, once, when a
+// config that uses Redis is provisioned. go-redis has one global logger
+// for the whole process, so this is not done in init(): a program that
+// only imports this package (or a CLI command using go-redis) keeps its
+// own.
+func routeRedisLogs() {
+	redisLogsOnce.Do(func() { redis.SetLogger(redisLogger{}) })
 }

@@ -20,6 +20,11 @@ import (
 // Decoding accepts aud as a string or an array (RFC 7519 §4.1.3) and keeps
 // cnf only to reject it: a sender-constrained token must never be accepted
 // as a bearer token until DPoP support exists.
+//
+// A field added here (or to Actor, Kavach, policy.Constraints or Token)
+// must also be copied by Token.Compact, or cached tokens lose it;
+// TestCompactCarriesEveryField fills every field by reflection and fails
+// until it is.
 type Claims struct {
 	Issuer    string   `json:"iss"`
 	Subject   string   `json:"sub"`

@@ -1,10 +1,14 @@
 package token
 
 import (
+	"encoding/json"
+	"fmt"
 	"net/netip"
 	"reflect"
 	"testing"
 	"unsafe"
+
+	"github.com/lestrrat-go/jwx/v2/jwa"
 
 	"github.com/kavachgate/kavach/policy"
 )
@@ -66,5 +70,69 @@ func BenchmarkCompact(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		_ = tok.Compact()
+	}
+}
+
+// TestCompactCarriesEveryField fills every field of a Token (claims,
+// kvc, constraints, the act chain) by reflection, so a field added later
+// without a line in Compact fails here rather than vanishing from cached
+// tokens.
+func TestCompactCarriesEveryField(t *testing.T) {
+	var tok Token
+	fillAll(t, reflect.ValueOf(&tok).Elem(), "tok", 0)
+	// Never carried: a verified token with cnf is rejected (Verify), so
+	// no cached token has one.
+	tok.Confirmation = nil
+	got := tok.Compact()
+	if !reflect.DeepEqual(got, &tok) {
+		t.Fatalf("Compact dropped or changed a field:\n got %+v\nwant %+v", got, &tok)
+	}
+}
+
+// fillAll sets every settable field under v to a non-zero value that
+// names its path.
+func fillAll(t *testing.T, v reflect.Value, path string, depth int) {
+	t.Helper()
+	switch v.Type() {
+	case reflect.TypeFor[jwa.SignatureAlgorithm]():
+		v.Set(reflect.ValueOf(jwa.EdDSA))
+		return
+	case reflect.TypeFor[netip.Prefix]():
+		v.Set(reflect.ValueOf(netip.MustParsePrefix("10.0.0.0/8")))
+		return
+	case reflect.TypeFor[json.RawMessage]():
+		v.Set(reflect.ValueOf(json.RawMessage(`{"jkt":"x"}`)))
+		return
+	}
+	switch v.Kind() {
+	case reflect.String:
+		v.SetString(path)
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		v.SetInt(int64(7 + depth))
+	case reflect.Bool:
+		v.SetBool(true)
+	case reflect.Slice:
+		s := reflect.MakeSlice(v.Type(), 2, 2)
+		for i := range 2 {
+			fillAll(t, s.Index(i), fmt.Sprintf("%s[%d]", path, i), depth)
+		}
+		v.Set(s)
+	case reflect.Pointer:
+		if depth > 3 { // the act chain: three hops are enough
+			return
+		}
+		p := reflect.New(v.Type().Elem())
+		fillAll(t, p.Elem(), path, depth+1)
+		v.Set(p)
+	case reflect.Struct:
+		for i := range v.NumField() {
+			f := v.Type().Field(i)
+			if !f.IsExported() {
+				t.Fatalf("%s.%s: unexported field, teach fillAll about %s", path, f.Name, v.Type())
+			}
+			fillAll(t, v.Field(i), path+"."+f.Name, depth)
+		}
+	default:
+		t.Fatalf("%s: teach fillAll about %s", path, v.Type())
 	}
 }

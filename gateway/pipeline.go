@@ -7,6 +7,7 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/kavachgate/kavach/audit"
@@ -47,6 +48,7 @@ type Admission struct {
 	ex        *MCPExchange
 	rec       audit.Record // the decision record; the outcome reuses it
 	recorded  bool
+	guard     streamGuard // in the Admission, so watching costs no allocation
 }
 
 // StatusError is an answer Forward asks the server to give after the next
@@ -272,7 +274,8 @@ func (g *Gateway) Forward(w http.ResponseWriter, r *http.Request, a *Admission, 
 		mw = a.ex.wrap(w, r)
 		w = mw
 	}
-	err = next(w, r)
+	a.guard = streamGuard{ResponseWriter: w, g: g, tok: a.Token}
+	err = next(&a.guard, r)
 	if mw != nil {
 		if ferr := mw.Finish(); ferr != nil && err == nil {
 			err = ferr
@@ -339,6 +342,57 @@ func (w *recordingWriter) Write(p []byte) (int, error) {
 
 // Unwrap is for http.ResponseController.
 func (w *recordingWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// ErrStreamRevoked is what a write to a response stream answers once the
+// stream's token, a link of its chain, or its user, client or key was
+// revoked after the stream began.
+var ErrStreamRevoked = errors.New("gateway: the stream's token was revoked")
+
+// streamGuard ends a response stream (text/event-stream: an MCP GET
+// stream, a long tools/call answer) at its first write after the token
+// that opened it is revoked. Admission decides once, at the start; a
+// stream can outlive that by hours, and revoking a chain must stop what
+// it is doing everywhere (DESIGN.md §5). Plain responses are not watched:
+// they end on their own.
+type streamGuard struct {
+	http.ResponseWriter
+	g       *Gateway
+	tok     *token.Token
+	checked bool // the response's headers were looked at
+	stream  bool
+	cut     bool
+}
+
+func (s *streamGuard) look() {
+	if !s.checked {
+		s.checked = true
+		ct := s.Header().Get("Content-Type")
+		s.stream = s.tok != nil && len(ct) >= 17 && strings.EqualFold(ct[:17], "text/event-stream")
+	}
+}
+
+func (s *streamGuard) WriteHeader(code int) {
+	if code >= 200 {
+		s.look()
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *streamGuard) Write(p []byte) (int, error) {
+	s.look()
+	if s.stream && !s.cut {
+		if _, _, revoked := s.g.revoked(s.tok); revoked {
+			s.cut = true
+		}
+	}
+	if s.cut {
+		return 0, ErrStreamRevoked
+	}
+	return s.ResponseWriter.Write(p)
+}
+
+// Unwrap is for http.ResponseController.
+func (s *streamGuard) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
 // Deny answers a denied admission's headers: WWW-Authenticate (every
 // denial names the metadata URL), Retry-After, Allow. On an MCP route it

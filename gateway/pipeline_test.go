@@ -11,10 +11,12 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/kavachgate/kavach/audit"
 	"github.com/kavachgate/kavach/mcp"
 	"github.com/kavachgate/kavach/policy"
+	"github.com/kavachgate/kavach/revocation"
 	"github.com/kavachgate/kavach/token"
 )
 
@@ -553,5 +555,70 @@ func TestSessions(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestStreamCutOnRevocation: a response stream (SSE, e.g. an MCP GET
+// stream) opened with a token ends at its next event once the token, its
+// chain or its user is revoked; the events before still arrive, and a
+// plain response is not watched.
+func TestStreamCutOnRevocation(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name   string
+		revoke func(f *fixture, tok *token.Token)
+	}{
+		{"token id", func(f *fixture, tok *token.Token) {
+			_ = f.rev.Revoke(context.Background(), revocation.Entry{ID: tok.ID, Until: time.Now().Add(time.Hour)})
+		}},
+		{"chain", func(f *fixture, tok *token.Token) {
+			_ = f.rev.Revoke(context.Background(), revocation.Entry{ID: tok.Kavach.Chain[0], Until: time.Now().Add(time.Hour)})
+		}},
+		{"user cutoff", func(f *fixture, tok *token.Token) {
+			_ = f.rev.Revoke(context.Background(), revocation.Entry{ID: tok.Subject, Cutoff: revocation.CutoffSubject,
+				Before: time.Now().Add(time.Second).Truncate(time.Second), Until: time.Now().Add(time.Hour)})
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			f := newFixture(t)
+			raw := f.mint(t, nil)
+			r := request("GET", "/api/x", raw)
+			a := new(Admission)
+			f.gw.Admit(f.rt, Request{HTTP: r, ClientIP: netip.MustParseAddr("127.0.0.1")}, a)
+			if !a.Allowed() {
+				t.Fatalf("not admitted: %d", a.Status)
+			}
+			w := httptest.NewRecorder()
+			var second error
+			err := f.gw.Forward(w, r, a, func(w http.ResponseWriter, _ *http.Request) error {
+				w.Header().Set("Content-Type", "text/event-stream")
+				w.WriteHeader(http.StatusOK)
+				if _, err := io.WriteString(w, "data: one\n\n"); err != nil {
+					return err
+				}
+				tc.revoke(f, a.Token)
+				_, second = io.WriteString(w, "data: two\n\n")
+				return second
+			}, nil)
+			if second == nil || err == nil || strings.Contains(w.Body.String(), "two") || !strings.Contains(w.Body.String(), "one") {
+				t.Fatalf("after revocation: write error %v, Forward %v, body %q", second, err, w.Body.String())
+			}
+		})
+	}
+	// A plain (non-stream) response is not watched.
+	f := newFixture(t)
+	r := request("GET", "/api/x", f.mint(t, nil))
+	a := new(Admission)
+	f.gw.Admit(f.rt, Request{HTTP: r, ClientIP: netip.MustParseAddr("127.0.0.1")}, a)
+	w := httptest.NewRecorder()
+	err := f.gw.Forward(w, r, a, func(w http.ResponseWriter, _ *http.Request) error {
+		_, _ = io.WriteString(w, "part one ")
+		_ = f.rev.Revoke(context.Background(), revocation.Entry{ID: a.Token.ID, Until: time.Now().Add(time.Hour)})
+		_, err := io.WriteString(w, "part two")
+		return err
+	}, nil)
+	if err != nil || w.Body.String() != "part one part two" {
+		t.Fatalf("plain response: %v %q", err, w.Body.String())
 	}
 }

@@ -78,49 +78,12 @@ func TestAdminRevocationsSurviveRestart(t *testing.T) {
 	})
 
 	t.Run("no issuer", func(t *testing.T) {
-		dir := t.TempDir()
-		newKeys(t, dir)
-		up := newUpstream(t)
-		pg, pa := freePort(t), freePort(t)
-		gw := fmt.Sprintf("http://127.0.0.1:%d", pg)
-		admin := fmt.Sprintf("127.0.0.1:%d", pa)
-		env := []string{"KAVACH_ADMIN_TOKEN=" + token.NewID("adm_")}
-		caddyfile := fmt.Sprintf(`{
-	admin off
-	kavach {
-		trusted_keys %[1]s ./jwks.json
-		admin %[2]s
-	}
-}
-%[3]s {
-	bind 127.0.0.1
-	kavach /api/* {
-		resource %[3]s/api
-		scope GET /api/* repo:read
-	}
-	reverse_proxy /api/* %[4]s
-}
-`, gwIssuer, admin, gw, up.addr())
-		if err := os.WriteFile(filepath.Join(dir, "Caddyfile"), []byte(caddyfile), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		proc := startGateway(t, dir, env, pg, pa)
-		mint := func(sub, agent string) string {
-			return strings.TrimSpace(kavach(t, dir, "token", "mint", "--key", "key.jwk", "--iss", gwIssuer,
-				"--aud", gw+"/api", "--sub", sub, "--agent", agent, "--scope", "repo:read"))
-		}
-		alice, agentX, other := mint("usr_alice", "agt_a"), mint("usr_dave", "agt_x"), mint("usr_dave", "agt_y")
-		revoke := func(args ...string) {
-			t.Helper()
-			out, errOut, err := kavachEnv(dir, env, append([]string{"revoke", "--admin", admin}, args...)...)
-			if err != nil {
-				t.Fatalf("kavach revoke %v: %v\n%s%s", args, err, out, errOut)
-			}
-		}
-		revoke("--before", "now", "--sub", "usr_alice")
-		revoke("agt_x")
+		g := startKeyGateway(t, newUpstream(t).addr(), "")
+		alice, agentX, other := g.mint(t, "usr_alice", "agt_a"), g.mint(t, "usr_dave", "agt_x"), g.mint(t, "usr_dave", "agt_y")
+		g.revoke(t, "--before", "now", "--sub", "usr_alice")
+		g.revoke(t, "agt_x")
 		get := func(tok string) int {
-			return do(t, newReq(t, http.MethodGet, gw+"/api/x", tok, nil)).Status
+			return do(t, newReq(t, http.MethodGet, g.url+"/api/x", tok, nil)).Status
 		}
 		check := func(when string) {
 			t.Helper()
@@ -135,9 +98,76 @@ func TestAdminRevocationsSurviveRestart(t *testing.T) {
 			}
 		}
 		check("before the restart")
-		_ = proc.cmd.Process.Kill()
-		<-proc.exited
-		startGateway(t, dir, env, pg, pa)
+		g.restart(t)
 		check("after the restart")
 	})
+}
+
+// keyGateway is one `kavach run` that trusts key.jwk (gwIssuer), has an
+// admin listener, and protects /api/* (repo:read for GET) in front of an
+// upstream.
+type keyGateway struct {
+	dir, url, admin string
+	env             []string
+	ports           []int // gateway, admin
+	proc            *gatewayProc
+}
+
+// startKeyGateway writes keys and a Caddyfile into a new directory and
+// starts the gateway; proxyBlock goes inside reverse_proxy's block.
+func startKeyGateway(t *testing.T, upstream, proxyBlock string) *keyGateway {
+	t.Helper()
+	g := &keyGateway{dir: t.TempDir(), env: []string{"KAVACH_ADMIN_TOKEN=" + token.NewID("adm_")}}
+	newKeys(t, g.dir)
+	g.ports = []int{freePort(t), freePort(t)}
+	g.url = fmt.Sprintf("http://127.0.0.1:%d", g.ports[0])
+	g.admin = fmt.Sprintf("127.0.0.1:%d", g.ports[1])
+	caddyfile := fmt.Sprintf(`{
+	admin off
+	kavach {
+		trusted_keys %[1]s ./jwks.json
+		admin %[2]s
+	}
+}
+%[3]s {
+	bind 127.0.0.1
+	kavach /api/* {
+		resource %[3]s/api
+		scope GET /api/* repo:read
+	}
+	reverse_proxy /api/* %[4]s {
+		%[5]s
+	}
+}
+`, gwIssuer, g.admin, g.url, upstream, proxyBlock)
+	if err := os.WriteFile(filepath.Join(g.dir, "Caddyfile"), []byte(caddyfile), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	g.proc = startGateway(t, g.dir, g.env, g.ports...)
+	return g
+}
+
+// restart kills the gateway (SIGKILL) and starts it again on the same
+// directory and ports.
+func (g *keyGateway) restart(t *testing.T) {
+	t.Helper()
+	_ = g.proc.cmd.Process.Kill()
+	<-g.proc.exited
+	g.proc = startGateway(t, g.dir, g.env, g.ports...)
+}
+
+// mint is a repo:read token for the gateway's resource.
+func (g *keyGateway) mint(t *testing.T, sub, agent string) string {
+	t.Helper()
+	return strings.TrimSpace(kavach(t, g.dir, "token", "mint", "--key", "key.jwk", "--iss", gwIssuer,
+		"--aud", g.url+"/api", "--sub", sub, "--agent", agent, "--scope", "repo:read"))
+}
+
+// revoke runs `kavach revoke` against the admin listener.
+func (g *keyGateway) revoke(t *testing.T, args ...string) {
+	t.Helper()
+	out, errOut, err := kavachEnv(g.dir, g.env, append([]string{"revoke", "--admin", g.admin}, args...)...)
+	if err != nil {
+		t.Fatalf("kavach revoke %v: %v\n%s%s", args, err, out, errOut)
+	}
 }

@@ -5,13 +5,9 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/kavachgate/kavach/token"
 )
 
 // TestStreamEndsOnRevocation: a server-sent event stream opened through
@@ -19,8 +15,6 @@ import (
 // agent is revoked (`kavach revoke`), instead of streaming on for as long
 // as the upstream likes; a stream of another agent goes on.
 func TestStreamEndsOnRevocation(t *testing.T) {
-	dir := t.TempDir()
-	newKeys(t, dir)
 	up := newUpstreamReplying(t, func(w http.ResponseWriter, r *http.Request, _ []byte) {
 		w.Header().Set("Content-Type", "text/event-stream")
 		w.WriteHeader(http.StatusOK)
@@ -39,39 +33,10 @@ func TestStreamEndsOnRevocation(t *testing.T) {
 			}
 		}
 	})
-	pg, pa := freePort(t), freePort(t)
-	gw := fmt.Sprintf("http://127.0.0.1:%d", pg)
-	admin := fmt.Sprintf("127.0.0.1:%d", pa)
-	env := []string{"KAVACH_ADMIN_TOKEN=" + token.NewID("adm_")}
-	caddyfile := fmt.Sprintf(`{
-	admin off
-	kavach {
-		trusted_keys %[1]s ./jwks.json
-		admin %[2]s
-	}
-}
-%[3]s {
-	bind 127.0.0.1
-	kavach /api/* {
-		resource %[3]s/api
-		scope GET /api/* repo:read
-	}
-	reverse_proxy /api/* %[4]s {
-		flush_interval -1
-	}
-}
-`, gwIssuer, admin, gw, up.addr())
-	if err := os.WriteFile(filepath.Join(dir, "Caddyfile"), []byte(caddyfile), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	startGateway(t, dir, env, pg, pa)
-	mint := func(agent string) string {
-		return strings.TrimSpace(kavach(t, dir, "token", "mint", "--key", "key.jwk", "--iss", gwIssuer,
-			"--aud", gw+"/api", "--sub", "usr_alice", "--agent", agent, "--scope", "repo:read"))
-	}
+	g := startKeyGateway(t, up.addr(), "flush_interval -1")
 	open := func(tok string) (<-chan string, func()) {
 		ctx, cancel := context.WithCancel(context.Background())
-		req := newReq(t, http.MethodGet, gw+"/api/events", tok, nil).WithContext(ctx)
+		req := newReq(t, http.MethodGet, g.url+"/api/events", tok, nil).WithContext(ctx)
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
@@ -93,8 +58,8 @@ func TestStreamEndsOnRevocation(t *testing.T) {
 		t.Cleanup(cancel)
 		return events, cancel
 	}
-	revoked, _ := open(mint("agt_revoked"))
-	other, _ := open(mint("agt_other"))
+	revoked, _ := open(g.mint(t, "usr_alice", "agt_revoked"))
+	other, _ := open(g.mint(t, "usr_alice", "agt_other"))
 	for _, ch := range []<-chan string{revoked, other} {
 		select {
 		case <-ch:
@@ -102,9 +67,7 @@ func TestStreamEndsOnRevocation(t *testing.T) {
 			t.Fatal("no first event")
 		}
 	}
-	if out, errOut, err := kavachEnv(dir, env, "revoke", "--admin", admin, "agt_revoked"); err != nil {
-		t.Fatalf("kavach revoke: %v\n%s%s", err, out, errOut)
-	}
+	g.revoke(t, "agt_revoked")
 	// What arrived while the CLI ran was sent before the revocation.
 	for drained := false; !drained; {
 		select {

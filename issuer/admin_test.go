@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/kavachgate/kavach/admin"
 )
 
 // TestAdminAgents: the admin API creates agents and children only within
@@ -162,7 +164,7 @@ func TestAdminRevokeAgent(t *testing.T) {
 		c2 := e.newChild(r.ID, agentReq{Name: "c2"})
 		g := e.newChild(c1.ID, agentReq{Name: "g"})
 		tokens := map[string]string{}
-		for _, a := range []*agentJSON{r, c1, c2, g} {
+		for _, a := range []*admin.Agent{r, c1, c2, g} {
 			tokens[a.ID], _ = e.agentToken(a, mcp)
 		}
 
@@ -240,7 +242,7 @@ func TestAdminRevokeAgent(t *testing.T) {
 func TestAdminRotateAgent(t *testing.T) {
 	forEachStore(t, func(t *testing.T, e *agentEnv) {
 		mcp := url.Values{"resource": {testResource}}
-		rotate := func(e *agentEnv, a *agentJSON) string {
+		rotate := func(e *agentEnv, a *admin.Agent) string {
 			e.t.Helper()
 			status, out := e.adminCall(http.MethodPost, "/v1/agents/"+a.ID+"/rotate", nil)
 			if status != http.StatusOK || out["token_endpoint_auth_method"] != "client_secret_basic" {
@@ -252,7 +254,7 @@ func TestAdminRotateAgent(t *testing.T) {
 			}
 			return secret
 		}
-		check := func(e *agentEnv, a *agentJSON, oldSecret, newSecret, oldTok string) {
+		check := func(e *agentEnv, a *admin.Agent, oldSecret, newSecret, oldTok string) {
 			t := e.t
 			t.Helper()
 			status, out := e.clientCredentials(basic(a.ID, oldSecret), mcp)
@@ -327,7 +329,7 @@ func TestAdminRotateAgent(t *testing.T) {
 func TestAdminRevokeUser(t *testing.T) {
 	forEachStore(t, func(t *testing.T, e *agentEnv) {
 		mcp := url.Values{"resource": {testResource}}
-		newUser := func(e *agentEnv, name string) (string, *agentJSON) {
+		newUser := func(e *agentEnv, name string) (string, *admin.Agent) {
 			e.t.Helper()
 			status, u := e.adminCall(http.MethodPost, "/v1/users", map[string]any{"name": name, "entitlements": aliceEntitlements})
 			if status != http.StatusCreated {

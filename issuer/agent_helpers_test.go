@@ -20,6 +20,7 @@ import (
 	"github.com/lestrrat-go/jwx/v2/jwk"
 	"github.com/lestrrat-go/jwx/v2/jws"
 
+	"github.com/kavachgate/kavach/admin"
 	"github.com/kavachgate/kavach/internal/pgtest"
 	"github.com/kavachgate/kavach/issuer/store"
 	"github.com/kavachgate/kavach/revocation"
@@ -220,7 +221,7 @@ type agentReq struct {
 
 // newAgent creates a root agent of alice with agentScopes and
 // agentConstraints unless spec says otherwise.
-func (e *agentEnv) newAgent(spec agentReq) *agentJSON {
+func (e *agentEnv) newAgent(spec agentReq) *admin.Agent {
 	e.t.Helper()
 	if spec.Name == "" {
 		spec.Name = "root"
@@ -239,7 +240,7 @@ func (e *agentEnv) newAgent(spec agentReq) *agentJSON {
 
 // newChild registers a child of parent; scopes and constraints left out
 // inherit the parent's.
-func (e *agentEnv) newChild(parent string, spec agentReq) *agentJSON {
+func (e *agentEnv) newChild(parent string, spec agentReq) *admin.Agent {
 	e.t.Helper()
 	if spec.Name == "" {
 		spec.Name = "child"
@@ -247,7 +248,7 @@ func (e *agentEnv) newChild(parent string, spec agentReq) *agentJSON {
 	return e.mustAgent("/v1/agents/"+parent+"/children", spec)
 }
 
-func (e *agentEnv) mustAgent(path string, spec agentReq) *agentJSON {
+func (e *agentEnv) mustAgent(path string, spec agentReq) *admin.Agent {
 	e.t.Helper()
 	if spec.Scopes == nil {
 		a, err := e.st.GetAgent(context.Background(), strings.Split(strings.TrimPrefix(path, "/v1/agents/"), "/")[0])
@@ -273,7 +274,7 @@ func (e *agentEnv) mustAgent(path string, spec agentReq) *agentJSON {
 	if resp.StatusCode != http.StatusCreated {
 		e.t.Fatalf("POST %s: %d %s", path, resp.StatusCode, body)
 	}
-	var a agentJSON
+	var a admin.Agent
 	if err := json.Unmarshal(body, &a); err != nil {
 		e.t.Fatal(err)
 	}
@@ -378,7 +379,7 @@ func (e *agentEnv) mustToken(status int, out map[string]any) (string, *token.Tok
 }
 
 // agentToken is a client_credentials token of an agent with a secret.
-func (e *agentEnv) agentToken(a *agentJSON, extra url.Values) (string, *token.Token) {
+func (e *agentEnv) agentToken(a *admin.Agent, extra url.Values) (string, *token.Token) {
 	e.t.Helper()
 	status, out := e.clientCredentials(basic(a.ID, a.ClientSecret), extra)
 	return e.mustToken(status, out)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/lestrrat-go/jwx/v2/jwk"
 
+	"github.com/kavachgate/kavach/admin"
 	"github.com/kavachgate/kavach/token"
 )
 
@@ -106,8 +107,8 @@ func TestAssertionHeaderAlg(t *testing.T) {
 		alg := func(a string) map[string]any { return map[string]any{"alg": a, "typ": "JWT"} }
 		type keyCase struct {
 			key    *rawKey
-			agent  *agentJSON
-			child  *agentJSON
+			agent  *admin.Agent
+			child  *admin.Agent
 			accept []map[string]any
 			refuse map[string]map[string]any
 		}

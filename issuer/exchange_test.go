@@ -13,6 +13,7 @@ import (
 
 	"github.com/lestrrat-go/jwx/v2/jwa"
 
+	"github.com/kavachgate/kavach/admin"
 	"github.com/kavachgate/kavach/policy"
 	"github.com/kavachgate/kavach/token"
 )
@@ -432,7 +433,7 @@ func TestTokenExchangeDepth(t *testing.T) {
 		// default max_depth; the issuer then restarts with max_depth 3.
 		r := e.newAgent(agentReq{Name: "R"})
 		keys := make([]*agentKey, 4)
-		agents := []*agentJSON{r}
+		agents := []*admin.Agent{r}
 		for i := 1; i <= 3; i++ {
 			keys[i] = newAgentKey(t)
 			agents = append(agents, e.newChild(agents[i-1].ID, agentReq{PublicKey: keys[i].pub}))

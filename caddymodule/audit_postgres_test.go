@@ -9,11 +9,12 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/caddyserver/caddy/v2"
 	"github.com/jackc/pgx/v5"
-	"github.com/spf13/cobra"
 	"go.uber.org/zap"
 
 	"github.com/kavachgate/kavach/audit"
+	"github.com/kavachgate/kavach/cli"
 	"github.com/kavachgate/kavach/internal/pgtest"
 )
 
@@ -29,16 +30,14 @@ func pgApp(url, node, keyFile string) *App {
 
 // runAuditCmd runs `kavach audit <args>` and returns what it printed.
 func runAuditCmd(args ...string) (string, error) {
-	root := &cobra.Command{Use: "kavach", SilenceErrors: true}
-	cmd := &cobra.Command{Use: "audit"}
-	cmd.AddCommand(auditVerifyCommand(), auditQueryCommand())
-	root.AddCommand(cmd)
 	var out bytes.Buffer
-	root.SetOut(&out)
-	root.SetErr(&out)
-	root.SetArgs(append([]string{"audit"}, args...))
-	err := root.Execute()
-	return out.String(), err
+	code := cli.Run(context.Background(), &cli.Env{DataDir: caddy.AppDataDir()}, append([]string{"audit"}, args...), nil, &out, &out)
+	if code != 0 {
+		// cli.Run printed the error last: "Error: <err>".
+		_, msg, _ := strings.Cut(out.String(), "Error: ")
+		return out.String(), fmt.Errorf("exit status %d: %s", code, strings.TrimSpace(msg))
+	}
+	return out.String(), nil
 }
 
 // TestAuditPostgres: two gateways (apps) write one trail into PostgreSQL,

@@ -1,21 +1,21 @@
-package caddymodule
+package cli
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"os"
 
-	caddycmd "github.com/caddyserver/caddy/v2/cmd"
 	"github.com/lestrrat-go/jwx/v2/jwa"
 	"github.com/spf13/cobra"
 
+	"github.com/kavachgate/kavach/admin"
 	"github.com/kavachgate/kavach/token"
 )
 
-func init() {
-	caddycmd.RegisterCommand(caddycmd.Command{
+func keysCommand(env *Env) Command {
+	return Command{
 		Name:  "keys",
 		Usage: "generate|jwks|rotate",
 		Short: "Manages token signing keys",
@@ -30,15 +30,15 @@ Manages the keys that sign Kavach access tokens.
       Prints the public JWK set of the given keys, for a gateway's
       trusted_keys file.
 
-  keys rotate [--admin 127.0.0.1:2021]
+  keys rotate [--admin 127.0.0.1:2021] [--issuer <issuer>]
       Rotates the running issuer's signing key: the new key is published
       at once and signs one JWKS refresh interval later; old keys stay
       published until their tokens have expired.
 `,
-		CobraFunc: func(cmd *cobra.Command) {
-			cmd.AddCommand(keysGenerateCommand(), keysJWKSCommand(), keysRotateCommand())
+		Setup: func(cmd *cobra.Command) {
+			cmd.AddCommand(keysGenerateCommand(), keysJWKSCommand(), keysRotateCommand(env))
 		},
-	})
+	}
 }
 
 func keysGenerateCommand() *cobra.Command {
@@ -132,16 +132,15 @@ func writeNewFile(path string, data []byte, perm os.FileMode) error {
 	return f.Close()
 }
 
-func keysRotateCommand() *cobra.Command {
-	var admin string
+func keysRotateCommand(env *Env) *cobra.Command {
 	c := &cobra.Command{
-		Use:   "rotate [--admin 127.0.0.1:2021]",
+		Use:   "rotate [--admin 127.0.0.1:2021] [--issuer <issuer>]",
 		Short: "Rotates the issuer's signing key",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			return adminPrint(cmd, admin, http.MethodPost, "/v1/keys/rotate", nil)
-		},
 	}
-	c.Flags().StringVar(&admin, "admin", "127.0.0.1:2021", "address of the Kavach admin listener")
+	f := addAdminFlags(env, c.Flags(), true)
+	c.RunE = func(cmd *cobra.Command, _ []string) error {
+		return call(cmd, f, func(ctx context.Context, c *admin.Client) (*admin.KeyRotated, error) { return c.RotateKeys(ctx) })
+	}
 	return c
 }

@@ -1,4 +1,4 @@
-package caddymodule
+package cli
 
 import (
 	"bufio"
@@ -6,20 +6,18 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strconv"
 	"strings"
 	"time"
 
-	caddycmd "github.com/caddyserver/caddy/v2/cmd"
 	"github.com/spf13/cobra"
 
 	"github.com/kavachgate/kavach/policy"
 	"github.com/kavachgate/kavach/token"
 )
 
-func init() {
-	caddycmd.RegisterCommand(caddycmd.Command{
+func tokenCommand() Command {
+	return Command{
 		Name:  "token",
 		Usage: "mint|inspect",
 		Short: "Mints or inspects access tokens offline",
@@ -40,10 +38,10 @@ issuer's /oauth/token endpoint mints tokens.
   token inspect <token|->
       Decodes a token's header and claims WITHOUT verifying them.
 `,
-		CobraFunc: func(cmd *cobra.Command) {
+		Setup: func(cmd *cobra.Command) {
 			cmd.AddCommand(tokenMintCommand(), tokenInspectCommand())
 		},
-	})
+	}
 }
 
 type mintFlags struct {
@@ -198,7 +196,7 @@ func tokenInspectCommand() *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			raw := args[0]
 			if raw == "-" {
-				data, err := io.ReadAll(io.LimitReader(bufio.NewReader(os.Stdin), token.MaxTokenSize+1))
+				data, err := io.ReadAll(io.LimitReader(bufio.NewReader(cmd.InOrStdin()), token.MaxTokenSize+1))
 				if err != nil {
 					return err
 				}

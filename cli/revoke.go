@@ -1,22 +1,24 @@
-package caddymodule
+package cli
 
 import (
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"time"
 
-	caddycmd "github.com/caddyserver/caddy/v2/cmd"
 	"github.com/spf13/cobra"
 
+	"github.com/kavachgate/kavach/admin"
 	"github.com/kavachgate/kavach/revocation"
 	"github.com/kavachgate/kavach/token"
 )
 
-func init() {
-	caddycmd.RegisterCommand(caddycmd.Command{
+// publishTimeout bounds revoke --redis.
+const publishTimeout = 10 * time.Second
+
+func revokeCommand(env *Env) Command {
+	return Command{
 		Name:  "revoke",
 		Usage: "<id> [--until T] | --before T --sub ID|--client ID|--kid KID",
 		Short: "Revokes a token, grant or agent id, or every token issued before a time",
@@ -35,9 +37,9 @@ straight into the Redis a cluster of gateways shares.
       Revokes every token of a user, client or signing key issued before
       the time.
 `,
-		CobraFunc: func(cmd *cobra.Command) {
+		Setup: func(cmd *cobra.Command) {
 			var f revokeFlags
-			cmd.Flags().StringVar(&f.admin, "admin", "127.0.0.1:2021", "address of the Kavach admin listener")
+			a := addAdminFlags(env, cmd.Flags(), false)
 			cmd.Flags().StringVar(&f.until, "until", "", "RFC 3339 time after which the entry may be forgotten")
 			cmd.Flags().StringVar(&f.before, "before", "", "cutoff: revoke tokens issued before this RFC 3339 time (or \"now\")")
 			cmd.Flags().StringVar(&f.sub, "sub", "", "cutoff for this user")
@@ -51,25 +53,31 @@ straight into the Redis a cluster of gateways shares.
 				if err != nil {
 					return err
 				}
-				var out string
 				if f.redis != "" {
-					out, err = publishRevocation(cmd.Context(), f.redis, e, f.maxLifetime)
-				} else {
-					out, err = postRevocation(f.admin, e)
+					stored, err := publishRevocation(cmd.Context(), f.redis, e, f.maxLifetime)
+					if err != nil {
+						return err
+					}
+					// One line, as it always was.
+					return json.NewEncoder(cmd.OutOrStdout()).Encode(admin.RevocationStored{Revoked: stored})
 				}
-				if err != nil {
-					return err
-				}
-				_, err = fmt.Fprintln(cmd.OutOrStdout(), out)
-				return err
+				// Until is left out when unset so the listener applies its
+				// own default (it knows the gateway's max token lifetime).
+				return call(cmd, a, func(ctx context.Context, c *admin.Client) (*admin.RevocationStored, error) {
+					stored, err := c.Revoke(ctx, admin.Revocation{ID: e.ID, Cutoff: e.Cutoff, Before: e.Before, Until: e.Until})
+					if err != nil {
+						return nil, err
+					}
+					return &admin.RevocationStored{Revoked: *stored}, nil
+				})
 			}
 		},
-	})
+	}
 }
 
 type revokeFlags struct {
-	admin, until, before, sub, client, kid, redis string
-	maxLifetime                                   time.Duration
+	until, before, sub, client, kid, redis string
+	maxLifetime                            time.Duration
 }
 
 // entry builds the revocation from the arguments; the server fills in a
@@ -121,25 +129,8 @@ func (f *revokeFlags) entry(args []string, at time.Time) (revocation.Entry, erro
 // publishRevocation writes the entry to Redis, where every gateway of the
 // cluster hears it. With an issuer, revoke through the issuer instead so its
 // store keeps the revocation (DESIGN.md §5).
-func publishRevocation(ctx context.Context, url string, e revocation.Entry, maxLifetime time.Duration) (string, error) {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+func publishRevocation(ctx context.Context, url string, e revocation.Entry, maxLifetime time.Duration) (revocation.Entry, error) {
+	ctx, cancel := context.WithTimeout(ctx, publishTimeout)
 	defer cancel()
-	stored, err := revocation.PublishRevocation(ctx, url, e, maxLifetime, token.Leeway)
-	if err != nil {
-		return "", err
-	}
-	out, err := json.Marshal(map[string]any{"revoked": stored})
-	return string(out), err
-}
-
-// postRevocation sends the entry to the admin listener.
-func postRevocation(admin string, e revocation.Entry) (string, error) {
-	// Until is left out when unset so the server applies its own default
-	// (it knows the gateway's max token lifetime).
-	return adminCall(admin, http.MethodPost, "/v1/revocations", struct {
-		ID     string          `json:"id"`
-		Cutoff revocation.Kind `json:"cutoff,omitempty"`
-		Before time.Time       `json:"before,omitzero"`
-		Until  time.Time       `json:"until,omitzero"`
-	}{e.ID, e.Cutoff, e.Before, e.Until})
+	return revocation.PublishRevocation(ctx, url, e, maxLifetime, token.Leeway)
 }

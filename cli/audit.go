@@ -1,11 +1,9 @@
-package caddymodule
+package cli
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"iter"
 	"net"
@@ -15,18 +13,19 @@ import (
 	"strings"
 	"time"
 
-	"github.com/caddyserver/caddy/v2"
-	"github.com/caddyserver/caddy/v2/caddyconfig"
-	caddycmd "github.com/caddyserver/caddy/v2/cmd"
 	"github.com/redis/go-redis/v9"
 	"github.com/spf13/cobra"
 
+	"github.com/kavachgate/kavach/admin"
 	"github.com/kavachgate/kavach/audit"
 )
 
+// namesTimeout bounds audit query's look-up of names.
+const namesTimeout = 3 * time.Second
+
 // The audit command reads a trail the gateway wrote (DESIGN.md §6).
-func init() {
-	caddycmd.RegisterCommand(caddycmd.Command{
+func auditCommand(env *Env) Command {
+	return Command{
 		Name:  "audit",
 		Usage: "verify|query",
 		Short: "Verifies and queries the tamper-evident audit trail",
@@ -80,10 +79,10 @@ postgres:// or postgresql:// URL (its password is never printed).
       in the order they were written, all nodes together. Query does not
       verify: run verify.
 `,
-		CobraFunc: func(cmd *cobra.Command) {
-			cmd.AddCommand(auditVerifyCommand(), auditQueryCommand())
+		Setup: func(cmd *cobra.Command) {
+			cmd.AddCommand(auditVerifyCommand(env), auditQueryCommand(env))
 		},
-	})
+	}
 }
 
 // exitVerifiedFromCheckpoint is the exit status of `kavach audit verify`
@@ -92,7 +91,7 @@ postgres:// or postgresql:// URL (its password is never printed).
 // checks for 0.
 const exitVerifiedFromCheckpoint = 3
 
-func auditVerifyCommand() *cobra.Command {
+func auditVerifyCommand(env *Env) *cobra.Command {
 	var (
 		key, redisURL, config string
 		from                  []string
@@ -107,10 +106,9 @@ func auditVerifyCommand() *cobra.Command {
 	cmd.Flags().StringArrayVar(&from, "from", nil, "verify from this checkpoint record on, <stream>:<seq>, when the records before it were archived (repeatable, one per stream); exit status 3")
 	cmd.Flags().StringVar(&config, "config", "", "take the trail and its key from this config (Caddyfile, or JSON when it ends in .json)")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
-		code, err := runAuditVerify(cmd, args, key, redisURL, config, from)
+		code, err := runAuditVerify(cmd, env, args, key, redisURL, config, from)
 		if code == exitVerifiedFromCheckpoint {
-			cmd.SilenceErrors = true
-			return caddycmd.WrapCommandFuncForCobra(func(caddycmd.Flags) (int, error) { return code, nil })(cmd, args)
+			return &ExitError{Code: code}
 		}
 		return err
 	}
@@ -119,7 +117,7 @@ func auditVerifyCommand() *cobra.Command {
 
 // runAuditVerify verifies the trail args (or config) name and prints the
 // report; it returns the exit status (0, 1 or exitVerifiedFromCheckpoint).
-func runAuditVerify(cmd *cobra.Command, args []string, key, redisURL, config string, from []string) (int, error) {
+func runAuditVerify(cmd *cobra.Command, env *Env, args []string, key, redisURL, config string, from []string) (int, error) {
 	var opts audit.VerifyOptions
 	for _, f := range from {
 		ref, err := audit.ParseCheckpointRef(f)
@@ -128,7 +126,7 @@ func runAuditVerify(cmd *cobra.Command, args []string, key, redisURL, config str
 		}
 		opts.From = append(opts.From, ref)
 	}
-	t, err := verifyTarget(args, config)
+	t, err := env.verifyTarget(args, config)
 	if err != nil {
 		return 1, err
 	}
@@ -240,101 +238,32 @@ func (t trailTarget) besideTrail(key string) bool {
 
 // verifyTarget is what verify reads: the paths given, else the trail the
 // config names, else this machine's default trail (one file per process
-// start in Caddy's data directory). A config also names the key.
-func verifyTarget(args []string, config string) (trailTarget, error) {
+// start in the data directory). A config also names the key.
+func (e *Env) verifyTarget(args []string, config string) (trailTarget, error) {
 	t := trailTarget{paths: args}
 	if config != "" {
-		c, err := trailFromConfig(config)
+		if e.ConfigTrail == nil {
+			return t, errors.New("--config: this program cannot read configs")
+		}
+		c, err := e.ConfigTrail(config)
 		if err != nil {
 			return t, err
 		}
-		t.pub = c.pub
+		t.pub = c.Pub
 		if len(t.paths) == 0 {
-			t.paths = c.paths
+			t.paths = c.Paths
 		}
 	}
 	if len(t.paths) == 0 {
-		t.paths = []string{defaultTrailDir()}
+		t.paths = []string{e.DefaultTrailDir()}
 	}
 	return t, nil
 }
 
-// defaultTrailDir is where the default trail is written: one file per
-// process start, signed with audit.key beside them.
-func defaultTrailDir() string { return filepath.Join(caddy.AppDataDir(), "kavach", "audit") }
-
-// trailFromConfig reads the audit option of a config (a Caddyfile, or JSON
-// when the name ends in .json) as the gateway would resolve it: the trail
-// and, when it names one, the key's .pub. Relative paths are taken from
-// the working directory, as the gateway does.
-func trailFromConfig(file string) (trailTarget, error) {
-	body, err := os.ReadFile(file)
-	if err != nil {
-		return trailTarget{}, fmt.Errorf("--config: %w", err)
-	}
-	if !strings.HasSuffix(file, ".json") {
-		adapter := caddyconfig.GetAdapter("caddyfile")
-		if adapter == nil {
-			return trailTarget{}, errors.New("--config: no caddyfile adapter in this build")
-		}
-		if body, _, err = adapter.Adapt(body, map[string]any{"filename": file}); err != nil {
-			return trailTarget{}, fmt.Errorf("--config %s: %w", file, err)
-		}
-	}
-	var cfg struct {
-		Apps struct {
-			Kavach *struct {
-				Audit *AuditConfig `json:"audit"`
-			} `json:"kavach"`
-		} `json:"apps"`
-	}
-	if err := json.Unmarshal(body, &cfg); err != nil {
-		return trailTarget{}, fmt.Errorf("--config %s: %w", file, err)
-	}
-	if cfg.Apps.Kavach == nil {
-		return trailTarget{}, fmt.Errorf("--config %s: no kavach app (global option kavach { … })", file)
-	}
-	c := cfg.Apps.Kavach.Audit
-	if c == nil {
-		return trailTarget{paths: []string{defaultTrailDir()}}, nil
-	}
-	if err := c.validate(); err != nil {
-		return trailTarget{}, fmt.Errorf("--config %s: %w", file, err)
-	}
-	var t trailTarget
-	switch c.Sink {
-	case auditSinkPostgres:
-		pg, keyTrail, err := c.resolvePostgres()
-		if err != nil {
-			return t, fmt.Errorf("--config %s: %w", file, err)
-		}
-		if keyTrail == "" {
-			keyTrail = filepath.Join(caddy.AppDataDir(), "kavach", "audit-postgres")
-		}
-		_, t.pub = audit.KeyPaths(keyTrail)
-		t.paths = []string{pg.url}
-	case auditSinkFile:
-		if c.Path == "" {
-			t.paths = []string{defaultTrailDir()}
-			break
-		}
-		path := caddy.NewReplacer().ReplaceAll(c.Path, "")
-		if path == "" {
-			return t, fmt.Errorf("--config %s: audit file %s is empty", file, c.Path)
-		}
-		t.paths = []string{path}
-		keyTrail, err := c.resolveKey()
-		if err != nil {
-			return t, fmt.Errorf("--config %s: %w", file, err)
-		}
-		if keyTrail != "" {
-			_, t.pub = audit.KeyPaths(keyTrail)
-		}
-	default:
-		return t, fmt.Errorf("--config %s: the trail goes to %s: nothing here to verify", file, c.Sink)
-	}
-	return t, nil
-}
+// DefaultTrailDir is where a gateway writes its trail when the config
+// names none: one file per process start, signed with audit.key beside
+// them.
+func (e *Env) DefaultTrailDir() string { return filepath.Join(e.DataDir, "kavach", "audit") }
 
 func fileExists(name string) bool {
 	_, err := os.Stat(name)
@@ -358,11 +287,10 @@ func defaultAuditKey(path string) string {
 	return pub
 }
 
-func auditQueryCommand() *cobra.Command {
+func auditQueryCommand(env *Env) *cobra.Command {
 	var (
 		f                      audit.Filter
 		since, until, decision string
-		admin                  string
 		asJSON, ids            bool
 	)
 	cmd := &cobra.Command{
@@ -381,7 +309,9 @@ func auditQueryCommand() *cobra.Command {
 	fl.StringVar(&f.Chain, "chain", "", "records whose delegation chain holds this grant id")
 	fl.BoolVar(&asJSON, "json", false, "print the matching lines as they are in the trail (JSON lines)")
 	fl.BoolVar(&ids, "ids", false, "show ids; do not ask the admin listener for names")
-	fl.StringVar(&admin, "admin", "127.0.0.1:2021", "the Kavach admin listener that names agents and users")
+	af := &adminFlags{env: env}
+	fl.StringVar(&af.addr, "admin", defaultAdmin, "the Kavach admin listener that names agents and users")
+	fl.StringVar(&af.issuer, "issuer", "", "the issuer (its identifier) that names them, of a gateway that runs several (default: the first of its config)")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		now := time.Now()
 		for _, tf := range []struct {
@@ -407,7 +337,7 @@ func auditQueryCommand() *cobra.Command {
 		// Names: for people (the table), and for filters given by name.
 		byName := !looksLikeID(f.Agent) || !looksLikeID(f.Sub)
 		if !ids && (!asJSON || byName) {
-			names, err := fetchNames(cmd.Context(), admin)
+			names, err := fetchNames(cmd.Context(), af)
 			switch {
 			case err == nil:
 				f.Names = names
@@ -491,50 +421,37 @@ var errNoAdmin = errors.New("no admin listener")
 // the admin token the other commands use. The names come from the issuer
 // at query time, not from the trail: the trail keeps ids, which never
 // change, and an agent renamed or deleted since shows by its id.
-func fetchNames(ctx context.Context, admin string) (*audit.Names, error) {
-	secret, err := adminSecretForCLI()
+func fetchNames(ctx context.Context, f *adminFlags) (*audit.Names, error) {
+	c, err := f.client()
 	if err != nil {
 		return nil, errNoAdmin
 	}
-	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, namesTimeout)
 	defer cancel()
-	get := func(path string, out any) error {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+admin+path, nil)
-		if err != nil {
-			return err
+	explain := func(path string, err error) error {
+		var op *net.OpError
+		var ae *admin.Error
+		switch {
+		case errors.As(err, &op) && op.Op == "dial":
+			return errNoAdmin
+		case errors.As(err, &ae):
+			return fmt.Errorf("admin listener %s answered %d %s to GET %s", f.addr, ae.Status, http.StatusText(ae.Status), path)
 		}
-		req.Header.Set("Authorization", "Bearer "+secret)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			var op *net.OpError
-			if errors.As(err, &op) && op.Op == "dial" {
-				return errNoAdmin
-			}
-			return fmt.Errorf("admin listener %s: %w", admin, err)
-		}
-		defer resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("admin listener %s answered %s to GET %s", admin, resp.Status, path)
-		}
-		return json.NewDecoder(io.LimitReader(resp.Body, 64<<20)).Decode(out)
+		return fmt.Errorf("admin listener %s: %w", f.addr, err)
 	}
-	var agents struct {
-		Agents []struct{ ID, Name string } `json:"agents"`
+	agents, err := c.Agents(ctx, "")
+	if err != nil {
+		return nil, explain("/v1/agents", err)
 	}
-	var users struct {
-		Users []struct{ ID, Name string } `json:"users"`
+	users, err := c.Users(ctx)
+	if err != nil {
+		return nil, explain("/v1/users", err)
 	}
-	if err := get("/v1/agents", &agents); err != nil {
-		return nil, err
-	}
-	if err := get("/v1/users", &users); err != nil {
-		return nil, err
-	}
-	n := &audit.Names{Agents: make(map[string]string, len(agents.Agents)), Users: make(map[string]string, len(users.Users))}
-	for _, a := range agents.Agents {
+	n := &audit.Names{Agents: make(map[string]string, len(agents)), Users: make(map[string]string, len(users))}
+	for _, a := range agents {
 		n.Agents[a.ID] = a.Name
 	}
-	for _, u := range users.Users {
+	for _, u := range users {
 		n.Users[u.ID] = u.Name
 	}
 	return n, nil

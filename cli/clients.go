@@ -1,25 +1,25 @@
-package caddymodule
+package cli
 
 import (
+	"context"
 	"errors"
-	"net/http"
-	"net/url"
 
-	caddycmd "github.com/caddyserver/caddy/v2/cmd"
 	"github.com/spf13/cobra"
+
+	"github.com/kavachgate/kavach/admin"
 )
 
 // The client command manages the issuer's OAuth clients through its admin
 // API on the Kavach admin listener (DESIGN.md §7).
-func init() {
-	caddycmd.RegisterCommand(caddycmd.Command{
+func clientCommand(env *Env) Command {
+	return Command{
 		Name:  "client",
 		Usage: "create|revoke",
 		Short: "Manages the issuer's OAuth clients",
 		Long: `
 Manages OAuth clients of the Kavach issuer through the admin listener
 (--admin, default 127.0.0.1:2021; token from KAVACH_ADMIN_TOKEN or Caddy's
-data directory).
+data directory; --issuer picks one issuer of a gateway that runs several).
 
   client create --name <name> --resource <url> …
   client create --name <name> --kind confidential --redirect-uri <uri> …
@@ -38,39 +38,33 @@ data directory).
       subdomains (tools.example covers eu.tools.example), including ones
       not seen yet.
 `,
-		CobraFunc: func(cmd *cobra.Command) {
-			admin := cmd.PersistentFlags().String("admin", "127.0.0.1:2021", "address of the Kavach admin listener")
-			cmd.AddCommand(clientCreateCommand(admin), clientRevokeCommand(admin))
+		Setup: func(cmd *cobra.Command) {
+			f := addAdminFlags(env, cmd.PersistentFlags(), true)
+			cmd.AddCommand(clientCreateCommand(f), clientRevokeCommand(f))
 		},
-	})
+	}
 }
 
-func clientCreateCommand(admin *string) *cobra.Command {
-	var name, kind string
-	var redirects, resources []string
+func clientCreateCommand(f *adminFlags) *cobra.Command {
+	var in admin.ClientCreate
 	c := &cobra.Command{
 		Use:   "create --name <name> [--kind resource_server|confidential] [--resource <url> …] [--redirect-uri <uri> …]",
 		Short: "Registers a resource server or a confidential client; prints its secret once",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			body := map[string]any{"name": name, "kind": kind}
-			if len(redirects) > 0 {
-				body["redirect_uris"] = redirects
-			}
-			if len(resources) > 0 {
-				body["resources"] = resources
-			}
-			return adminPrint(cmd, *admin, http.MethodPost, "/v1/clients", body)
+			return call(cmd, f, func(ctx context.Context, c *admin.Client) (*admin.ClientCreated, error) {
+				return c.CreateClient(ctx, in)
+			})
 		},
 	}
-	c.Flags().StringVar(&name, "name", "", "client name")
-	c.Flags().StringVar(&kind, "kind", "resource_server", "resource_server (may introspect) or confidential (code flow with a secret)")
-	c.Flags().StringArrayVar(&redirects, "redirect-uri", nil, "redirect URI of a confidential client (repeatable)")
-	c.Flags().StringArrayVar(&resources, "resource", nil, "a resource (the tokens' aud) a resource server may introspect tokens for (repeatable; required for one)")
+	c.Flags().StringVar(&in.Name, "name", "", "client name")
+	c.Flags().StringVar(&in.Kind, "kind", admin.ClientResourceServer, "resource_server (may introspect) or confidential (code flow with a secret)")
+	c.Flags().StringArrayVar(&in.RedirectURIs, "redirect-uri", nil, "redirect URI of a confidential client (repeatable)")
+	c.Flags().StringArrayVar(&in.Resources, "resource", nil, "a resource (the tokens' aud) a resource server may introspect tokens for (repeatable; required for one)")
 	return c
 }
 
-func clientRevokeCommand(admin *string) *cobra.Command {
+func clientRevokeCommand(f *adminFlags) *cobra.Command {
 	var host string
 	c := &cobra.Command{
 		Use:   "revoke <client_id> | --host <host>",
@@ -79,11 +73,15 @@ func clientRevokeCommand(admin *string) *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			switch {
 			case host != "" && len(args) == 0:
-				return adminPrint(cmd, *admin, http.MethodPost, "/v1/clients/revoke", map[string]any{"host": host})
+				return call(cmd, f, func(ctx context.Context, c *admin.Client) (*admin.Revoked, error) {
+					return c.RevokeClients(ctx, admin.ClientsRevoke{Host: host})
+				})
 			case host == "" && len(args) == 1:
 				// A metadata document URL becomes one path segment: its
 				// '/', '?' and '%' are escaped.
-				return adminPrint(cmd, *admin, http.MethodPost, "/v1/clients/"+url.PathEscape(args[0])+"/revoke", nil)
+				return call(cmd, f, func(ctx context.Context, c *admin.Client) (*admin.Revoked, error) {
+					return c.RevokeClient(ctx, args[0])
+				})
 			}
 			return errors.New("give a client id or --host, not both")
 		},

@@ -271,7 +271,7 @@ func TestIssuerWithGateway(t *testing.T) {
 				t.Error("a child obtained its ancestor's scope")
 			}
 			var shown agentOut
-			f.cli(t, &shown, "agent", "show", child.ID)
+			f.cli(t, &shown, "agent", "show", child.ID, "--json")
 			if len(shown.Children) != 1 || shown.Children[0] != grandchild.ID {
 				t.Errorf("agent show children = %v", shown.Children)
 			}

@@ -188,7 +188,7 @@ func (c *Client) Ready(ctx context.Context) (*Readiness, error) {
 		return nil, decodeError(status, body)
 	}
 	if err := json.Unmarshal(body, &out); err != nil {
-		return nil, fmt.Errorf("admin listener: GET /readyz: %w", err)
+		return nil, fmt.Errorf("GET /readyz: the answer: %w", err)
 	}
 	if status != http.StatusOK {
 		return &out, &Error{Status: status, Code: "not_ready", Description: "the revocation set is not fresh"}
@@ -229,7 +229,7 @@ func call[T any](ctx context.Context, c *Client, method, path string, in any) (*
 	}
 	out := new(T)
 	if err := json.Unmarshal(answer, out); err != nil {
-		return nil, fmt.Errorf("admin listener: %s %s: answer: %w", method, path, err)
+		return nil, fmt.Errorf("%s %s: the answer: %w", method, path, err)
 	}
 	return out, nil
 }

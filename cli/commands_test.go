@@ -237,7 +237,7 @@ func TestTables(t *testing.T) {
 // a command's help shows its long text.
 func TestHelp(t *testing.T) {
 	t.Parallel()
-	sum := Summary(&Env{})
+	sum := Summary()
 	names := []string{"user", "agent", "client", "revoke", "audit", "keys", "token"}
 	if n := strings.Count(sum, "\n"); n != len(names) {
 		t.Errorf("Summary has %d lines:\n%s", n, sum)

@@ -11,6 +11,7 @@ import (
 
 	// Kavach's modules and subcommands.
 	_ "github.com/kavachgate/kavach"
+	"github.com/kavachgate/kavach/cli"
 )
 
 func main() {
@@ -25,14 +26,7 @@ audit record for every request.
 Every Caddy command works as in Caddy ('kavach run', 'kavach validate',
 'kavach adapt', 'kavach list-modules'). Kavach adds:
 
-  kavach user     the issuer's users and their entitlements
-  kavach agent    agents, their delegations and credentials
-  kavach client   the issuer's OAuth clients (create, revoke)
-  kavach revoke   a token, grant or agent id, or every token before a time
-  kavach audit    verify and query the tamper-evident audit trail
-  kavach keys     token signing keys (generate, jwks, rotate)
-  kavach token    mint or inspect access tokens offline
-
+` + cli.Summary() + `
 'kavach help <command>' tells more about each.`
 	caddycmd.Main()
 }

@@ -304,34 +304,62 @@ func (p *Provider) Exchange(ctx context.Context, code, verifier, nonce string) (
 	if err != nil {
 		return nil, err
 	}
-	hctx := oidc.ClientContext(ctx, p.client)
-	tok, err := d.oauth.Exchange(hctx, code, oauth2.VerifierOption(verifier))
+	tok, raw, err := p.redeem(ctx, d, code, verifier)
 	if err != nil {
-		var re *oauth2.RetrieveError
-		if errors.As(err, &re) && re.ErrorCode != "" {
-			e := signInError(ErrIdPRefused, "the identity provider refused the sign-in", "token endpoint: "+re.ErrorCode, nil)
-			e.IdPCode = oauthCode(re.ErrorCode)
-			return nil, e
-		}
-		return nil, signInError(ErrIdPUnavailable, "the identity provider cannot be reached; try again later", "token endpoint", err)
+		return nil, err
 	}
-	raw, _ := tok.Extra("id_token").(string)
-	if raw == "" {
-		return nil, signInError(ErrMalformed, "the identity provider sent no ID token", "token response without id_token", nil)
-	}
-	if len(raw) > MaxAssertionLen {
-		return nil, signInError(ErrMalformed, "the identity provider's ID token is malformed", "id_token too large", nil)
-	}
-	idt, err := d.strict.Verify(hctx, raw)
+	idt, err := p.verifyIDToken(ctx, d, raw, nonce)
 	if err != nil {
-		return nil, p.classify(hctx, d, raw, err)
+		return nil, err
 	}
 	var claims map[string]any
 	if err := idt.Claims(&claims); err != nil {
 		return nil, signInError(ErrMalformed, "the identity provider's ID token is malformed", "claims", err)
 	}
-	azp, _ := claims["azp"].(string)
-	if _, has := claims["azp"]; (has || len(idt.Audience) > 1) && azp != p.cfg.ClientID {
+	hctx := oidc.ClientContext(ctx, p.client)
+	if d.userinfo && (claimAt(claims, p.cfg.GroupsClaim) == nil || claims["email"] == nil) {
+		p.mergeUserInfo(hctx, d, tok, idt.Subject, claims)
+	}
+	return p.identity(idt, claims), nil
+}
+
+// redeem exchanges the code at the token endpoint and returns the token
+// response and its raw ID token.
+func (p *Provider) redeem(ctx context.Context, d *discovered, code, verifier string) (*oauth2.Token, string, error) {
+	tok, err := d.oauth.Exchange(oidc.ClientContext(ctx, p.client), code, oauth2.VerifierOption(verifier))
+	if err != nil {
+		var re *oauth2.RetrieveError
+		if errors.As(err, &re) && re.ErrorCode != "" {
+			e := signInError(ErrIdPRefused, "the identity provider refused the sign-in", "token endpoint: "+re.ErrorCode, nil)
+			e.IdPCode = oauthCode(re.ErrorCode)
+			return nil, "", e
+		}
+		return nil, "", signInError(ErrIdPUnavailable, "the identity provider cannot be reached; try again later", "token endpoint", err)
+	}
+	raw, _ := tok.Extra("id_token").(string)
+	if raw == "" {
+		return nil, "", signInError(ErrMalformed, "the identity provider sent no ID token", "token response without id_token", nil)
+	}
+	if len(raw) > MaxAssertionLen {
+		return nil, "", signInError(ErrMalformed, "the identity provider's ID token is malformed", "id_token too large", nil)
+	}
+	return tok, raw, nil
+}
+
+// verifyIDToken runs the ID token checks in Exchange's order.
+func (p *Provider) verifyIDToken(ctx context.Context, d *discovered, raw, nonce string) (*oidc.IDToken, error) {
+	hctx := oidc.ClientContext(ctx, p.client)
+	idt, err := d.strict.Verify(hctx, raw)
+	if err != nil {
+		return nil, p.classify(hctx, d, raw, err)
+	}
+	var c struct {
+		AZP *string `json:"azp"`
+	}
+	if err := idt.Claims(&c); err != nil {
+		return nil, signInError(ErrMalformed, "the identity provider's ID token is malformed", "claims", err)
+	}
+	if (c.AZP != nil || len(idt.Audience) > 1) && (c.AZP == nil || *c.AZP != p.cfg.ClientID) {
 		return nil, signInError(ErrWrongAudience, "the ID token is not for Kavach", "azp is not our client id", nil)
 	}
 	if !idt.IssuedAt.IsZero() && idt.IssuedAt.After(now().Add(Leeway)) {
@@ -343,10 +371,7 @@ func (p *Provider) Exchange(ctx context.Context, code, verifier, nonce string) (
 	if idt.Subject == "" {
 		return nil, signInError(ErrMalformed, "the identity provider's ID token is malformed", "no sub", nil)
 	}
-	if d.userinfo && (claimAt(claims, p.cfg.GroupsClaim) == nil || claims["email"] == nil) {
-		p.mergeUserInfo(hctx, d, tok, idt.Subject, claims)
-	}
-	return p.identity(idt, claims), nil
+	return idt, nil
 }
 
 // classify names why go-oidc refused an ID token.

@@ -206,7 +206,7 @@ func (p *Provider) discover(ctx context.Context) (*discovered, error) {
 			RedirectURL:  p.redirectURL,
 			Scopes:       p.cfg.Scopes,
 		},
-		strict:   prov.Verifier(&oidc.Config{ClientID: p.cfg.ClientID, Now: now}),
+		strict:   prov.Verifier(&oidc.Config{ClientID: p.cfg.ClientID, Now: func() time.Time { return now() }}),
 		sigOnly:  prov.Verifier(&oidc.Config{SkipClientIDCheck: true, SkipExpiryCheck: true, SkipIssuerCheck: true}),
 		userinfo: meta.UserInfo != "",
 	}

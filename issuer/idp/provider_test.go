@@ -347,3 +347,45 @@ func TestProviderConfigValidate(t *testing.T) {
 		t.Errorf("defaults %+v", c)
 	}
 }
+
+// Sign-in through the OP feeds the rules: alice's group decides her
+// entitlements; removed from it at the IdP, her next sign-in narrows them
+// (the issuer then cuts her agents); carol, in no mapped group, gets
+// nothing.
+func TestSignInEntitlementsFollowTheIdP(t *testing.T) {
+	f := newFlow(t)
+	rules := mustRules(t, "group platform-eng "+mcp+" mcp:review repository:read")
+
+	id, err := f.run(t, AuthOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := rules.Evaluate(id)
+	if !slices.Equal(before[mcp], []string{"mcp:review", "repository:read"}) {
+		t.Fatalf("alice's entitlements %v", before)
+	}
+
+	removed := alice
+	removed.groups = []string{"staff"}
+	f.op.set(removed, faultNone)
+	id, err = f.run(t, AuthOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	after := rules.Evaluate(id)
+	if len(after) != 0 || !Narrowed(before, after) {
+		t.Fatalf("after group removal: %v, narrowed %v", after, Narrowed(before, after))
+	}
+	if lost := Shrunk(before, after); !slices.Equal(lost[mcp], []string{"mcp:review", "repository:read"}) {
+		t.Errorf("lost %v", lost)
+	}
+
+	f.op.set(carol, faultNone)
+	id, err = f.run(t, AuthOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id.Subject != carol.sub || len(rules.Evaluate(id)) != 0 {
+		t.Errorf("carol %s: %v", id.Subject, rules.Evaluate(id))
+	}
+}

@@ -21,20 +21,24 @@
 // Sign-in, in the issuer:
 //
 //	prov, _ := idp.NewProvider(cfg, issuerURL+"/oauth/idp/callback", nil)
-//	sealer, _ := idp.NewSealer(key, replay)
+//	sealer, _ := idp.NewSealer(key, replay) // 32-byte key shared by the issuer nodes
 //
 //	// the login page's "Sign in with corpsso" button:
 //	p, _ := idp.NewPending("corpsso", authorizeRequestID, browserBinding, 0)
-//	to, err := prov.AuthURL(ctx, p) // errors.Is(err, idp.ErrIdPUnavailable): say the IdP is down
-//	cookie, _ := sealer.Seal(p)     // Set-Cookie (HttpOnly, SameSite=Lax), redirect to `to`
+//	to, err := prov.AuthURL(ctx, p, idp.AuthOptions{Prompt: prompt, MaxAge: maxAge})
+//	// errors.Is(err, idp.ErrIdPUnavailable): the page says the IdP is down
+//	cookie, _ := sealer.Seal(p) // Set-Cookie (HttpOnly, SameSite=Lax), then redirect to `to`
 //
 //	// the callback:
 //	p, err := sealer.Open(ctx, cookie, r.FormValue("state"), browserBinding)
 //	id, err := prov.Callback(ctx, r.URL.Query(), p)
-//	ent := rules.Evaluate(id) // resource → scopes; idp.Narrowed(old, ent) → cut
+//	// link the user to (id.Issuer, id.Subject); then
+//	ent := rules.Evaluate(id) // resource → scopes
+//	if idp.Narrowed(stored, ent) { /* cut the user's tokens and agents */ }
 //
 // ID-JAG, at the token endpoint after client authentication:
 //
 //	g, err := jag.Validate(ctx, form.Get("assertion"), idp.Expect{Audience: issuerURL, ClientID: caller.ID})
-//	// g.Issuer, g.Subject → the linked user; g.Scope narrowed by entitlements
+//	// g.Issuer, g.Subject → the linked user; g.Scope narrowed by their entitlements;
+//	// on error: the *idp.Error's Code and Description are the OAuth answer
 package idp

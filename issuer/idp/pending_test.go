@@ -3,11 +3,16 @@ package idp
 import (
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
+	"flag"
+	"os"
 	"strings"
 	"testing"
 	"time"
 )
+
+var update = flag.Bool("update", false, "rewrite testdata/*.golden")
 
 func TestPendingSealOpen(t *testing.T) {
 	s, err := NewSealer(testKey, nil)
@@ -75,5 +80,30 @@ func TestPendingRefused(t *testing.T) {
 	}
 	if _, err := NewSealer([]byte("short"), nil); err == nil {
 		t.Error("short key accepted")
+	}
+}
+
+// The encoding inside the seal is a format: a change shows as a diff of
+// testdata/pending.golden (run with -update to accept it, then follow the
+// rules in Pending's doc comment).
+func TestPendingEncodingGolden(t *testing.T) {
+	p := Pending{Provider: "corpsso", State: "st", Nonce: "no", Verifier: "ve", Request: "areq", Binding: "bi", Prompt: "login", MaxAge: 600, Expires: 1800000000}
+	got, err := json.Marshal(&p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got = append(got, '\n')
+	const golden = "testdata/pending.golden"
+	if *update {
+		if err := os.WriteFile(golden, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got) != string(want) {
+		t.Errorf("Pending encoding changed:\n got %s\nwant %s", got, want)
 	}
 }

@@ -122,6 +122,7 @@ type discovered struct {
 	strict   *oidc.IDTokenVerifier // every check of go-oidc on
 	sigOnly  *oidc.IDTokenVerifier // signature only: to name what failed
 	userinfo bool
+	issParam bool // RFC 9207: the IdP puts iss in every authorization response
 }
 
 // NewProvider checks cfg and returns a Provider whose callback is
@@ -187,13 +188,17 @@ func (p *Provider) discover(ctx context.Context) (*discovered, error) {
 	prov, err := oidc.NewProvider(reqCtx, p.cfg.Issuer)
 	if err != nil {
 		if p.disc != nil {
+			// Keep the old document; read it again after DiscoveryRetry,
+			// not on every request while the IdP is down.
+			p.disc.at = at.Add(DiscoveryRetry - DiscoveryMaxAge)
 			return p.disc, nil
 		}
 		p.failedAt, p.failure = at, signInError(ErrIdPUnavailable, "the identity provider cannot be reached; try again later", "discovery of "+p.cfg.Issuer, err)
 		return nil, p.failure
 	}
 	var meta struct {
-		UserInfo string `json:"userinfo_endpoint"`
+		UserInfo     string `json:"userinfo_endpoint"`
+		ISSParameter bool   `json:"authorization_response_iss_parameter_supported"`
 	}
 	_ = prov.Claims(&meta)
 	d := &discovered{
@@ -209,6 +214,7 @@ func (p *Provider) discover(ctx context.Context) (*discovered, error) {
 		strict:   prov.Verifier(&oidc.Config{ClientID: p.cfg.ClientID, Now: func() time.Time { return now() }}),
 		sigOnly:  prov.Verifier(&oidc.Config{SkipClientIDCheck: true, SkipExpiryCheck: true, SkipIssuerCheck: true}),
 		userinfo: meta.UserInfo != "",
+		issParam: meta.ISSParameter,
 	}
 	p.disc, p.failure = d, nil
 	return d, nil
@@ -241,7 +247,8 @@ func (p *Provider) AuthURL(ctx context.Context, pend *Pending, opts AuthOptions)
 // Callback handles the IdP's redirect back (the query of the callback
 // request) for a pending record the Sealer opened: an error response
 // (RFC 6749 §4.1.2.1) is ErrIdPRefused; an iss parameter (RFC 9207 §2.4)
-// must be this IdP's (ErrWrongIssuer: a mix-up); then the code is
+// must be this IdP's, and present when its metadata promises it
+// (ErrWrongIssuer: a mix-up); then the code is
 // exchanged (Exchange), and with max_age the auth_time checked.
 func (p *Provider) Callback(ctx context.Context, query url.Values, pend *Pending) (*Identity, error) {
 	if pend.Provider != p.cfg.Name {
@@ -253,8 +260,16 @@ func (p *Provider) Callback(ctx context.Context, query url.Values, pend *Pending
 		e.Detail = "error=" + strconv.Quote(code) + " error_description=" + strconv.Quote(query.Get("error_description"))
 		return nil, e
 	}
-	if iss, ok := query["iss"]; ok && (len(iss) != 1 || iss[0] != p.cfg.Issuer) {
+	iss, hasISS := query["iss"]
+	if hasISS && (len(iss) != 1 || iss[0] != p.cfg.Issuer) {
 		return nil, signInError(ErrWrongIssuer, "the sign-in response came from another identity provider", "iss parameter "+strconv.Quote(strings.Join(iss, ",")), nil)
+	}
+	if !hasISS {
+		// RFC 9207 §2.4: an IdP that advertises the parameter always
+		// sends it; a response without it may come from another.
+		if d, err := p.discover(ctx); err == nil && d.issParam {
+			return nil, signInError(ErrWrongIssuer, "the sign-in response came from another identity provider", "no iss parameter", nil)
+		}
 	}
 	code := query.Get("code")
 	if code == "" {

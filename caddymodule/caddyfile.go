@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
@@ -17,7 +18,9 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/kavachgate/kavach/gateway"
+	"github.com/kavachgate/kavach/issuer"
 	"github.com/kavachgate/kavach/mcp"
+	"github.com/kavachgate/kavach/token"
 )
 
 func init() {
@@ -26,6 +29,8 @@ func init() {
 	httpcaddyfile.RegisterDirectiveOrder("kavach", httpcaddyfile.Before, "invoke")
 	httpcaddyfile.RegisterDirective("kavach_metadata", parseKavachMetadata)
 	httpcaddyfile.RegisterDirectiveOrder("kavach_metadata", httpcaddyfile.Before, "invoke")
+	httpcaddyfile.RegisterHandlerDirective("kavach_issuer", parseIssuer)
+	httpcaddyfile.RegisterDirectiveOrder("kavach_issuer", httpcaddyfile.Before, "invoke")
 }
 
 // parseGlobal reads the global option into the kavach app:
@@ -642,4 +647,167 @@ func addWarning(h httpcaddyfile.Helper, w caddyconfig.Warning) {
 	// a value; its address is the adapter's own slice.
 	ws := (*[]caddyconfig.Warning)(v.UnsafePointer())
 	*ws = append(*ws, w)
+}
+
+// parseIssuer reads
+//
+//	kavach_issuer {
+//		issuer <url>
+//		store sqlite <file> | store postgres <url>
+//		access_token_ttl 5m
+//		refresh_token_ttl 168h
+//		max_depth 5
+//		registration off
+//		dev_loopback_client_metadata
+//	}
+func parseIssuer(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	ih := new(IssuerHandler)
+	if err := ih.UnmarshalCaddyfile(h.Dispenser); err != nil {
+		return nil, err
+	}
+	// Checked here too, so the error names the line.
+	maxLifetime := token.DefaultMaxLifetime
+	if opt, ok := h.Option("kavach").(httpcaddyfile.App); ok {
+		var app App
+		if json.Unmarshal(opt.Value, &app) == nil && app.MaxTokenLifetime > 0 {
+			maxLifetime = time.Duration(app.MaxTokenLifetime)
+		}
+	}
+	if err := checkAccessTTL(time.Duration(ih.AccessTokenTTL), maxLifetime); err != nil {
+		h.Reset()
+		for h.Next() {
+			if h.Val() == "access_token_ttl" {
+				break // the line to name, when there is one
+			}
+		}
+		if h.Val() != "access_token_ttl" {
+			h.Reset()
+			h.Next()
+		}
+		return nil, h.Errf("%v", err)
+	}
+	return ih, nil
+}
+
+// UnmarshalCaddyfile implements caddyfile.Unmarshaler.
+func (h *IssuerHandler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next()
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	for d.NextBlock(0) {
+		switch d.Val() {
+		case "issuer":
+			if !d.Args(&h.Issuer) || d.NextArg() {
+				return d.ArgErr()
+			}
+			if _, err := issuer.ValidateIssuerURL(h.Issuer); err != nil {
+				return d.Errf("%v", err)
+			}
+		case "store":
+			if !d.Args(&h.Store, &h.DSN) || d.NextArg() {
+				return d.ArgErr()
+			}
+			if h.Store != "sqlite" && h.Store != "postgres" {
+				return d.Errf("store must be sqlite or postgres, not %q", h.Store)
+			}
+		case "access_token_ttl", "refresh_token_ttl":
+			name := d.Val()
+			var v string
+			if !d.Args(&v) || d.NextArg() {
+				return d.ArgErr()
+			}
+			dur, err := caddy.ParseDuration(v)
+			if err != nil || dur <= 0 {
+				return d.Errf("%s: %q is not a positive duration", name, v)
+			}
+			if name == "access_token_ttl" {
+				h.AccessTokenTTL = caddy.Duration(dur)
+			} else {
+				h.RefreshTokenTTL = caddy.Duration(dur)
+			}
+		case "max_depth":
+			var v string
+			if !d.Args(&v) || d.NextArg() {
+				return d.ArgErr()
+			}
+			n, err := parsePositive(v)
+			if err != nil || n > 16 {
+				return d.Errf("max_depth: %q is not between 1 and 16", v)
+			}
+			h.MaxDepth = n
+		case "registration":
+			var v string
+			if !d.Args(&v) || d.NextArg() {
+				return d.ArgErr()
+			}
+			switch v {
+			case "off":
+				h.DisableRegistration = true
+			case "on":
+				h.DisableRegistration = false
+			default:
+				return d.Errf("registration: want on or off")
+			}
+		case "dev_loopback_client_metadata":
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			h.DevLoopbackClientMetadata = true
+		default:
+			return d.Errf("unknown kavach_issuer option %q", d.Val())
+		}
+	}
+	if h.Issuer == "" {
+		return d.Err("kavach_issuer: issuer <url> is required (this site's exact public URL)")
+	}
+	return nil
+}
+
+func parsePositive(v string) (int, error) {
+	n, err := strconv.Atoi(v)
+	if err != nil || n <= 0 {
+		return 0, fmt.Errorf("%q is not a positive number", v)
+	}
+	return n, nil
+}
+
+// UnmarshalCaddyfile reads
+//
+//	kavach_metadata <resource> {
+//		authorization_servers <url...>
+//		scopes_supported <scope...>
+//	}
+func (m *Metadata) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next()
+	if !d.NextArg() {
+		return d.ArgErr()
+	}
+	m.Resource = d.Val()
+	if err := gateway.ValidateResource(m.Resource); err != nil {
+		return d.Errf("%v", err)
+	}
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	for d.NextBlock(0) {
+		switch d.Val() {
+		case "authorization_servers":
+			m.AuthorizationServers = append(m.AuthorizationServers, d.RemainingArgs()...)
+		case "scopes_supported":
+			m.ScopesSupported = append(m.ScopesSupported, d.RemainingArgs()...)
+		default:
+			return d.Errf("unknown kavach_metadata option %q", d.Val())
+		}
+	}
+	return nil
+}
+
+// UnmarshalCaddyfile reads `kavach_dot_segments` (no arguments).
+func (m *MatchDotSegments) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next()
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	return nil
 }

@@ -26,13 +26,8 @@ import (
 	"github.com/kavachgate/kavach/token"
 )
 
-// Assertion types (RFC 7523 §2.2, RFC 8693 §3).
-const (
-	assertionTypeJWTBearer = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
-	// maxAssertionLifetime bounds exp − now of a client assertion, so the
-	// replay cache holds each jti only briefly.
-	maxAssertionLifetime = 5 * time.Minute
-)
+// assertionTypeJWTBearer is the client assertion type (RFC 7523 §2.2).
+const assertionTypeJWTBearer = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 
 // caller is the client a token-endpoint request authenticated as.
 type caller struct {

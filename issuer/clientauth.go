@@ -291,7 +291,8 @@ var (
 )
 
 // assertionAlg reads the alg of a compact JWS's protected header, with the
-// strict JSON reader: a repeated or case-variant alg, an alg that is not a
+// strict JSON reader (internal/strictjson says why not encoding/json): a
+// repeated or case-variant alg, an alg that is not a
 // string, or a crit or b64 member (RFC 7515 §4.1.11, RFC 7797: extensions
 // we do not implement) is an error.
 func assertionAlg(compact string) (string, error) {

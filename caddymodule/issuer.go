@@ -18,6 +18,7 @@ import (
 
 	"github.com/kavachgate/kavach/issuer"
 	"github.com/kavachgate/kavach/issuer/store"
+	"github.com/kavachgate/kavach/token"
 )
 
 func init() {
@@ -85,23 +86,23 @@ func (h *IssuerHandler) Provision(ctx caddy.Context) error {
 // Validate refuses a configuration the issuer could not run with.
 func (h *IssuerHandler) Validate() error {
 	if _, err := issuer.ValidateIssuerURL(h.Issuer); err != nil {
-		return fmt.Errorf("kavach_issuer: %w", err)
+		return err
 	}
 	switch h.Store {
 	case "sqlite", "postgres":
 	default:
-		return fmt.Errorf("kavach_issuer: store must be sqlite or postgres, not %q", h.Store)
+		return fmt.Errorf("store must be sqlite or postgres, not %q", h.Store)
 	}
 	if h.Store == "postgres" && h.DSN == "" {
-		return errors.New("kavach_issuer: store postgres needs a URL (e.g. {env.KAVACH_PG})")
+		return errors.New("store postgres needs a URL (e.g. {env.KAVACH_PG})")
 	}
-	if h.MaxDepth < 0 || h.MaxDepth > 16 {
-		return errors.New("kavach_issuer: max_depth must be between 1 and 16")
+	if h.MaxDepth < 0 || h.MaxDepth > token.MaxChainLen {
+		return fmt.Errorf("max_depth must be between 1 and %d", token.MaxChainLen)
 	}
 	// The kavach app is provisioned before this handler, so its
 	// max_token_lifetime is known here (issuer.New would refuse it at run).
 	if err := checkAccessTTL(time.Duration(h.AccessTokenTTL), h.app.maxLifetime()); err != nil {
-		return fmt.Errorf("kavach_issuer %s: %w", h.Issuer, err)
+		return fmt.Errorf("issuer %s: %w", h.Issuer, err)
 	}
 	return nil
 }

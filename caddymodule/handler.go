@@ -3,6 +3,7 @@ package caddymodule
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/netip"
 
@@ -42,7 +43,7 @@ type Handler struct {
 	match    caddyhttp.MatcherSets
 	meta     *Metadata
 	metaPath string
-	logger   *zap.Logger
+	logger   *slog.Logger
 }
 
 // CaddyModule returns the Caddy module information.
@@ -55,7 +56,7 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 
 // Provision compiles the route and finds the kavach app.
 func (h *Handler) Provision(ctx caddy.Context) error {
-	h.logger = ctx.Logger()
+	h.logger = ctx.Slogger()
 	appIface, err := ctx.App("kavach")
 	if err != nil {
 		return err
@@ -135,8 +136,8 @@ func (h *Handler) enforce(w http.ResponseWriter, r *http.Request, next caddyhttp
 	ip, _ := netip.ParseAddr(ipStr) // unparseable: the zero Addr, which no cidrs constraint allows
 	var a gateway.Admission
 	h.app.gw.Admit(h.route, gateway.Request{HTTP: r, ClientIP: ip}, &a)
-	if ce := h.logger.Check(zapcore.DebugLevel, "kavach decision"); ce != nil {
-		ce.Write(decisionFields(&a)...)
+	if h.logger.Enabled(r.Context(), slog.LevelDebug) {
+		h.logger.LogAttrs(r.Context(), slog.LevelDebug, "kavach decision", decisionAttrs(&a)...)
 	}
 	if !a.Allowed() {
 		if a.Deny(w, h.route) {
@@ -152,7 +153,8 @@ func (h *Handler) enforce(w http.ResponseWriter, r *http.Request, next caddyhttp
 		}
 		if extra, ok := r.Context().Value(caddyhttp.ExtraLogFieldsCtxKey).(*caddyhttp.ExtraLogFields); ok && accessLogged(r) {
 			// One field (an object) rather than several: each Add costs
-			// Caddy a sync.Map reset on the request path.
+			// Caddy a sync.Map reset on the request path. A zap field:
+			// Caddy's access log takes no other.
 			extra.Add(zap.Object("kavach", v))
 		}
 	}
@@ -184,18 +186,18 @@ func handlerErrorStatus(err error) int {
 	return 0
 }
 
-// decisionFields are the debug log's view of an admission: the outcome of
+// decisionAttrs are the debug log's view of an admission: the outcome of
 // every step, MCP inspection included, and the detail of a denial (never
 // the token).
-func decisionFields(a *gateway.Admission) []zap.Field {
-	fields := []zap.Field{zap.String("outcome", string(a.Outcome)), zap.Int("status", a.Status), zap.String("detail", a.Detail), zap.Bool("cached", a.Cached)}
+func decisionAttrs(a *gateway.Admission) []slog.Attr {
+	attrs := []slog.Attr{slog.String("outcome", string(a.Outcome)), slog.Int("status", a.Status), slog.String("detail", a.Detail), slog.Bool("cached", a.Cached)}
 	if a.Identity != nil {
-		fields = append(fields, zap.String("jti", a.Token.ID), zap.String("actor", a.Identity.Actor))
+		attrs = append(attrs, slog.String("jti", a.Token.ID), slog.String("actor", a.Identity.Actor))
 	}
 	if a.RequestID != "" {
-		fields = append(fields, zap.String("request_id", a.RequestID))
+		attrs = append(attrs, slog.String("request_id", a.RequestID))
 	}
-	return fields
+	return attrs
 }
 
 // accessLogged reports whether the request's server writes access logs

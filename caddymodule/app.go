@@ -175,7 +175,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 			Issuer:   iss,
 			Refresh:  time.Duration(a.KeyRefresh),
 			OnUpdate: func(jwk.Set) { a.rebuildKeys() },
-			Logf:     a.logf,
+			Logger:   slogFrom(a.logger),
 		})
 		if err != nil {
 			return fmt.Errorf("issuer %s: %w", iss, err)
@@ -188,7 +188,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 			JWKSURL:  ext.JWKS,
 			Refresh:  time.Duration(a.KeyRefresh),
 			OnUpdate: func(jwk.Set) { a.rebuildKeys() },
-			Logf:     a.logf,
+			Logger:   slogFrom(a.logger),
 		})
 		if err != nil {
 			return fmt.Errorf("external_issuer %s: %w", ext.Issuer, err)
@@ -228,10 +228,6 @@ func (a *App) Provision(ctx caddy.Context) error {
 		a.gw.Audit = appTrail{a}
 	}
 	return nil
-}
-
-func (a *App) logf(format string, args ...any) {
-	a.logger.Warn(fmt.Sprintf(format, args...))
 }
 
 // keyRing assembles every issuer's current keys. Issuers trusted by URL

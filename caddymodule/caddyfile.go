@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
@@ -17,7 +18,9 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/kavachgate/kavach/gateway"
+	"github.com/kavachgate/kavach/issuer"
 	"github.com/kavachgate/kavach/mcp"
+	"github.com/kavachgate/kavach/token"
 )
 
 func init() {
@@ -26,6 +29,8 @@ func init() {
 	httpcaddyfile.RegisterDirectiveOrder("kavach", httpcaddyfile.Before, "invoke")
 	httpcaddyfile.RegisterDirective("kavach_metadata", parseKavachMetadata)
 	httpcaddyfile.RegisterDirectiveOrder("kavach_metadata", httpcaddyfile.Before, "invoke")
+	httpcaddyfile.RegisterHandlerDirective("kavach_issuer", parseIssuer)
+	httpcaddyfile.RegisterDirectiveOrder("kavach_issuer", httpcaddyfile.Before, "invoke")
 }
 
 // parseGlobal reads the global option into the kavach app:
@@ -57,161 +62,153 @@ func init() {
 func parseGlobal(d *caddyfile.Dispenser, _ any) (any, error) {
 	app := new(App)
 	d.Next() // option name
-	if d.NextArg() {
-		return nil, d.ArgErr()
+	if err := noArgs(d); err != nil {
+		return nil, err
 	}
 	for d.NextBlock(0) {
-		switch d.Val() {
-		case "issuer":
-			var iss string
-			if !d.Args(&iss) || d.NextArg() {
-				return nil, d.ArgErr()
-			}
-			app.Issuers = append(app.Issuers, iss)
-		case "redis":
-			if !d.Args(&app.Redis) || d.NextArg() {
-				return nil, d.ArgErr()
-			}
-			if err := checkRedisURL(app.Redis); err != nil {
-				return nil, d.Errf("redis: %v", err)
-			}
-		case "trusted_keys":
-			var tk TrustedKeys
-			if !d.Args(&tk.Issuer, &tk.File) || d.NextArg() {
-				return nil, d.ArgErr()
-			}
-			app.TrustedKeys = append(app.TrustedKeys, tk)
-		case "external_issuer":
-			var ext ExternalIssuer
-			if !d.Args(&ext.Issuer) || d.NextArg() {
-				return nil, d.ArgErr()
-			}
-			for nesting := d.Nesting(); d.NextBlock(nesting); {
-				switch d.Val() {
-				case "jwks":
-					if !d.Args(&ext.JWKS) || d.NextArg() {
-						return nil, d.ArgErr()
-					}
-				case "algs":
-					ext.Algorithms = append(ext.Algorithms, d.RemainingArgs()...)
-				case "typ":
-					ext.Types = append(ext.Types, d.RemainingArgs()...)
-				default:
-					return nil, d.Errf("unknown external_issuer option %q", d.Val())
-				}
-			}
-			if ext.JWKS == "" {
-				return nil, d.Errf("external_issuer %s: jwks <url> is required", ext.Issuer)
-			}
-			app.ExternalIssuers = append(app.ExternalIssuers, ext)
-		case "max_token_lifetime", "key_refresh", "max_staleness":
-			name := d.Val()
-			var v string
-			if !d.Args(&v) || d.NextArg() {
-				return nil, d.ArgErr()
-			}
-			dur, err := caddy.ParseDuration(v)
-			if err != nil || dur <= 0 {
-				return nil, d.Errf("%s: %q is not a positive duration", name, v)
-			}
-			switch name {
-			case "key_refresh":
-				app.KeyRefresh = caddy.Duration(dur)
-			case "max_staleness":
-				app.MaxStaleness = caddy.Duration(dur)
-			default:
-				app.MaxTokenLifetime = caddy.Duration(dur)
-			}
-		case "cache_size":
-			var v string
-			if !d.Args(&v) || d.NextArg() {
-				return nil, d.ArgErr()
-			}
-			n, err := strconv.Atoi(v)
-			if err != nil || n <= 0 {
-				return nil, d.Errf("cache_size: %q is not a positive number", v)
-			}
-			app.CacheSize = n
-		case "admin":
-			if !d.Args(&app.Admin) || d.NextArg() {
-				return nil, d.ArgErr()
-			}
-			if err := loopbackAddr(app.Admin); err != nil {
-				return nil, d.Errf("admin %s: %v", app.Admin, err)
-			}
-		case "admin_token":
-			if !d.Args(&app.AdminToken) || d.NextArg() {
-				return nil, d.ArgErr()
-			}
-		case "audit":
-			if app.Audit != nil {
-				return nil, d.Err("audit is configured twice")
-			}
-			c := new(AuditConfig)
-			args := d.RemainingArgs()
-			if len(args) == 0 {
-				return nil, d.Errf("audit: the sink is missing (%s)", auditSinks)
-			}
-			c.Sink = args[0]
-			// Each sink's own arguments, so that a typo in the sink's name
-			// is named as such rather than "wrong argument count".
-			switch extra := args[1:]; c.Sink {
-			case auditSinkFile, auditSinkPostgres:
-				what := map[string]string{auditSinkFile: "path", auditSinkPostgres: "URL"}[c.Sink]
-				switch {
-				case len(extra) == 0:
-					return nil, d.Errf("audit %s <%s>: the %s is missing", c.Sink, strings.ToLower(what), what)
-				case len(extra) > 1:
-					return nil, d.Errf("audit %s takes one %s, found %d: %q", c.Sink, what, len(extra), extra)
-				case c.Sink == auditSinkFile:
-					c.Path = extra[0]
-				default:
-					c.URL = extra[0]
-				}
-			case auditSinkStdout, auditSinkOff:
-				if len(extra) > 0 {
-					return nil, d.Errf("audit %s takes no argument, found %q", c.Sink, extra[0])
-				}
-			case "required":
-				return nil, d.Errf("`audit required` is a route option (inside kavach <matcher> { … }); the global audit option names a sink (%s)", auditSinks)
-			default:
-				return nil, d.Errf("unknown audit sink %q (%s)", c.Sink, auditSinks)
-			}
-			for nesting := d.Nesting(); d.NextBlock(nesting); {
-				if c.Sink != auditSinkPostgres && c.Sink != auditSinkFile {
-					return nil, d.Errf("audit %s takes no options", c.Sink)
-				}
-				opt := d.Val()
-				var v string
-				if opt == "node" || opt == "key" {
-					if !d.Args(&v) || d.NextArg() {
-						return nil, d.Errf("audit %s: %s takes one value (%s)", c.Sink, opt, map[string]string{"node": "node <name>", "key": "key <file>.key"}[opt])
-					}
-				}
-				switch {
-				case opt == "node" && c.Sink == auditSinkPostgres:
-					c.Node = v
-				case opt == "key":
-					c.Key = v
-				case c.Sink == auditSinkFile:
-					return nil, d.Errf("unknown audit file option %q (want key)", opt)
-				default:
-					return nil, d.Errf("unknown audit postgres option %q (want node or key)", opt)
-				}
-			}
-			if err := c.validate(); err != nil {
-				return nil, d.Errf("%v", err)
-			}
-			app.Audit = c
-		default:
-			return nil, d.Errf("unknown kavach option %q", d.Val())
+		if err := parseGlobalLine(d, app); err != nil {
+			return nil, err
 		}
 	}
 	return httpcaddyfile.App{Name: "kavach", Value: caddyconfig.JSON(app, nil)}, nil
 }
 
+// parseGlobalLine reads one line (with its block) of the global option.
+func parseGlobalLine(d *caddyfile.Dispenser, app *App) error {
+	switch d.Val() {
+	case "issuer":
+		var iss string
+		if err := oneArg(d, &iss); err != nil {
+			return err
+		}
+		app.Issuers = append(app.Issuers, iss)
+	case "redis":
+		if err := oneArg(d, &app.Redis); err != nil {
+			return err
+		}
+		if err := checkRedisURL(app.Redis); err != nil {
+			return d.Errf("redis: %v", err)
+		}
+	case "trusted_keys":
+		var tk TrustedKeys
+		if !d.Args(&tk.Issuer, &tk.File) || d.NextArg() {
+			return d.ArgErr()
+		}
+		app.TrustedKeys = append(app.TrustedKeys, tk)
+	case "external_issuer":
+		var ext ExternalIssuer
+		if err := oneArg(d, &ext.Issuer); err != nil {
+			return err
+		}
+		for nesting := d.Nesting(); d.NextBlock(nesting); {
+			switch d.Val() {
+			case "jwks":
+				if err := oneArg(d, &ext.JWKS); err != nil {
+					return err
+				}
+			case "algs":
+				ext.Algorithms = append(ext.Algorithms, d.RemainingArgs()...)
+			case "typ":
+				ext.Types = append(ext.Types, d.RemainingArgs()...)
+			default:
+				return d.Errf("unknown external_issuer option %q", d.Val())
+			}
+		}
+		if ext.JWKS == "" {
+			return d.Errf("external_issuer %s: jwks <url> is required", ext.Issuer)
+		}
+		app.ExternalIssuers = append(app.ExternalIssuers, ext)
+	case "max_token_lifetime":
+		return positiveDuration(d, &app.MaxTokenLifetime)
+	case "key_refresh":
+		return positiveDuration(d, &app.KeyRefresh)
+	case "max_staleness":
+		return positiveDuration(d, &app.MaxStaleness)
+	case "cache_size":
+		return positiveInt(d, &app.CacheSize, 0)
+	case "admin":
+		if err := oneArg(d, &app.Admin); err != nil {
+			return err
+		}
+		if err := loopbackAddr(app.Admin); err != nil {
+			return d.Errf("admin %s: %v", app.Admin, err)
+		}
+	case "admin_token":
+		return oneArg(d, &app.AdminToken)
+	case "audit":
+		if app.Audit != nil {
+			return d.Err("audit is configured twice")
+		}
+		c, err := parseAudit(d)
+		app.Audit = c
+		return err
+	default:
+		return d.Errf("unknown kavach option %q", d.Val())
+	}
+	return nil
+}
+
 // auditSinks is what the global audit option takes, for its messages.
 const auditSinks = "want file <path>, stdout, postgres <url> or off"
+
+// parseAudit reads `audit <sink> [<path|url>] [{ node <name>; key <file>.key }]`.
+func parseAudit(d *caddyfile.Dispenser) (*AuditConfig, error) {
+	args := d.RemainingArgs()
+	if len(args) == 0 {
+		return nil, d.Errf("audit: the sink is missing (%s)", auditSinks)
+	}
+	c := &AuditConfig{Sink: args[0]}
+	// Each sink's own arguments, so that a typo in the sink's name is
+	// named as such rather than "wrong argument count".
+	switch extra := args[1:]; c.Sink {
+	case auditSinkFile, auditSinkPostgres:
+		what := map[string]string{auditSinkFile: "path", auditSinkPostgres: "URL"}[c.Sink]
+		switch {
+		case len(extra) == 0:
+			return nil, d.Errf("audit %s <%s>: the %s is missing", c.Sink, strings.ToLower(what), what)
+		case len(extra) > 1:
+			return nil, d.Errf("audit %s takes one %s, found %d: %q", c.Sink, what, len(extra), extra)
+		case c.Sink == auditSinkFile:
+			c.Path = extra[0]
+		default:
+			c.URL = extra[0]
+		}
+	case auditSinkStdout, auditSinkOff:
+		if len(extra) > 0 {
+			return nil, d.Errf("audit %s takes no argument, found %q", c.Sink, extra[0])
+		}
+	case "required":
+		return nil, d.Errf("`audit required` is a route option (inside kavach <matcher> { … }); the global audit option names a sink (%s)", auditSinks)
+	default:
+		return nil, d.Errf("unknown audit sink %q (%s)", c.Sink, auditSinks)
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		if c.Sink != auditSinkPostgres && c.Sink != auditSinkFile {
+			return nil, d.Errf("audit %s takes no options", c.Sink)
+		}
+		opt := d.Val()
+		var v string
+		if opt == "node" || opt == "key" {
+			if !d.Args(&v) || d.NextArg() {
+				return nil, d.Errf("audit %s: %s takes one value (%s)", c.Sink, opt, map[string]string{"node": "node <name>", "key": "key <file>.key"}[opt])
+			}
+		}
+		switch {
+		case opt == "node" && c.Sink == auditSinkPostgres:
+			c.Node = v
+		case opt == "key":
+			c.Key = v
+		case c.Sink == auditSinkFile:
+			return nil, d.Errf("unknown audit file option %q (want key)", opt)
+		default:
+			return nil, d.Errf("unknown audit postgres option %q (want node or key)", opt)
+		}
+	}
+	if err := c.validate(); err != nil {
+		return nil, d.Errf("%v", err)
+	}
+	return c, nil
+}
 
 // checkRedisURL refuses a literal URL that is not redis:// or rediss://;
 // a placeholder is checked when it is resolved.
@@ -240,7 +237,7 @@ func parseKavach(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error) {
 		return nil, err
 	}
 	handler := new(Handler)
-	resourceTok, err := unmarshalKavach(h.Dispenser, handler)
+	resourceTok, err := unmarshalKavach(h.Dispenser, &handler.RouteConfig)
 	if err != nil {
 		return nil, err
 	}
@@ -264,16 +261,12 @@ func parseKavachMetadata(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, e
 	h.Reset()
 	h.Next()
 	warnUnservedResource(h, h.Token(), "kavach_metadata", meta.Resource)
-	return []httpcaddyfile.ConfigValue{{Class: "route", Value: caddyhttp.Subroute{Routes: caddyhttp.RouteList{metadataRoute(meta, h)}}}}, nil
-}
-
-func metadataRoute(meta *Metadata, h httpcaddyfile.Helper) caddyhttp.Route {
-	path := caddyhttp.MatchPath{gateway.MetadataPath(meta.Resource)}
-	return caddyhttp.Route{
-		MatcherSetsRaw: []caddy.ModuleMap{{"path": caddyconfig.JSON(path, nil)}},
+	route := caddyhttp.Route{
+		MatcherSetsRaw: []caddy.ModuleMap{{"path": caddyconfig.JSON(caddyhttp.MatchPath{gateway.MetadataPath(meta.Resource)}, nil)}},
 		HandlersRaw:    []json.RawMessage{caddyconfig.JSONModuleObject(meta, "handler", "kavach_metadata", nil)},
 		Terminal:       true,
 	}
+	return []httpcaddyfile.ConfigValue{{Class: "route", Value: caddyhttp.Subroute{Routes: caddyhttp.RouteList{route}}}}, nil
 }
 
 // UnmarshalCaddyfile reads the block of the kavach directive (the matcher,
@@ -298,29 +291,38 @@ func metadataRoute(meta *Metadata, h httpcaddyfile.Helper) caddyhttp.Route {
 // are an error, never a silent switch: a route is an MCP route by the
 // `mcp` line alone (in JSON, by the presence of the "mcp" object).
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
-	_, err := unmarshalKavach(d, h)
+	_, err := unmarshalKavach(d, &h.RouteConfig)
 	return err
 }
 
 // kavachForms are the two forms of the directive's scope line.
 const kavachForms = "`scope <scope…>` (every request) or `scope <METHOD|*> <path> <scope…>`"
 
+// mcpPatterns are the MCP rule lines and what their pattern may be.
+var mcpPatterns = map[string]string{"tool": "name|*", "prompt": "name|*", "resource_uri": "uri|prefix*|*"}
+
 // unmarshalKavach is UnmarshalCaddyfile, also returning the token of the
 // resource line (for the directive's site check).
-func unmarshalKavach(d *caddyfile.Dispenser, h *Handler) (resourceTok caddyfile.Token, err error) {
+func unmarshalKavach(d *caddyfile.Dispenser, cfg *gateway.RouteConfig) (resourceTok caddyfile.Token, err error) {
 	d.Next() // directive name
-	if d.NextArg() {
-		return resourceTok, d.ArgErr()
+	if err := noArgs(d); err != nil {
+		return resourceTok, err
 	}
 	var (
 		isMCP   bool
 		mcpLine *caddyfile.Token // the first MCP-only line, for the error when `mcp` is missing
 		rules   mcp.Rules
-		origins []string
-		args    *AuditArguments
+		m       gateway.MCPConfig
 	)
 	for d.NextBlock(0) {
 		opt := d.Val()
+		switch opt {
+		case "tool", "prompt", "resource_uri", "allowed_origins", "audit_arguments":
+			if mcpLine == nil {
+				tok := d.Token()
+				mcpLine = &tok
+			}
+		}
 		switch opt {
 		case "resource":
 			args := d.RemainingArgs()
@@ -329,31 +331,20 @@ func unmarshalKavach(d *caddyfile.Dispenser, h *Handler) (resourceTok caddyfile.
 				return resourceTok, d.Err("resource <url>: the URL is missing (the RFC 8707 resource tokens for this route must name in aud)")
 			case len(args) > 1:
 				return resourceTok, d.Errf("resource takes one URL, the RFC 8707 audience; an MCP resource rule is `resource_uri %s <scope…>`", args[0])
-			case h.Resource != "":
-				return resourceTok, d.Errf("resource is given twice (%s, then %s): a route has one audience", h.Resource, args[0])
+			case cfg.Resource != "":
+				return resourceTok, d.Errf("resource is given twice (%s, then %s): a route has one audience", cfg.Resource, args[0])
 			}
-			h.Resource, resourceTok = args[0], d.Token()
-			if err := gateway.ValidateResource(h.Resource); err != nil {
+			cfg.Resource, resourceTok = args[0], d.Token()
+			if err := gateway.ValidateResource(cfg.Resource); err != nil {
 				return resourceTok, d.Errf("%v", err)
 			}
 		case "tool", "prompt", "resource_uri":
-			if mcpLine == nil {
-				tok := d.Token()
-				mcpLine = &tok
-			}
 			args := d.RemainingArgs()
 			if len(args) < 2 {
-				return resourceTok, d.Errf("%s <%s> <scope…>: a rule needs a pattern and at least one scope", opt, map[string]string{"tool": "name|*", "prompt": "name|*", "resource_uri": "uri|prefix*|*"}[opt])
+				return resourceTok, d.Errf("%s <%s> <scope…>: a rule needs a pattern and at least one scope", opt, mcpPatterns[opt])
 			}
-			rule := mcp.Rule{Pattern: args[0], Scopes: args[1:]}
-			switch opt {
-			case "tool":
-				rules.Tools = append(rules.Tools, rule)
-			case "prompt":
-				rules.Prompts = append(rules.Prompts, rule)
-			default:
-				rules.Resources = append(rules.Resources, rule)
-			}
+			list := map[string]*[]mcp.Rule{"tool": &rules.Tools, "prompt": &rules.Prompts, "resource_uri": &rules.Resources}[opt]
+			*list = append(*list, mcp.Rule{Pattern: args[0], Scopes: args[1:]})
 			// Compiled after each line, so that an error (a duplicate
 			// among them) names the line that caused it.
 			if err := rules.Compile(); err != nil {
@@ -372,10 +363,6 @@ func unmarshalKavach(d *caddyfile.Dispenser, h *Handler) (resourceTok caddyfile.
 			}
 			isMCP = true
 		case "allowed_origins":
-			if mcpLine == nil {
-				tok := d.Token()
-				mcpLine = &tok
-			}
 			args := d.RemainingArgs()
 			if len(args) == 0 {
 				return resourceTok, d.Err("allowed_origins <origin…>: name at least one scheme://host[:port]")
@@ -385,31 +372,26 @@ func unmarshalKavach(d *caddyfile.Dispenser, h *Handler) (resourceTok caddyfile.
 					return resourceTok, d.Errf("allowed origin %q must be http(s)://host[:port], without a path", o)
 				}
 			}
-			origins = append(origins, args...)
+			m.AllowedOrigins = append(m.AllowedOrigins, args...)
 		case "audit_arguments":
-			if mcpLine == nil {
-				tok := d.Token()
-				mcpLine = &tok
-			}
-			if args != nil {
+			if m.AuditArguments != nil {
 				return resourceTok, d.Err("audit_arguments is given twice: one line names every member to redact")
 			}
-			args = new(AuditArguments)
-			if err := args.parse(d); err != nil {
+			if m.AuditArguments, err = parseAuditArguments(d); err != nil {
 				return resourceTok, err
 			}
 		case "allow_path_params":
 			if d.NextArg() {
 				return resourceTok, d.Err("allow_path_params takes no arguments")
 			}
-			h.AllowPathParams = true
+			cfg.AllowPathParams = true
 		case "audit":
 			if !d.NextArg() || d.Val() != "required" || d.NextArg() {
 				return resourceTok, d.Err("kavach: `audit required` is the route's only audit option")
 			}
-			h.AuditRequired = true
+			cfg.AuditRequired = true
 		case "scope":
-			if err := h.parseScope(d); err != nil {
+			if err := parseScope(d, cfg); err != nil {
 				return resourceTok, err
 			}
 		default:
@@ -420,42 +402,43 @@ func unmarshalKavach(d *caddyfile.Dispenser, h *Handler) (resourceTok caddyfile.
 		return resourceTok, errAt(*mcpLine, fmt.Sprintf("%s is an MCP rule, and this route has no `mcp` line: add `mcp` to the block to make it an MCP route (then every POST is inspected, DESIGN.md §4.1)", mcpLine.Text))
 	}
 	if isMCP {
-		h.MCP = &MCPConfig{Tools: rules.Tools, Resources: rules.Resources, Prompts: rules.Prompts, AllowedOrigins: origins, AuditArguments: args}
+		m.Tools, m.Resources, m.Prompts = rules.Tools, rules.Resources, rules.Prompts
+		cfg.MCP = &m
 	}
-	if h.Resource == "" {
+	if cfg.Resource == "" {
 		return resourceTok, d.Err("kavach: resource is required (the URL tokens for this route are issued for)")
 	}
 	return resourceTok, nil
 }
 
-// parse reads the rest of `audit_arguments [redact <name…>]`.
-func (a *AuditArguments) parse(d *caddyfile.Dispenser) error {
+// parseAuditArguments reads the rest of `audit_arguments [redact <name…>]`.
+func parseAuditArguments(d *caddyfile.Dispenser) (*gateway.AuditArguments, error) {
 	line := d.Token()
 	args := d.RemainingArgs()
 	if d.NextBlock(d.Nesting()) {
-		return errAt(line, "audit_arguments takes no block: `audit_arguments [redact <name…>]` on one line")
+		return nil, errAt(line, "audit_arguments takes no block: `audit_arguments [redact <name…>]` on one line")
 	}
-	if len(args) == 0 {
-		return nil
-	}
-	if args[0] != "redact" {
-		return d.Errf("audit_arguments records the arguments of MCP calls, with `redact <name…>` naming members never recorded; found %q", args[0])
-	}
-	if len(args) == 1 {
-		return d.Err("audit_arguments redact <name…>: name at least one member to redact")
+	a := new(gateway.AuditArguments)
+	switch {
+	case len(args) == 0:
+		return a, nil
+	case args[0] != "redact":
+		return nil, d.Errf("audit_arguments records the arguments of MCP calls, with `redact <name…>` naming members never recorded; found %q", args[0])
+	case len(args) == 1:
+		return nil, d.Err("audit_arguments redact <name…>: name at least one member to redact")
 	}
 	a.Redact = args[1:]
-	if err := a.validate(); err != nil {
-		return d.Errf("audit_arguments redact: %v", err)
+	if err := a.Validate(); err != nil {
+		return nil, d.Errf("audit_arguments redact: %v", err)
 	}
-	return nil
+	return a, nil
 }
 
 // parseScope reads `scope <scope…>` or `scope <METHOD|*> <path> <scope…>`.
 // A rule is recognised by its head (a registered method, "*", or a word
 // of letters followed by a path), so that a typo in either part is an
 // error about that part rather than a scope that names a method.
-func (h *Handler) parseScope(d *caddyfile.Dispenser) error {
+func parseScope(d *caddyfile.Dispenser, cfg *gateway.RouteConfig) error {
 	args := d.RemainingArgs()
 	if len(args) == 0 {
 		return d.Errf("scope needs at least one scope: %s", kavachForms)
@@ -478,7 +461,7 @@ func (h *Handler) parseScope(d *caddyfile.Dispenser) error {
 		if err := rule.Validate(); err != nil {
 			return d.Errf("%v", err)
 		}
-		h.Rules = append(h.Rules, Rule{Method: rule.Method, Path: rule.Path, Scopes: rule.Scopes})
+		cfg.Rules = append(cfg.Rules, rule)
 		return nil
 	}
 	for _, a := range args {
@@ -492,7 +475,7 @@ func (h *Handler) parseScope(d *caddyfile.Dispenser) error {
 	if err := gateway.ValidateScopes(args); err != nil {
 		return d.Errf("%v", err)
 	}
-	h.Scopes = append(h.Scopes, args...)
+	cfg.Scopes = append(cfg.Scopes, args...)
 	return nil
 }
 
@@ -507,6 +490,188 @@ func methodWord(s string) bool {
 	return s != ""
 }
 
+// parseIssuer reads
+//
+//	kavach_issuer {
+//		issuer <url>
+//		store sqlite <file> | store postgres <url>
+//		access_token_ttl 5m
+//		refresh_token_ttl 168h
+//		max_depth 5
+//		registration off
+//		dev_loopback_client_metadata
+//	}
+//
+// and refuses, naming the line, an access token lifetime over the global
+// max_token_lifetime (Validate refuses it in JSON configs).
+func parseIssuer(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	ih := new(IssuerHandler)
+	ttlTok, err := unmarshalIssuer(h.Dispenser, ih)
+	if err != nil {
+		return nil, err
+	}
+	maxLifetime := token.DefaultMaxLifetime
+	if opt, ok := h.Option("kavach").(httpcaddyfile.App); ok {
+		var app App
+		if json.Unmarshal(opt.Value, &app) == nil && app.MaxTokenLifetime > 0 {
+			maxLifetime = time.Duration(app.MaxTokenLifetime)
+		}
+	}
+	if err := checkAccessTTL(time.Duration(ih.AccessTokenTTL), maxLifetime); err != nil {
+		return nil, errAt(ttlTok, err.Error())
+	}
+	return ih, nil
+}
+
+// UnmarshalCaddyfile implements caddyfile.Unmarshaler.
+func (h *IssuerHandler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	_, err := unmarshalIssuer(d, h)
+	return err
+}
+
+// unmarshalIssuer is UnmarshalCaddyfile, also returning the token of the
+// access_token_ttl line (the directive's when there is none).
+func unmarshalIssuer(d *caddyfile.Dispenser, h *IssuerHandler) (ttlTok caddyfile.Token, err error) {
+	d.Next()
+	ttlTok = d.Token()
+	if err := noArgs(d); err != nil {
+		return ttlTok, err
+	}
+	for d.NextBlock(0) {
+		switch d.Val() {
+		case "issuer":
+			if err := oneArg(d, &h.Issuer); err != nil {
+				return ttlTok, err
+			}
+			if _, err := issuer.ValidateIssuerURL(h.Issuer); err != nil {
+				return ttlTok, d.Errf("%v", err)
+			}
+		case "store":
+			if !d.Args(&h.Store, &h.DSN) || d.NextArg() {
+				return ttlTok, d.ArgErr()
+			}
+			if h.Store != "sqlite" && h.Store != "postgres" {
+				return ttlTok, d.Errf("store must be sqlite or postgres, not %q", h.Store)
+			}
+		case "access_token_ttl":
+			ttlTok = d.Token()
+			err = positiveDuration(d, &h.AccessTokenTTL)
+		case "refresh_token_ttl":
+			err = positiveDuration(d, &h.RefreshTokenTTL)
+		case "max_depth":
+			err = positiveInt(d, &h.MaxDepth, token.MaxChainLen)
+		case "registration":
+			var v string
+			if err := oneArg(d, &v); err != nil {
+				return ttlTok, err
+			}
+			if v != "on" && v != "off" {
+				return ttlTok, d.Errf("registration: want on or off")
+			}
+			h.DisableRegistration = v == "off"
+		case "dev_loopback_client_metadata":
+			err = noArgs(d)
+			h.DevLoopbackClientMetadata = true
+		default:
+			return ttlTok, d.Errf("unknown kavach_issuer option %q", d.Val())
+		}
+		if err != nil {
+			return ttlTok, err
+		}
+	}
+	if h.Issuer == "" {
+		return ttlTok, d.Err("kavach_issuer: issuer <url> is required (this site's exact public URL)")
+	}
+	return ttlTok, nil
+}
+
+// UnmarshalCaddyfile reads
+//
+//	kavach_metadata <resource> {
+//		authorization_servers <url...>
+//		scopes_supported <scope...>
+//	}
+func (m *Metadata) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next()
+	if !d.NextArg() {
+		return d.ArgErr()
+	}
+	m.Resource = d.Val()
+	if err := gateway.ValidateResource(m.Resource); err != nil {
+		return d.Errf("%v", err)
+	}
+	if err := noArgs(d); err != nil {
+		return err
+	}
+	for d.NextBlock(0) {
+		switch d.Val() {
+		case "authorization_servers":
+			m.AuthorizationServers = append(m.AuthorizationServers, d.RemainingArgs()...)
+		case "scopes_supported":
+			m.ScopesSupported = append(m.ScopesSupported, d.RemainingArgs()...)
+		default:
+			return d.Errf("unknown kavach_metadata option %q", d.Val())
+		}
+	}
+	return nil
+}
+
+// UnmarshalCaddyfile reads `kavach_dot_segments` (no arguments).
+func (m *MatchDotSegments) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next()
+	return noArgs(d)
+}
+
+// noArgs refuses an argument after the current token.
+func noArgs(d *caddyfile.Dispenser) error {
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	return nil
+}
+
+// oneArg reads the one argument of the current line into v.
+func oneArg(d *caddyfile.Dispenser, v *string) error {
+	if !d.Args(v) || d.NextArg() {
+		return d.ArgErr()
+	}
+	return nil
+}
+
+// positiveDuration reads `<option> <duration>` into v.
+func positiveDuration(d *caddyfile.Dispenser, v *caddy.Duration) error {
+	name := d.Val()
+	var s string
+	if err := oneArg(d, &s); err != nil {
+		return err
+	}
+	dur, err := caddy.ParseDuration(s)
+	if err != nil || dur <= 0 {
+		return d.Errf("%s: %q is not a positive duration", name, s)
+	}
+	*v = caddy.Duration(dur)
+	return nil
+}
+
+// positiveInt reads `<option> <n>` into v: n at least 1, and at most max
+// unless max is 0.
+func positiveInt(d *caddyfile.Dispenser, v *int, max int) error {
+	name := d.Val()
+	var s string
+	if err := oneArg(d, &s); err != nil {
+		return err
+	}
+	n, err := strconv.Atoi(s)
+	switch {
+	case max > 0 && (err != nil || n <= 0 || n > max):
+		return d.Errf("%s: %q is not between 1 and %d", name, s, max)
+	case err != nil || n <= 0:
+		return d.Errf("%s: %q is not a positive number", name, s)
+	}
+	*v = n
+	return nil
+}
+
 // errAt is a Caddyfile error naming tok's file and line (and import
 // chain), for a problem found after the dispenser has moved on.
 func errAt(tok caddyfile.Token, msg string) error {
@@ -516,11 +681,10 @@ func errAt(tok caddyfile.Token, msg string) error {
 }
 
 // warnUnservedResource adds an adapter warning when no address of the site
-// block a directive sits in can receive requests for resource (scheme, host
-// and port): tokens carry the resource as their audience and clients look
-// for its metadata at its URL, so such a resource is most likely a typo.
-// It is a warning, not an error: a proxy or load balancer in front may map
-// the resource's origin to this site. at is the token the warning names.
+// block a directive sits in can receive requests for resource
+// (gateway.SiteServes): such a resource is most likely a typo. It is a
+// warning, not an error: a proxy or load balancer in front may map the
+// resource's origin to this site. at is the token the warning names.
 func warnUnservedResource(h httpcaddyfile.Helper, at caddyfile.Token, directive, resource string) {
 	if h.IsNamedRoute() || resource == "" {
 		return // a named route is not in a site block
@@ -533,15 +697,15 @@ func warnUnservedResource(h httpcaddyfile.Helper, at caddyfile.Token, directive,
 	if !ok || len(keys) == 0 {
 		return
 	}
-	httpPort, httpsPort := strconv.Itoa(caddyhttp.DefaultHTTPPort), strconv.Itoa(caddyhttp.DefaultHTTPSPort)
+	httpPort, httpsPort := caddyhttp.DefaultHTTPPort, caddyhttp.DefaultHTTPSPort
 	if p, ok := h.Option("http_port").(int); ok {
-		httpPort = strconv.Itoa(p)
+		httpPort = p
 	}
 	if p, ok := h.Option("https_port").(int); ok {
-		httpsPort = strconv.Itoa(p)
+		httpsPort = p
 	}
 	for _, k := range keys {
-		if siteServes(k, u, httpPort, httpsPort) {
+		if gateway.SiteServes(k, u, httpPort, httpsPort) {
 			return
 		}
 	}
@@ -550,67 +714,6 @@ func warnUnservedResource(h httpcaddyfile.Helper, at caddyfile.Token, directive,
 		Message: fmt.Sprintf("resource %s is not served by this site (%s): clients send its tokens and fetch its metadata at that scheme, host and port, "+
 			"so it is right only when a proxy in front maps it to this site", resource, strings.Join(keys, ", ")),
 	})
-}
-
-// siteServes reports whether a site with address key receives requests
-// for u: same scheme, port and host (a key without a host takes any host,
-// a "*" label matches one label). A key Caddy resolves only at run time
-// (a placeholder) or cannot parse is given the benefit of the doubt.
-func siteServes(key string, u *url.URL, httpPort, httpsPort string) bool {
-	if strings.Contains(key, "{") {
-		return true
-	}
-	a, err := httpcaddyfile.ParseAddress(key)
-	if err != nil {
-		return true
-	}
-	scheme, port := a.Scheme, a.Port
-	if scheme == "" {
-		// Caddy's reading of an address without a scheme: the HTTP port
-		// is plain HTTP, a host name or IP gets automatic HTTPS; a bare
-		// port may be either.
-		switch {
-		case port == httpPort:
-			scheme = "http"
-		case port == httpsPort || a.Host != "":
-			scheme = "https"
-		}
-	}
-	if scheme != "" && scheme != u.Scheme {
-		return false
-	}
-	if port == "" {
-		port = httpsPort
-		if u.Scheme == "http" {
-			port = httpPort
-		}
-	}
-	want := u.Port()
-	if want == "" {
-		want = strconv.Itoa(caddyhttp.DefaultHTTPSPort)
-		if u.Scheme == "http" {
-			want = strconv.Itoa(caddyhttp.DefaultHTTPPort)
-		}
-	}
-	return port == want && hostMatches(a.Host, u.Hostname())
-}
-
-// hostMatches is Caddy's host matching for a site address: exact, case
-// insensitive, a "*" label standing for one label; no host is any host.
-func hostMatches(pattern, host string) bool {
-	if pattern == "" || pattern == "*" {
-		return true
-	}
-	p, h := strings.Split(strings.ToLower(pattern), "."), strings.Split(strings.ToLower(host), ".")
-	if len(p) != len(h) {
-		return false
-	}
-	for i := range p {
-		if p[i] != "*" && p[i] != h[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // siteKeys and addWarning reach two parts of an httpcaddyfile.Helper that

@@ -2,7 +2,6 @@ package caddymodule
 
 import (
 	"encoding/json"
-	"net/url"
 	"strings"
 	"testing"
 
@@ -10,44 +9,10 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 )
 
-func TestSiteServes(t *testing.T) {
-	t.Parallel()
-	for _, tt := range []struct {
-		key, resource string
-		want          bool
-	}{
-		{"http://127.0.0.1:8080", "http://127.0.0.1:8080/mcp", true},
-		{"http://127.0.0.1:8080", "https://other.example/mcp", false},
-		{"http://127.0.0.1:8080", "https://127.0.0.1:8080/mcp", false}, // scheme
-		{"http://127.0.0.1:8080", "http://127.0.0.1:8081/mcp", false},  // port
-		{"http://127.0.0.1:8080", "http://localhost:8080/mcp", false},  // host
-		{"http://:8080", "http://gw.example:8080/api", true},           // any host
-		{":8080", "http://gw.example:8080/api", true},                  // a bare port: either scheme
-		{":8080", "https://gw.example:8080/api", true},
-		{":8080", "https://gw.example/api", false},
-		{"example.com", "https://example.com/mcp", true}, // automatic HTTPS
-		{"example.com", "http://example.com/mcp", false},
-		{"EXAMPLE.com", "https://example.COM/mcp", true},
-		{"*.example.com", "https://api.example.com/mcp", true},
-		{"*.example.com", "https://a.b.example.com/mcp", false},
-		{"http://example.com", "http://example.com/mcp", true},
-		{"example.com:80", "http://example.com/mcp", true},
-		{"https://[::1]:8443", "https://[::1]:8443/mcp", true},
-		{"{$SITE}", "https://anything.example/mcp", true}, // resolved later: not judged
-	} {
-		u, err := url.Parse(tt.resource)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got := siteServes(tt.key, u, "80", "443"); got != tt.want {
-			t.Errorf("siteServes(%q, %q) = %v, want %v", tt.key, tt.resource, got, tt.want)
-		}
-	}
-}
-
 // TestResourceSiteWarning goes through Caddy's adapter, so it also pins the
 // layout of httpcaddyfile.Helper that siteKeys and addWarning rely on: if
 // a Caddy upgrade changes it, the warning disappears and this test fails.
+// The decision itself is gateway.SiteServes's (TestSiteServes there).
 func TestResourceSiteWarning(t *testing.T) {
 	t.Parallel()
 	const cf = `{

@@ -3,6 +3,7 @@ package caddymodule
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/netip"
 
@@ -13,7 +14,6 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/kavachgate/kavach/gateway"
-	"github.com/kavachgate/kavach/mcp"
 )
 
 func init() {
@@ -26,16 +26,9 @@ func init() {
 // strips the token and adds Kavach-Subject, Kavach-Actor, Kavach-Chain and
 // Kavach-Scope for the upstream. The decision itself is package gateway's.
 type Handler struct {
-	// Resource is this route's resource indicator (RFC 8707): the audience
-	// a token must carry. Fixed here, never taken from the request's Host.
-	Resource string `json:"resource"`
-
-	// Scopes are required of every request on the route.
-	Scopes []string `json:"scopes,omitempty"`
-
-	// Rules require scopes per method and path. With any rule present, a
-	// request that matches none is denied (403).
-	Rules []Rule `json:"rules,omitempty"`
+	// The route: resource, scopes, rules, mcp, metadata, audit_required,
+	// allow_path_params (gateway.RouteConfig documents each).
+	gateway.RouteConfig
 
 	// MatchRaw, when set, limits enforcement to the requests these matcher
 	// sets match (any of them); others go on to the next handler. The
@@ -45,91 +38,12 @@ type Handler struct {
 	// Caddy to walk on every request.
 	MatchRaw caddyhttp.RawMatcherSets `json:"match,omitempty" caddy:"namespace=http.matchers"`
 
-	// MCP makes this an MCP route (DESIGN.md §4.1): every POST is decoded
-	// strictly and checked against per-tool, per-resource and per-prompt
-	// rules, tools/list answers are filtered by the same rules, Origin is
-	// checked and sessions are bound to the chain that opened them.
-	MCP *MCPConfig `json:"mcp,omitempty"`
-
-	// Metadata serves the resource's RFC 9728 metadata (authorization
-	// servers: the Kavach issuers the app trusts) at its well-known path,
-	// /.well-known/oauth-protected-resource plus the resource's path.
-	Metadata bool `json:"metadata,omitempty"`
-
-	// AuditRequired makes every allowed request of the route wait until
-	// its decision record is durable (fsynced) before it is forwarded, as
-	// the token constraint `audit: required` does for one token (DESIGN.md
-	// §4 step 8). Caddyfile: `audit required`. A config with the trail
-	// off refuses it.
-	AuditRequired bool `json:"audit_required,omitempty"`
-
-	// AllowPathParams lets requests whose path has `;` parameters in a
-	// segment (matrix parameters: /cars;color=red/list) through on this
-	// route; by default the gateway refuses them with 400 (DESIGN.md §11).
-	// The risk: Tomcat, Jetty and Spring strip `;params` from a segment
-	// before routing and resolve `..;` as `..`, so on such an upstream
-	// /api/public/..;/admin reaches /api/admin while the route's rules and
-	// the token's `paths` constraint judged a path under /api/public/.
-	// Set it only for an API that really uses matrix parameters, whose
-	// upstream does not read paths that way. Caddyfile:
-	// `allow_path_params`. Default: false.
-	AllowPathParams bool `json:"allow_path_params,omitempty"`
-
 	app      *App
-	route    gateway.Route
+	route    *gateway.Route
 	match    caddyhttp.MatcherSets
 	meta     *Metadata
 	metaPath string
-	logger   *zap.Logger
-}
-
-// MCPConfig is the MCP part of a route.
-type MCPConfig struct {
-	// Tools: `tool <name|*> <scope…>`; every matching rule applies, and a
-	// tool no rule matches is denied.
-	Tools []mcp.Rule `json:"tools,omitempty"`
-	// Resources: `resource_uri <uri|prefix*|*> <scope…>` (resources/read).
-	Resources []mcp.Rule `json:"resources,omitempty"`
-	// Prompts: `prompt <name|*> <scope…>` (prompts/get).
-	Prompts []mcp.Rule `json:"prompts,omitempty"`
-	// AllowedOrigins are Origin values accepted besides the resource's own.
-	AllowedOrigins []string `json:"allowed_origins,omitempty"`
-	// MaxBody bounds a POST body, in bytes. Default: 1 MiB.
-	MaxBody int64 `json:"max_body,omitempty"`
-	// AuditArguments, when present, records each call's arguments
-	// (tools/call, prompts/get) in its decision record, the members it
-	// names redacted; at most audit.MaxArgsBytes (2 KiB) are kept. Every
-	// MCP decision record carries the SHA-256 of the arguments as
-	// forwarded (args_sha256) whether or not this is set.
-	// Default: absent (the digest only).
-	AuditArguments *AuditArguments `json:"audit_arguments,omitempty"`
-}
-
-// AuditArguments is `audit_arguments [redact <name…>]`.
-type AuditArguments struct {
-	// Redact names the members whose values are written as "[redacted]",
-	// at any depth of the arguments; names compare without regard to
-	// case. Default: none.
-	Redact []string `json:"redact,omitempty"`
-}
-
-func (a *AuditArguments) validate() error {
-	for _, n := range a.Redact {
-		if n == "" {
-			return errors.New("an empty name")
-		}
-	}
-	return nil
-}
-
-// Rule is `scope <METHOD> <PATH> <scope…>`.
-type Rule struct {
-	// Method is an upper-case HTTP method, or "*" for any.
-	Method string `json:"method"`
-	// Path is exact, or ends in "*" for any suffix; "*" alone is any path.
-	Path string `json:"path"`
-	// Scopes are all required.
-	Scopes []string `json:"scopes"`
+	logger   *slog.Logger
 }
 
 // CaddyModule returns the Caddy module information.
@@ -142,40 +56,22 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 
 // Provision compiles the route and finds the kavach app.
 func (h *Handler) Provision(ctx caddy.Context) error {
-	h.logger = ctx.Logger()
+	h.logger = ctx.Slogger()
 	appIface, err := ctx.App("kavach")
 	if err != nil {
 		return err
 	}
 	h.app = appIface.(*App)
-	h.route = gateway.Route{Resource: h.Resource, Scopes: h.Scopes, AuditRequired: h.AuditRequired, PathOptions: gateway.PathOptions{AllowParams: h.AllowPathParams}}
-	for _, r := range h.Rules {
-		h.route.Rules = append(h.route.Rules, gateway.Rule{Method: r.Method, Path: r.Path, Scopes: r.Scopes})
-	}
-	if c := h.MCP; c != nil {
-		h.route.MCP = &gateway.MCP{
-			Rules:    mcp.Rules{Tools: c.Tools, Resources: c.Resources, Prompts: c.Prompts},
-			MaxBody:  c.MaxBody,
-			Origins:  c.AllowedOrigins,
-			Sessions: h.app.mcpSessions,
-		}
-		if a := c.AuditArguments; a != nil {
-			if err := a.validate(); err != nil {
-				return fmt.Errorf("kavach: audit_arguments redact: %w", err)
-			}
-			h.route.MCP.RecordArguments, h.route.MCP.Redact = true, a.Redact
-		}
-	}
-	if err := h.route.Compile(); err != nil {
-		return fmt.Errorf("kavach: %w", err)
+	if h.route, err = gateway.NewRoute(&h.RouteConfig, h.app.mcpSessions); err != nil {
+		return err
 	}
 	if h.MatchRaw != nil {
 		mods, err := ctx.LoadModule(h, "MatchRaw")
 		if err != nil {
-			return fmt.Errorf("kavach: loading matchers: %w", err)
+			return fmt.Errorf("loading matchers: %w", err)
 		}
 		if err := h.match.FromInterface(mods); err != nil {
-			return fmt.Errorf("kavach: %w", err)
+			return err
 		}
 	}
 	if h.Metadata {
@@ -183,7 +79,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		// among them) can request no more than they need.
 		h.meta = &Metadata{Resource: h.Resource, ScopesSupported: h.route.AllScopes()}
 		if err := h.meta.Provision(ctx); err != nil {
-			return fmt.Errorf("kavach: metadata: %w", err)
+			return fmt.Errorf("metadata: %w", err)
 		}
 		h.metaPath = gateway.MetadataPath(h.Resource)
 	}
@@ -195,10 +91,10 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 // that requires a trail there is not.
 func (h *Handler) Validate() error {
 	if len(h.app.issuerIDs()) == 0 {
-		return errors.New("kavach: no trusted issuer: add trusted_keys, issuer or external_issuer to the global kavach option")
+		return errors.New("no trusted issuer: add trusted_keys, issuer or external_issuer to the global kavach option")
 	}
 	if h.AuditRequired && h.app.auditOff() {
-		return fmt.Errorf("kavach: route %s has `audit required` but the global audit option is off", h.Resource)
+		return fmt.Errorf("route %s has `audit required` but the global audit option is off", h.Resource)
 	}
 	return nil
 }
@@ -239,12 +135,12 @@ func (h *Handler) enforce(w http.ResponseWriter, r *http.Request, next caddyhttp
 	ipStr, _ := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string)
 	ip, _ := netip.ParseAddr(ipStr) // unparseable: the zero Addr, which no cidrs constraint allows
 	var a gateway.Admission
-	h.app.gw.Admit(&h.route, gateway.Request{HTTP: r, ClientIP: ip}, &a)
-	if ce := h.logger.Check(zapcore.DebugLevel, "kavach decision"); ce != nil {
-		ce.Write(decisionFields(&a)...)
+	h.app.gw.Admit(h.route, gateway.Request{HTTP: r, ClientIP: ip}, &a)
+	if h.logger.Enabled(r.Context(), slog.LevelDebug) {
+		h.logger.LogAttrs(r.Context(), slog.LevelDebug, "kavach decision", decisionAttrs(&a)...)
 	}
 	if !a.Allowed() {
-		if a.Deny(w, &h.route) {
+		if a.Deny(w, h.route) {
 			return nil
 		}
 		return caddyhttp.Error(a.Status, errors.New(a.Reason))
@@ -257,7 +153,8 @@ func (h *Handler) enforce(w http.ResponseWriter, r *http.Request, next caddyhttp
 		}
 		if extra, ok := r.Context().Value(caddyhttp.ExtraLogFieldsCtxKey).(*caddyhttp.ExtraLogFields); ok && accessLogged(r) {
 			// One field (an object) rather than several: each Add costs
-			// Caddy a sync.Map reset on the request path.
+			// Caddy a sync.Map reset on the request path. A zap field:
+			// Caddy's access log takes no other.
 			extra.Add(zap.Object("kavach", v))
 		}
 	}
@@ -289,18 +186,18 @@ func handlerErrorStatus(err error) int {
 	return 0
 }
 
-// decisionFields are the debug log's view of an admission: the outcome of
+// decisionAttrs are the debug log's view of an admission: the outcome of
 // every step, MCP inspection included, and the detail of a denial (never
 // the token).
-func decisionFields(a *gateway.Admission) []zap.Field {
-	fields := []zap.Field{zap.String("outcome", string(a.Outcome)), zap.Int("status", a.Status), zap.String("detail", a.Detail), zap.Bool("cached", a.Cached)}
+func decisionAttrs(a *gateway.Admission) []slog.Attr {
+	attrs := []slog.Attr{slog.String("outcome", string(a.Outcome)), slog.Int("status", a.Status), slog.String("detail", a.Detail), slog.Bool("cached", a.Cached)}
 	if a.Identity != nil {
-		fields = append(fields, zap.String("jti", a.Token.ID), zap.String("actor", a.Identity.Actor))
+		attrs = append(attrs, slog.String("jti", a.Token.ID), slog.String("actor", a.Identity.Actor))
 	}
 	if a.RequestID != "" {
-		fields = append(fields, zap.String("request_id", a.RequestID))
+		attrs = append(attrs, slog.String("request_id", a.RequestID))
 	}
-	return fields
+	return attrs
 }
 
 // accessLogged reports whether the request's server writes access logs

@@ -2,19 +2,16 @@ package caddymodule
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
-	"strconv"
 	"sync/atomic"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
-	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
@@ -26,8 +23,6 @@ import (
 
 func init() {
 	caddy.RegisterModule(IssuerHandler{})
-	httpcaddyfile.RegisterHandlerDirective("kavach_issuer", parseIssuer)
-	httpcaddyfile.RegisterDirectiveOrder("kavach_issuer", httpcaddyfile.Before, "invoke")
 }
 
 // IssuerHandler (`http.handlers.kavach_issuer`) is the Kavach issuer: an
@@ -91,23 +86,23 @@ func (h *IssuerHandler) Provision(ctx caddy.Context) error {
 // Validate refuses a configuration the issuer could not run with.
 func (h *IssuerHandler) Validate() error {
 	if _, err := issuer.ValidateIssuerURL(h.Issuer); err != nil {
-		return fmt.Errorf("kavach_issuer: %w", err)
+		return err
 	}
 	switch h.Store {
 	case "sqlite", "postgres":
 	default:
-		return fmt.Errorf("kavach_issuer: store must be sqlite or postgres, not %q", h.Store)
+		return fmt.Errorf("store must be sqlite or postgres, not %q", h.Store)
 	}
 	if h.Store == "postgres" && h.DSN == "" {
-		return errors.New("kavach_issuer: store postgres needs a URL (e.g. {env.KAVACH_PG})")
+		return errors.New("store postgres needs a URL (e.g. {env.KAVACH_PG})")
 	}
-	if h.MaxDepth < 0 || h.MaxDepth > 16 {
-		return errors.New("kavach_issuer: max_depth must be between 1 and 16")
+	if h.MaxDepth < 0 || h.MaxDepth > token.MaxChainLen {
+		return fmt.Errorf("max_depth must be between 1 and %d", token.MaxChainLen)
 	}
 	// The kavach app is provisioned before this handler, so its
 	// max_token_lifetime is known here (issuer.New would refuse it at run).
 	if err := checkAccessTTL(time.Duration(h.AccessTokenTTL), h.app.maxLifetime()); err != nil {
-		return fmt.Errorf("kavach_issuer %s: %w", h.Issuer, err)
+		return fmt.Errorf("issuer %s: %w", h.Issuer, err)
 	}
 	return nil
 }
@@ -247,121 +242,6 @@ type pooledStore struct{ store.Store }
 
 func (p pooledStore) Destruct() error { return p.Close() }
 
-// parseIssuer reads
-//
-//	kavach_issuer {
-//		issuer <url>
-//		store sqlite <file> | store postgres <url>
-//		access_token_ttl 5m
-//		refresh_token_ttl 168h
-//		max_depth 5
-//		registration off
-//		dev_loopback_client_metadata
-//	}
-func parseIssuer(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
-	ih := new(IssuerHandler)
-	if err := ih.UnmarshalCaddyfile(h.Dispenser); err != nil {
-		return nil, err
-	}
-	// Checked here too, so the error names the line.
-	maxLifetime := token.DefaultMaxLifetime
-	if opt, ok := h.Option("kavach").(httpcaddyfile.App); ok {
-		var app App
-		if json.Unmarshal(opt.Value, &app) == nil && app.MaxTokenLifetime > 0 {
-			maxLifetime = time.Duration(app.MaxTokenLifetime)
-		}
-	}
-	if err := checkAccessTTL(time.Duration(ih.AccessTokenTTL), maxLifetime); err != nil {
-		h.Reset()
-		for h.Next() {
-			if h.Val() == "access_token_ttl" {
-				break // the line to name, when there is one
-			}
-		}
-		if h.Val() != "access_token_ttl" {
-			h.Reset()
-			h.Next()
-		}
-		return nil, h.Errf("%v", err)
-	}
-	return ih, nil
-}
-
-// UnmarshalCaddyfile implements caddyfile.Unmarshaler.
-func (h *IssuerHandler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
-	d.Next()
-	if d.NextArg() {
-		return d.ArgErr()
-	}
-	for d.NextBlock(0) {
-		switch d.Val() {
-		case "issuer":
-			if !d.Args(&h.Issuer) || d.NextArg() {
-				return d.ArgErr()
-			}
-			if _, err := issuer.ValidateIssuerURL(h.Issuer); err != nil {
-				return d.Errf("%v", err)
-			}
-		case "store":
-			if !d.Args(&h.Store, &h.DSN) || d.NextArg() {
-				return d.ArgErr()
-			}
-			if h.Store != "sqlite" && h.Store != "postgres" {
-				return d.Errf("store must be sqlite or postgres, not %q", h.Store)
-			}
-		case "access_token_ttl", "refresh_token_ttl":
-			name := d.Val()
-			var v string
-			if !d.Args(&v) || d.NextArg() {
-				return d.ArgErr()
-			}
-			dur, err := caddy.ParseDuration(v)
-			if err != nil || dur <= 0 {
-				return d.Errf("%s: %q is not a positive duration", name, v)
-			}
-			if name == "access_token_ttl" {
-				h.AccessTokenTTL = caddy.Duration(dur)
-			} else {
-				h.RefreshTokenTTL = caddy.Duration(dur)
-			}
-		case "max_depth":
-			var v string
-			if !d.Args(&v) || d.NextArg() {
-				return d.ArgErr()
-			}
-			n, err := parsePositive(v)
-			if err != nil || n > 16 {
-				return d.Errf("max_depth: %q is not between 1 and 16", v)
-			}
-			h.MaxDepth = n
-		case "registration":
-			var v string
-			if !d.Args(&v) || d.NextArg() {
-				return d.ArgErr()
-			}
-			switch v {
-			case "off":
-				h.DisableRegistration = true
-			case "on":
-				h.DisableRegistration = false
-			default:
-				return d.Errf("registration: want on or off")
-			}
-		case "dev_loopback_client_metadata":
-			if d.NextArg() {
-				return d.ArgErr()
-			}
-			h.DevLoopbackClientMetadata = true
-		default:
-			return d.Errf("unknown kavach_issuer option %q", d.Val())
-		}
-	}
-	if h.Issuer == "" {
-		return d.Err("kavach_issuer: issuer <url> is required (this site's exact public URL)")
-	}
-	return nil
-}
-
 // Interface guards
 var (
 	_ caddy.Provisioner           = (*IssuerHandler)(nil)
@@ -370,11 +250,3 @@ var (
 	_ caddyhttp.MiddlewareHandler = (*IssuerHandler)(nil)
 	_ caddyfile.Unmarshaler       = (*IssuerHandler)(nil)
 )
-
-func parsePositive(v string) (int, error) {
-	n, err := strconv.Atoi(v)
-	if err != nil || n <= 0 {
-		return 0, fmt.Errorf("%q is not a positive number", v)
-	}
-	return n, nil
-}

@@ -41,15 +41,6 @@ func (m MatchDotSegments) Match(r *http.Request) bool {
 	return ok
 }
 
-// UnmarshalCaddyfile reads `kavach_dot_segments` (no arguments).
-func (m *MatchDotSegments) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
-	d.Next()
-	if d.NextArg() {
-		return d.ArgErr()
-	}
-	return nil
-}
-
 // Interface guards
 var (
 	_ caddyhttp.RequestMatcherWithError = (*MatchDotSegments)(nil)

@@ -90,37 +90,6 @@ func (m *Metadata) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp
 	return err
 }
 
-// UnmarshalCaddyfile reads
-//
-//	kavach_metadata <resource> {
-//		authorization_servers <url...>
-//		scopes_supported <scope...>
-//	}
-func (m *Metadata) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
-	d.Next()
-	if !d.NextArg() {
-		return d.ArgErr()
-	}
-	m.Resource = d.Val()
-	if err := gateway.ValidateResource(m.Resource); err != nil {
-		return d.Errf("%v", err)
-	}
-	if d.NextArg() {
-		return d.ArgErr()
-	}
-	for d.NextBlock(0) {
-		switch d.Val() {
-		case "authorization_servers":
-			m.AuthorizationServers = append(m.AuthorizationServers, d.RemainingArgs()...)
-		case "scopes_supported":
-			m.ScopesSupported = append(m.ScopesSupported, d.RemainingArgs()...)
-		default:
-			return d.Errf("unknown kavach_metadata option %q", d.Val())
-		}
-	}
-	return nil
-}
-
 // Interface guards
 var (
 	_ caddy.Provisioner           = (*Metadata)(nil)

@@ -9,11 +9,6 @@ import (
 	"github.com/kavachgate/kavach/token"
 )
 
-// DefaultCacheSize is the number of verified tokens kept (DESIGN.md §9).
-const DefaultCacheSize = 65536
-
-const cacheShards = 16
-
 // CacheKey is the SHA-256 of the raw token: the cache never holds a token,
 // only what verifying it proved.
 type CacheKey [sha256.Size]byte

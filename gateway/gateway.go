@@ -35,8 +35,8 @@ type Gateway struct {
 	// OnUnknownKey is called when a token names a kid no trusted issuer
 	// publishes (so remote key sets can refresh, rate-limited). Optional.
 	OnUnknownKey func()
-	// RetryAfter is sent with 503 when the revocation set is not fresh.
-	// Default 5 s.
+	// RetryAfter is sent with 503 when the revocation set is not fresh,
+	// rounded up to whole seconds. Default: DefaultRetryAfter (5 s).
 	RetryAfter time.Duration
 }
 
@@ -177,7 +177,7 @@ func (g *Gateway) Decide(rt *Route, req Request) Decision {
 	if !g.Revoked.Fresh() {
 		d2 = d2.deny(Unavailable, http.StatusServiceUnavailable, "", "revocation state unavailable", "revocation set not fresh")
 		d2.Why = "the revocation set is not fresh"
-		d2.RetryAfter = int(max(g.RetryAfter, 5*time.Second) / time.Second)
+		d2.RetryAfter = g.retryAfter()
 		return d2
 	}
 	if id, why, ok := g.revoked(t); ok {
@@ -282,6 +282,16 @@ func bearer(h http.Header) (string, Decision) {
 
 // whyNoBearer is the trail's reason for a request without a bearer token.
 const whyNoBearer = "no bearer token"
+
+// retryAfter is the Retry-After, in whole seconds (rounded up), of a 503
+// while the revocation set is not fresh.
+func (g *Gateway) retryAfter() int {
+	d := g.RetryAfter
+	if d <= 0 {
+		d = DefaultRetryAfter
+	}
+	return int((d + time.Second - 1) / time.Second)
+}
 
 // revoked checks the token's id, every grant and agent of its chain, and the
 // issued-before cutoffs for its user, client and key. It returns what was

@@ -222,11 +222,31 @@ func (staleSet) Fresh() bool { return false }
 
 func TestDecideStaleRevocationFailsClosed(t *testing.T) {
 	t.Parallel()
-	f := newFixture(t)
-	f.gw.Revoked = staleSet{f.rev}
-	d := f.decide(request("GET", "/api/x", f.mint(t, nil)))
-	if d.Status != http.StatusServiceUnavailable || d.RetryAfter <= 0 {
-		t.Fatalf("status %d retry %d, want 503 with Retry-After", d.Status, d.RetryAfter)
+	for _, tc := range []struct {
+		name       string
+		retryAfter time.Duration
+		want       string
+	}{
+		{"default", 0, "5"},
+		{"configured", 2 * time.Second, "2"},
+		{"rounded_up", 1500 * time.Millisecond, "2"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			f := newFixture(t)
+			f.gw.Revoked = staleSet{f.rev}
+			f.gw.RetryAfter = tc.retryAfter
+			var a Admission
+			f.gw.Admit(f.rt, Request{HTTP: request("GET", "/api/x", f.mint(t, nil)), ClientIP: netip.MustParseAddr("127.0.0.1")}, &a)
+			w := httptest.NewRecorder()
+			a.Deny(w, f.rt)
+			if a.Status != http.StatusServiceUnavailable || a.Allowed() {
+				t.Fatalf("status %d, want 503", a.Status)
+			}
+			if got := w.Header().Get("Retry-After"); got != tc.want {
+				t.Fatalf("Retry-After %q, want %q", got, tc.want)
+			}
+		})
 	}
 }
 

@@ -185,7 +185,7 @@ func inspectMCP(rt *Route, r *http.Request, d Decision) (*MCPExchange, Decision)
 	if r.Method == http.MethodPost {
 		if ce := r.Header.Get("Content-Encoding"); ce != "" && !strings.EqualFold(ce, "identity") {
 			d = d.deny(BadEncoding, http.StatusUnsupportedMediaType, "", "request Content-Encoding is not supported on MCP routes", "")
-			d.Why = "request Content-Encoding " + clip(ce, 64)
+			d.Why = "request Content-Encoding " + clip(ce, maxEcho)
 			return nil, d
 		}
 		body, err := mcp.ReadBody(r.Body, m.MaxBody)
@@ -226,7 +226,7 @@ func inspectMCP(rt *Route, r *http.Request, d Decision) (*MCPExchange, Decision)
 		case err != nil:
 			d = d.deny(Unavailable, http.StatusServiceUnavailable, "", "session state unavailable", err.Error())
 			d.Why = "the session store is unreachable"
-			d.RetryAfter = 1
+			d.RetryAfter = transientRetryAfter
 			d.RPC = RPCError{ID: id, Code: rpcInternal}
 			return ex, d
 		case state == mcp.SessionOther:

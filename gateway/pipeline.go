@@ -148,7 +148,7 @@ func (g *Gateway) Admit(rt *Route, req Request, a *Admission) {
 			_ = g.Audit.Write(&refused)
 		}
 		a.Decision = a.deny(AuditUnavailable, http.StatusServiceUnavailable, "", "audit trail unavailable", err.Error())
-		a.RetryAfter = 1
+		a.RetryAfter = transientRetryAfter
 		a.rpcDefault(rt)
 		return
 	}

@@ -16,15 +16,16 @@ import (
 const PRMPrefix = "/.well-known/oauth-protected-resource"
 
 // Rule requires Scopes of requests matching Method and Path (DESIGN.md §3:
-// `scope [METHOD PATH] s1 s2 …`).
+// `scope <METHOD> <PATH> <scope…>`).
 type Rule struct {
-	// Method is an HTTP method, compared exactly, or "*" for any.
-	Method string
+	// Method is an upper-case HTTP method, compared exactly, or "*" for
+	// any.
+	Method string `json:"method"`
 	// Path is exact, or ends in "*" for any suffix (Caddy's path matcher
 	// meaning); "*" alone matches every path.
-	Path string
+	Path string `json:"path"`
 	// Scopes are all required.
-	Scopes []string
+	Scopes []string `json:"scopes"`
 }
 
 func (r *Rule) matches(method, path string) bool {

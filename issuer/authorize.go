@@ -12,9 +12,6 @@ import (
 	"github.com/kavachgate/kavach/token"
 )
 
-// maxStateLen bounds the state parameter, which is stored and echoed.
-const maxStateLen = 1024
-
 // clientError is a client_id that cannot be used; its text is shown to
 // the user (never in a redirect: the client is not trusted).
 type clientError string

@@ -20,20 +20,6 @@ import (
 	"github.com/kavachgate/kavach/token"
 )
 
-// Limits of client ID metadata document fetches
-// (draft-ietf-oauth-client-id-metadata-document; DESIGN.md §7: https
-// only, resolved IP checked at dial time, no redirects, size and time
-// capped, cached).
-const (
-	cimdTimeout     = 5 * time.Second
-	cimdMaxBody     = 5 << 10
-	cimdMaxHeader   = 16 << 10
-	cimdCacheTTL    = 5 * time.Minute
-	cimdFailTTL     = 30 * time.Second // failures are cached briefly so a bad URL is not refetched per request
-	cimdMaxEntries  = 1024
-	cimdMaxInFlight = 16
-)
-
 // metadataCache fetches and caches client ID metadata documents: the
 // client_id is an https URL whose document describes the client.
 type metadataCache struct {

@@ -26,13 +26,8 @@ import (
 	"github.com/kavachgate/kavach/token"
 )
 
-// Assertion types (RFC 7523 §2.2, RFC 8693 §3).
-const (
-	assertionTypeJWTBearer = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
-	// maxAssertionLifetime bounds exp − now of a client assertion, so the
-	// replay cache holds each jti only briefly.
-	maxAssertionLifetime = 5 * time.Minute
-)
+// assertionTypeJWTBearer is the client assertion type (RFC 7523 §2.2).
+const assertionTypeJWTBearer = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 
 // caller is the client a token-endpoint request authenticated as.
 type caller struct {
@@ -296,7 +291,8 @@ var (
 )
 
 // assertionAlg reads the alg of a compact JWS's protected header, with the
-// strict JSON reader: a repeated or case-variant alg, an alg that is not a
+// strict JSON reader (internal/strictjson says why not encoding/json): a
+// repeated or case-variant alg, an alg that is not a
 // string, or a crit or b64 member (RFC 7515 §4.1.11, RFC 7797: extensions
 // we do not implement) is an error.
 func assertionAlg(compact string) (string, error) {

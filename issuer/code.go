@@ -17,10 +17,6 @@ import (
 	"github.com/kavachgate/kavach/policy"
 )
 
-// maxCodeLen bounds the code and refresh token parameters; ours are 43
-// bytes, anything much longer is not one of them.
-const maxCodeLen = 256
-
 // grantAuthorizationCode redeems an authorization code (RFC 6749 §4.1.3,
 // PKCE per RFC 7636 §4.6). Checks run in this order, every failure
 // invalid_grant unless noted: the code exists and was never used (a
@@ -396,12 +392,6 @@ func (s *Server) revokeFamily(ctx context.Context, family, user, clientID string
 	s.event(Event{Kind: "revoked", Subject: user, ClientID: clientID, Chain: []string{family}, IDs: ids, Reason: reason})
 	return nil
 }
-
-// PKCE verifier limits (RFC 7636 §4.1).
-const (
-	minVerifierLen = 43
-	maxVerifierLen = 128
-)
 
 // verifyPKCE is RFC 7636 §4.6 for S256, the only method (OAuth 2.1
 // §4.1.1): BASE64URL(SHA256(verifier)) == challenge, where the verifier is

@@ -11,12 +11,6 @@ import (
 	"slices"
 )
 
-// Limits on what a client may send.
-const (
-	maxFormBody = 64 << 10 // token, revoke, introspect, authorize forms
-	maxJSONBody = 64 << 10 // admin API and registration bodies
-)
-
 // oauthError is an RFC 6749 §5.2 error response. Description is public:
 // it never echoes unescaped input (it is JSON-encoded) and never holds a
 // secret.

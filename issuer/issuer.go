@@ -20,21 +20,6 @@ import (
 // now is the clock; tests replace it.
 var now = time.Now
 
-// Defaults of Config.
-const (
-	DefaultAccessTTL    = token.DefaultTTL
-	DefaultRefreshTTL   = 7 * 24 * time.Hour
-	DefaultCodeTTL      = time.Minute
-	DefaultAgentTTL     = 24 * time.Hour
-	DefaultRefreshGrace = 10 * time.Second
-	DefaultAuthTTL      = 10 * time.Minute
-	DefaultSessionTTL   = 12 * time.Hour
-	// DefaultKeyPublishAhead is how long a rotated key is published before
-	// it signs: one JWKS refresh interval of the gateways (their default
-	// key_refresh), so every gateway knows it before it sees a token.
-	DefaultKeyPublishAhead = 5 * time.Minute
-)
-
 // Config configures a Server. Zero values take the defaults.
 type Config struct {
 	// Issuer is the issuer identifier: the exact public base URL
@@ -133,7 +118,7 @@ func New(cfg Config) (*Server, error) {
 	setDefault(&cfg.MaxTokenLifetime, token.DefaultMaxLifetime)
 	setDefault(&cfg.RefreshTTL, DefaultRefreshTTL)
 	setDefault(&cfg.RefreshGrace, DefaultRefreshGrace)
-	setDefault(&cfg.MaxAgentTTL, 90*24*time.Hour)
+	setDefault(&cfg.MaxAgentTTL, DefaultMaxAgentTTL)
 	setDefault(&cfg.KeyPublishAhead, DefaultKeyPublishAhead)
 	if cfg.AccessTTL > cfg.MaxTokenLifetime {
 		return nil, fmt.Errorf("issuer: access token ttl %v exceeds max_token_lifetime %v", cfg.AccessTTL, cfg.MaxTokenLifetime)
@@ -215,7 +200,7 @@ func (s *Server) Close() error {
 // housekeeping sweeps expired rows and reloads keys another node may have
 // rotated.
 func (s *Server) housekeeping(ctx context.Context) {
-	t := time.NewTicker(time.Minute)
+	t := time.NewTicker(housekeepingInterval)
 	defer t.Stop()
 	for {
 		select {

@@ -6,21 +6,6 @@ import (
 	"time"
 )
 
-// Login rate limits. A key (a user name, or a client address) that
-// collects its limit of failures within loginWindow of its first failure
-// is refused until that window ends. Per address the limit is higher:
-// several people may share one NAT.
-const (
-	loginWindow       = 5 * time.Minute
-	loginUserFailures = 5
-	loginIPFailures   = 20
-	// loginMaxKeys bounds each table (about 100 bytes an entry). When a
-	// table is full of live entries, an untracked key is refused rather
-	// than let in uncounted: failing closed costs availability during an
-	// attack large enough to fill it, never the limit itself.
-	loginMaxKeys = 1 << 16
-)
-
 // loginLimiter counts failed logins per user name and per client address.
 // Memory is bounded (loginMaxKeys per table) and sweep drops windows that
 // have ended.

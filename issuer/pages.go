@@ -267,9 +267,6 @@ var dummyPasswordHash = sync.OnceValue(func() string {
 	return h
 })
 
-// maxUserNameLen bounds the login form's user name.
-const maxUserNameLen = 128
-
 // genericLoginError is the one message for every failed login: an
 // unknown user, a wrong password, a user without a password or revoked.
 const genericLoginError = "Wrong user name or password."
@@ -397,7 +394,7 @@ func (s *Server) loginSubmit(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx := r.Context()
 	username, password := form.Get("username"), form.Get("password")
-	if username == "" || password == "" || len(username) > maxUserNameLen {
+	if username == "" || password == "" || len(username) > MaxNameLen {
 		s.showLogin(w, r, http.StatusBadRequest, ar, c, "", genericLoginError)
 		return
 	}

@@ -14,13 +14,6 @@ import (
 	"github.com/kavachgate/kavach/token"
 )
 
-// Limits of client metadata (registration and metadata documents).
-const (
-	maxRedirectURIs   = 16
-	maxRedirectURILen = 2048
-	maxClientNameLen  = 128
-)
-
 // registration is the part of an RFC 7591 §2 client metadata request we
 // act on. RFC 7591 §2: metadata the server does not understand is
 // ignored, so the decoder accepts unknown fields.

@@ -25,12 +25,14 @@ var errFull = errors.New("mcp: recorded arguments full")
 // "…" (at most max bytes in all); redaction comes first, so a cut never
 // shows what it hides.
 func RecordArguments(dst, raw []byte, redact []string, max int) ([]byte, error) {
-	rec := argsRecorder{out: dst, start: len(dst), limit: len(dst) + max, redact: redact}
-	rec.r.Reset(raw)
+	rec := argsRecorder{w: walkers.Get().(*walker), out: dst, start: len(dst), limit: len(dst) + max, redact: redact}
+	defer walkers.Put(rec.w)
+	rec.w.reset(raw)
 	err := rec.value(0)
-	if err == nil && !rec.r.End() {
+	if err == nil && !rec.w.r.End() {
 		err = strictjson.ErrSyntax
 	}
+	rec.w.reset(nil)
 	switch {
 	case errors.Is(err, errFull) || err == nil && len(rec.out) > rec.limit:
 		return cut(rec.out, rec.start, max), nil
@@ -53,83 +55,63 @@ func cut(out []byte, start, max int) []byte {
 	return append(out[:n], ellipsis...)
 }
 
+// argsRecorder writes what the walker (see json.go) reads, compacted.
 type argsRecorder struct {
-	r      strictjson.Reader
+	w      *walker
 	out    []byte
 	start  int
 	limit  int
 	redact []string
 }
 
+// value records one value at depth (the depth of the container holding
+// it, 0 for the arguments themselves).
 func (a *argsRecorder) value(depth int) error {
 	if len(a.out) > a.limit {
 		return errFull
 	}
-	if depth > MaxDepth {
-		return strictjson.ErrSyntax
-	}
-	switch a.r.Peek() {
+	switch a.w.r.Peek() {
 	case '{':
-		a.r.Consume('{')
 		a.out = append(a.out, '{')
-		if a.r.Consume('}') {
-			a.out = append(a.out, '}')
-			return nil
-		}
-		for {
-			if a.r.Peek() != '"' {
-				return strictjson.ErrSyntax
-			}
-			key, err := a.r.Raw()
+		n := 0
+		for key, err := range a.w.members(depth + 1) {
 			if err != nil {
 				return err
 			}
-			if !a.r.Consume(':') {
-				return strictjson.ErrSyntax
+			if n++; n > 1 {
+				a.out = append(a.out, ',')
 			}
-			a.out = append(a.out, key...)
+			a.out = append(a.out, a.w.keyTok...)
 			a.out = append(a.out, ':')
 			if a.redacts(key) {
-				if err := a.r.Skip(); err != nil {
+				if err := a.w.r.Skip(); err != nil {
 					return err
 				}
 				a.out = append(a.out, Redacted...)
 			} else if err := a.value(depth + 1); err != nil {
 				return err
 			}
-			switch {
-			case a.r.Consume(','):
-				a.out = append(a.out, ',')
-			case a.r.Consume('}'):
-				a.out = append(a.out, '}')
-				return nil
-			default:
-				return strictjson.ErrSyntax
-			}
 		}
+		a.out = append(a.out, '}')
+		return nil
 	case '[':
-		a.r.Consume('[')
 		a.out = append(a.out, '[')
-		if a.r.Consume(']') {
-			a.out = append(a.out, ']')
-			return nil
-		}
-		for {
+		n := 0
+		for err := range a.w.elements(depth + 1) {
+			if err != nil {
+				return err
+			}
+			if n++; n > 1 {
+				a.out = append(a.out, ',')
+			}
 			if err := a.value(depth + 1); err != nil {
 				return err
 			}
-			switch {
-			case a.r.Consume(','):
-				a.out = append(a.out, ',')
-			case a.r.Consume(']'):
-				a.out = append(a.out, ']')
-				return nil
-			default:
-				return strictjson.ErrSyntax
-			}
 		}
+		a.out = append(a.out, ']')
+		return nil
 	}
-	tok, err := a.r.Raw() // a string, number or literal, as sent
+	tok, err := a.w.r.Raw() // a string, number or literal, as sent
 	if err != nil {
 		return err
 	}
@@ -137,18 +119,11 @@ func (a *argsRecorder) value(depth int) error {
 	return nil
 }
 
-// redacts reports whether the member named by the string token key is
-// one to redact.
+// redacts reports whether the member named key (unescaped) is one to
+// redact.
 func (a *argsRecorder) redacts(key []byte) bool {
-	if len(a.redact) == 0 {
-		return false
-	}
-	name, err := unquoteBytes(key)
-	if err != nil {
-		return true // unreadable: fail closed
-	}
 	for _, r := range a.redact {
-		if strings.EqualFold(string(name), r) {
+		if strings.EqualFold(string(key), r) {
 			return true
 		}
 	}

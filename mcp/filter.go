@@ -436,18 +436,10 @@ func (w *walker) serverMessage(names *[]toolSpan) (serverMsg, error) {
 	if w.r.Peek() != '{' {
 		return msg, invalid(pubSyntax, "not a JSON object")
 	}
-	it, err := w.openObject(1)
-	if err != nil {
-		return msg, err
-	}
 	seen := 0
-	for {
-		key, more, err := w.next(&it)
+	for key, err := range w.members(1) {
 		if err != nil {
 			return msg, err
-		}
-		if !more {
-			break
 		}
 		bit := topMember(key)
 		if bit == 0 {
@@ -501,17 +493,9 @@ func (w *walker) serverMessage(names *[]toolSpan) (serverMsg, error) {
 
 // result reads a result object, recording its "tools" array.
 func (w *walker) result(msg *serverMsg, names *[]toolSpan) error {
-	it, err := w.openObject(2)
-	if err != nil {
-		return err
-	}
-	for {
-		key, more, err := w.next(&it)
+	for key, err := range w.members(2) {
 		if err != nil {
 			return err
-		}
-		if !more {
-			return nil
 		}
 		switch {
 		case string(key) == "tools":
@@ -531,15 +515,15 @@ func (w *walker) result(msg *serverMsg, names *[]toolSpan) error {
 			}
 		}
 	}
+	return nil
 }
 
 // tools reads the tools array: objects, each with a string "name".
 func (w *walker) tools(names *[]toolSpan) error {
-	w.r.Consume('[')
-	if w.r.Consume(']') {
-		return nil
-	}
-	for {
+	for err := range w.elements(3) {
+		if err != nil {
+			return err
+		}
 		if w.r.Peek() != '{' {
 			return invalid(pubSyntax, "a tool is not an object")
 		}
@@ -549,30 +533,16 @@ func (w *walker) tools(names *[]toolSpan) error {
 			return err
 		}
 		*names = append(*names, toolSpan{start: start, end: w.r.Offset(), name: name})
-		if w.r.Consume(',') {
-			continue
-		}
-		if w.r.Consume(']') {
-			return nil
-		}
-		return errSyntax
 	}
+	return nil
 }
 
 // tool reads one tool object and returns its name.
 func (w *walker) tool() (string, error) {
-	it, err := w.openObject(4)
-	if err != nil {
-		return "", err
-	}
 	var tok []byte
-	for {
-		key, more, err := w.next(&it)
+	for key, err := range w.members(4) {
 		if err != nil {
 			return "", err
-		}
-		if !more {
-			break
 		}
 		switch {
 		case string(key) == "name":

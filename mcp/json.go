@@ -3,15 +3,26 @@ package mcp
 import (
 	"bytes"
 	"encoding/json"
+	"iter"
 	"strconv"
 	"unicode/utf8"
 
 	"github.com/kavachgate/kavach/internal/strictjson"
 )
 
-// walker is the strict JSON pass shared by Decode and the tools/list
-// filter. On top of internal/strictjson's RFC 8259 grammar it enforces, at
-// every level of the document:
+// The package reads JSON by hand rather than with encoding/json
+// (internal/strictjson says why for every such reader), and here for a
+// reason of its own: the bytes checked must be the bytes forwarded. The
+// gateway forwards the body unchanged, so inspection judges the document
+// as written (duplicate names, escapes, case variants of names, the spans
+// of values), all of which a decoder into Go values throws away. Every
+// reader in the package (Decode, the tools/list filter, RecordArguments)
+// goes through walker below, and allocates nothing per member; FuzzDecode
+// checks that what it accepts, encoding/json reads as the same message.
+
+// walker is the strict JSON pass shared by Decode, the tools/list filter
+// and RecordArguments. On top of internal/strictjson's RFC 8259 grammar
+// it enforces, at every level of the document:
 //
 //   - no duplicate member names in an object, compared after unescaping
 //     ("a" and "\u0061" are the same name), so no two parsers can disagree
@@ -20,6 +31,9 @@ import (
 //     parsers decode a lone surrogate differently (U+FFFD, an error, a lone
 //     UTF-16 code unit);
 //   - nesting at most MaxDepth.
+//
+// Every object is read through members and every array through elements:
+// they are the package's only loops over JSON containers.
 //
 // Callers check UTF-8 validity of the whole input first (RFC 8259 §8.1).
 // Case-sensitivity of member names is the callers' rule: they reject case
@@ -31,6 +45,9 @@ type walker struct {
 	// keys holds the member names of the objects currently open, innermost
 	// last, for duplicate detection in small objects.
 	keys [][]byte
+	// keyTok is the token of the member name members yielded last, as
+	// written (quotes and escapes included).
+	keyTok []byte
 }
 
 // reset readies w for data; reset(nil) drops every reference to the last
@@ -40,6 +57,7 @@ func (w *walker) reset(data []byte) {
 	w.data = data
 	clear(w.keys[:cap(w.keys)])
 	w.keys = w.keys[:0]
+	w.keyTok = nil
 }
 
 // smallObject is the member count up to which duplicates are found by
@@ -47,29 +65,83 @@ func (w *walker) reset(data []byte) {
 // object costs linear time, not quadratic.
 const smallObject = 16
 
-// objIter reads one object's members.
-type objIter struct {
-	depth int
-	base  int // w.keys[base:] are this object's names while it is small
-	n     int
-	set   map[string]struct{}
-}
-
 var errSyntax = invalid(pubSyntax, "JSON syntax")
 
-// openObject reads '{' of an object at depth.
-func (w *walker) openObject(depth int) (objIter, error) {
-	if depth > MaxDepth {
-		return objIter{}, invalid(pubSyntax, "nesting deeper than "+strconv.Itoa(MaxDepth))
+func errDepth() *Error { return invalid(pubSyntax, "nesting deeper than "+strconv.Itoa(MaxDepth)) }
+
+// members reads the object at depth (the object's own: a message is at
+// depth 1) member by member. It yields each member's name, unescaped, with
+// the name and ':' read; the loop body reads exactly one value, or stops
+// the walk. A malformed object (a duplicate name among them) yields a nil
+// name and the error, then ends; '}' ends it quietly:
+//
+//	for key, err := range w.members(depth) {
+//		if err != nil {
+//			return err
+//		}
+//		… read the value of key …
+//	}
+func (w *walker) members(depth int) iter.Seq2[[]byte, error] {
+	return func(yield func([]byte, error) bool) {
+		if depth > MaxDepth {
+			yield(nil, errDepth())
+			return
+		}
+		if !w.r.Consume('{') {
+			yield(nil, errSyntax)
+			return
+		}
+		it := objIter{base: len(w.keys)}
+		for {
+			key, more, err := w.next(&it)
+			if err != nil {
+				yield(nil, err)
+				return
+			}
+			if !more || !yield(key, nil) {
+				return
+			}
+		}
 	}
-	if !w.r.Consume('{') {
-		return objIter{}, errSyntax
-	}
-	return objIter{depth: depth, base: len(w.keys)}, nil
 }
 
-// next reads the separator before a member, then its name and ':'; the
-// caller then reads exactly one value. more is false after '}'.
+// elements reads the array at depth element by element: it yields nil
+// before each element, which the loop body reads; a malformed array
+// yields its error, then ends; ']' ends it quietly.
+func (w *walker) elements(depth int) iter.Seq[error] {
+	return func(yield func(error) bool) {
+		if depth > MaxDepth {
+			yield(errDepth())
+			return
+		}
+		if !w.r.Consume('[') {
+			yield(errSyntax)
+			return
+		}
+		if w.r.Consume(']') {
+			return
+		}
+		for yield(nil) {
+			if w.r.Consume(',') {
+				continue
+			}
+			if !w.r.Consume(']') {
+				yield(errSyntax)
+			}
+			return
+		}
+	}
+}
+
+// objIter is the state of one object members is reading.
+type objIter struct {
+	base int // w.keys[base:] are this object's names while it is small
+	n    int
+	set  map[string]struct{}
+}
+
+// next reads the separator before a member, then its name and ':'. more
+// is false after '}'.
 func (w *walker) next(it *objIter) (key []byte, more bool, err error) {
 	if it.n > 0 {
 		if !w.r.Consume(',') {
@@ -120,6 +192,7 @@ func (w *walker) next(it *objIter) (key []byte, more bool, err error) {
 		it.set[string(key)] = struct{}{}
 	}
 	it.n++
+	w.keyTok = tok
 	return key, true, nil
 }
 
@@ -132,42 +205,25 @@ func duplicate(key []byte) *Error {
 func (w *walker) value(depth int) error {
 	switch w.r.Peek() {
 	case '{':
-		it, err := w.openObject(depth + 1)
-		if err != nil {
-			return err
-		}
-		for {
-			_, more, err := w.next(&it)
+		for _, err := range w.members(depth + 1) {
 			if err != nil {
 				return err
 			}
-			if !more {
-				return nil
-			}
 			if err := w.value(depth + 1); err != nil {
 				return err
 			}
 		}
+		return nil
 	case '[':
-		if depth+1 > MaxDepth {
-			return invalid(pubSyntax, "nesting deeper than "+strconv.Itoa(MaxDepth))
-		}
-		w.r.Consume('[')
-		if w.r.Consume(']') {
-			return nil
-		}
-		for {
+		for err := range w.elements(depth + 1) {
+			if err != nil {
+				return err
+			}
 			if err := w.value(depth + 1); err != nil {
 				return err
 			}
-			if w.r.Consume(',') {
-				continue
-			}
-			if w.r.Consume(']') {
-				return nil
-			}
-			return errSyntax
 		}
+		return nil
 	case '"':
 		_, err := w.stringToken()
 		return err

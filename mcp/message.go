@@ -278,17 +278,9 @@ func (w *walker) decode(m *Message) error {
 		target    paramTarget
 		jsonrpcOK bool
 	)
-	it, err := w.openObject(1)
-	if err != nil {
-		return err
-	}
-	for {
-		key, more, err := w.next(&it)
+	for key, err := range w.members(1) {
 		if err != nil {
 			return err
-		}
-		if !more {
-			break
 		}
 		bit := topMember(key)
 		if bit == 0 {
@@ -368,7 +360,10 @@ func (w *walker) decode(m *Message) error {
 	if m.Kind != KindRequest {
 		return nil
 	}
-	var ref Target
+	var (
+		ref Target
+		err error
+	)
 	switch class {
 	case toolRequest, promptRequest:
 		m.Name, err = target.name.text("params.name")
@@ -451,17 +446,9 @@ type member struct {
 
 // params reads the params object, noting "name", "uri" and "ref".
 func (w *walker) params(t *paramTarget) error {
-	it, err := w.openObject(2)
-	if err != nil {
-		return err
-	}
-	for {
-		key, more, err := w.next(&it)
+	for key, err := range w.members(2) {
 		if err != nil {
 			return err
-		}
-		if !more {
-			return nil
 		}
 		if string(key) == "ref" {
 			t.ref.present = true
@@ -492,21 +479,14 @@ func (w *walker) params(t *paramTarget) error {
 			return err
 		}
 	}
+	return nil
 }
 
 // ref reads the params.ref object, noting "type", "name" and "uri".
 func (w *walker) ref(r *refTarget) error {
-	it, err := w.openObject(3)
-	if err != nil {
-		return err
-	}
-	for {
-		key, more, err := w.next(&it)
+	for key, err := range w.members(3) {
 		if err != nil {
 			return err
-		}
-		if !more {
-			return nil
 		}
 		var mem *member
 		switch {
@@ -532,6 +512,7 @@ func (w *walker) ref(r *refTarget) error {
 			return err
 		}
 	}
+	return nil
 }
 
 // stringMember reads the value of member key of an object at depth,

@@ -11,9 +11,10 @@ import (
 )
 
 // The JOSE header and the claims are decoded by hand-rolled readers rather
-// than encoding/json: on the uncached path the whole token check must cost at
-// most 1.35× one Ed25519 verification (DESIGN.md §9), and reflection-based
-// decoding alone took a fifth of it. The readers are stricter than
+// than encoding/json (package internal/strictjson says why): on the uncached
+// path the whole token check must cost at most 1.35× one Ed25519
+// verification (DESIGN.md §9), and reflection-based decoding alone took a
+// fifth of it. The readers are stricter than
 // encoding/json (member names are case-sensitive and a case variant of a
 // known name is refused, known members may not repeat, null is not a value
 // for any known member) and FuzzDecodeClaims checks that whatever they

@@ -43,3 +43,24 @@ const (
 	// TypeAccessToken is the JOSE typ of RFC 9068 access tokens.
 	TypeAccessToken = "at+jwt"
 )
+
+// Bounds and defaults of remote key fetching (RemoteKeys).
+const (
+	// maxRemoteDocument caps a fetched JWK set or metadata document. A
+	// larger response is an error, so a hostile or broken issuer cannot make
+	// the gateway buffer an unbounded body.
+	maxRemoteDocument = 1 << 20
+
+	// DefaultRemoteRefresh is RemoteOptions.Refresh when unset.
+	DefaultRemoteRefresh = 5 * time.Minute
+
+	// DefaultRemoteMinInterval is RemoteOptions.MinInterval when unset.
+	DefaultRemoteMinInterval = 30 * time.Second
+
+	// defaultRemoteTimeout bounds one HTTP exchange of the default client.
+	defaultRemoteTimeout = 10 * time.Second
+
+	// remoteBackoffStart is the first retry delay after a failed fetch; it
+	// doubles on each further failure, capped at the refresh interval.
+	remoteBackoffStart = time.Second
+)

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
@@ -16,25 +17,6 @@ import (
 	"time"
 
 	"github.com/lestrrat-go/jwx/v2/jwk"
-)
-
-// Bounds and defaults of remote key fetching. (They belong with the other
-// limits; they sit here until limits.go is next edited.)
-const (
-	// maxRemoteDocument caps a fetched JWK set or metadata document. A
-	// larger response is an error, so a hostile or broken issuer cannot make
-	// the gateway buffer an unbounded body.
-	maxRemoteDocument = 1 << 20
-
-	// DefaultRemoteRefresh is RemoteOptions.Refresh when unset.
-	DefaultRemoteRefresh = 5 * time.Minute
-	// DefaultRemoteMinInterval is RemoteOptions.MinInterval when unset.
-	DefaultRemoteMinInterval = 30 * time.Second
-	// defaultRemoteTimeout bounds one HTTP exchange of the default client.
-	defaultRemoteTimeout = 10 * time.Second
-	// remoteBackoffStart is the first retry delay after a failed fetch; it
-	// doubles on each further failure, capped at the refresh interval.
-	remoteBackoffStart = time.Second
 )
 
 // Well-known URI suffixes of the discovery documents.
@@ -75,9 +57,10 @@ type RemoteOptions struct {
 	// The gateway rebuilds its KeyRing there. The set must not be modified.
 	// Default: none.
 	OnUpdate func(jwk.Set)
-	// Logf receives operational messages (fetch failures, refused sets).
+	// Logger receives operational messages: a failed fetch or a refused
+	// set at Warn, a new or changed set at Info, an unchanged one at Debug.
 	// Messages name URLs and key ids, never key material. Default: discard.
-	Logf func(format string, args ...any)
+	Logger *slog.Logger
 }
 
 // RemoteKeys keeps one issuer's public JWK set fresh over HTTP.
@@ -98,7 +81,7 @@ type RemoteKeys struct {
 	minInterval time.Duration
 	backoff     time.Duration // first retry delay
 	onUpdate    func(jwk.Set)
-	logf        func(string, ...any)
+	logger      *slog.Logger
 	clock       func() time.Time
 
 	// soon carries RefreshSoon's requests to Run; one buffered request is
@@ -137,7 +120,7 @@ func NewRemoteKeys(opts RemoteOptions) (*RemoteKeys, error) {
 		minInterval: opts.MinInterval,
 		backoff:     remoteBackoffStart,
 		onUpdate:    opts.OnUpdate,
-		logf:        opts.Logf,
+		logger:      opts.Logger,
 		clock:       func() time.Time { return now() },
 		soon:        make(chan struct{}, 1),
 	}
@@ -173,8 +156,8 @@ func NewRemoteKeys(opts RemoteOptions) (*RemoteKeys, error) {
 	// could lead to plain http); the 3xx is returned and refused instead.
 	client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	r.client = &client
-	if r.logf == nil {
-		r.logf = func(string, ...any) {}
+	if r.logger == nil {
+		r.logger = slog.New(slog.DiscardHandler)
 	}
 	return r, nil
 }
@@ -361,13 +344,13 @@ func (r *RemoteKeys) Fetch(ctx context.Context) error {
 func (r *RemoteKeys) logFailure(err error, retry time.Duration) {
 	keeping := "no keys yet"
 	if t := r.LastSuccess(); !t.IsZero() {
-		keeping = "keeping the set fetched at " + t.UTC().Format(time.RFC3339)
+		keeping = "the set fetched at " + t.UTC().Format(time.RFC3339)
 	}
+	attrs := []any{"issuer", r.issuer, "error", err.Error(), "keeping", keeping}
 	if retry > 0 {
-		r.logf("token: fetching keys of issuer %s failed: %v (%s; retry in %s)", quoteURL(r.issuer), err, keeping, retry)
-	} else {
-		r.logf("token: fetching keys of issuer %s failed: %v (%s)", quoteURL(r.issuer), err, keeping)
+		attrs = append(attrs, "retry_in", retry)
 	}
+	r.logger.Warn("fetching issuer keys failed", attrs...)
 }
 
 func (r *RemoteKeys) fetch(ctx context.Context) error {
@@ -404,10 +387,26 @@ func (r *RemoteKeys) fetch(ctx context.Context) error {
 	}
 	r.lastSuccess = r.clock()
 	r.mu.Unlock()
-	if changed && r.onUpdate != nil {
+	if !changed {
+		r.logger.Debug("issuer keys unchanged", "issuer", r.issuer)
+		return nil
+	}
+	r.logger.Info("issuer keys updated", "issuer", r.issuer, "jwks_uri", jwksURL, "kids", setKIDs(set))
+	if r.onUpdate != nil {
 		r.onUpdate(set)
 	}
 	return nil
+}
+
+// setKIDs lists the key ids of set, for the log (never key material).
+func setKIDs(set jwk.Set) []string {
+	kids := make([]string, 0, set.Len())
+	for i := range set.Len() {
+		if k, ok := set.Key(i); ok {
+			kids = append(kids, k.KeyID())
+		}
+	}
+	return kids
 }
 
 // discover reads the issuer's metadata and returns its checked jwks_uri.

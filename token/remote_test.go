@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -202,16 +203,44 @@ func (c *fakeClock) Advance(d time.Duration) {
 	c.t = c.t.Add(d)
 }
 
-// logRecorder is a Logf that keeps every message.
+// logRecorder is a slog.Handler that keeps every record as one line:
+// "LEVEL message key=value …".
 type logRecorder struct {
 	mu   sync.Mutex
 	msgs []string
 }
 
-func (l *logRecorder) Logf(format string, args ...any) {
+func (l *logRecorder) logger() *slog.Logger { return slog.New(l) }
+
+func (l *logRecorder) Enabled(context.Context, slog.Level) bool { return true }
+
+func (l *logRecorder) Handle(_ context.Context, r slog.Record) error {
+	var b strings.Builder
+	b.WriteString(r.Level.String() + " " + r.Message)
+	r.Attrs(func(a slog.Attr) bool {
+		fmt.Fprintf(&b, " %s=%v", a.Key, a.Value)
+		return true
+	})
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.msgs = append(l.msgs, fmt.Sprintf(format, args...))
+	l.msgs = append(l.msgs, b.String())
+	return nil
+}
+
+func (l *logRecorder) WithAttrs([]slog.Attr) slog.Handler { return l }
+func (l *logRecorder) WithGroup(string) slog.Handler      { return l }
+
+// count is the number of records at level whose line contains s.
+func (l *logRecorder) count(level slog.Level, s string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for _, m := range l.msgs {
+		if strings.HasPrefix(m, level.String()+" ") && strings.Contains(m, s) {
+			n++
+		}
+	}
+	return n
 }
 
 func (l *logRecorder) String() string {
@@ -379,7 +408,7 @@ func TestRemoteDiscoveryRejects(t *testing.T) {
 			s.handle("/jwks", bytesHandler(publicJWKS(t, testKey(t))))
 			tc.setup(t, s, s.URL)
 			var log logRecorder
-			r := newRemote(t, RemoteOptions{Issuer: s.URL, Logf: log.Logf})
+			r := newRemote(t, RemoteOptions{Issuer: s.URL, Logger: log.logger()})
 			err := r.Fetch(context.Background())
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("Fetch: err = %v, want one containing %q", err, tc.want)
@@ -390,8 +419,8 @@ func TestRemoteDiscoveryRejects(t *testing.T) {
 			if n := s.count("/jwks"); n != 0 {
 				t.Errorf("JWKS fetched %d times after a refused discovery", n)
 			}
-			if !strings.Contains(log.String(), tc.want) {
-				t.Errorf("log %q does not report the failure", log.String())
+			if log.count(slog.LevelWarn, tc.want) != 1 {
+				t.Errorf("log %q does not report the failure once at Warn", log.String())
 			}
 			if tc.check != nil {
 				tc.check(t, s, err)
@@ -548,7 +577,7 @@ func TestRemoteRefusedSetKeepsLastGood(t *testing.T) {
 			s.handle("/jwks", bytesHandler(goodJWKS))
 			var log logRecorder
 			var updates atomic.Int32
-			r := newRemote(t, RemoteOptions{Issuer: "https://issuer.test", JWKSURL: s.URL + "/jwks", Logf: log.Logf,
+			r := newRemote(t, RemoteOptions{Issuer: "https://issuer.test", JWKSURL: s.URL + "/jwks", Logger: log.logger(),
 				OnUpdate: func(jwk.Set) { updates.Add(1) }})
 			if err := r.Fetch(context.Background()); err != nil {
 				t.Fatalf("first fetch: %v", err)
@@ -570,8 +599,11 @@ func TestRemoteRefusedSetKeepsLastGood(t *testing.T) {
 				t.Errorf("OnUpdate called %d times, want 1 (never for a refused set)", n)
 			}
 			logs := log.String()
-			if !strings.Contains(logs, tc.want) {
-				t.Errorf("log %q does not report the refusal", logs)
+			if log.count(slog.LevelWarn, tc.want) != 1 {
+				t.Errorf("log %q does not report the refusal once at Warn", logs)
+			}
+			if log.count(slog.LevelInfo, "issuer keys updated") != 1 || log.count(slog.LevelInfo, good.KID) != 1 {
+				t.Errorf("log %q does not report the first set, with its key id, once at Info", logs)
 			}
 			if strings.Contains(logs, priv.D) {
 				t.Error("log contains private key material")
@@ -617,15 +649,13 @@ func TestRemoteIssuerDownKeepsKeys(t *testing.T) {
 			a, b := testKey(t), otherKey(t)
 			s := newIssuerServer(t)
 			s.handle("/jwks", bytesHandler(publicJWKS(t, a)))
-			var failures, updates atomic.Int32
+			var updates atomic.Int32
+			var log logRecorder
+			failures := func() int { return log.count(slog.LevelWarn, "failed") }
 			r := newRemote(t, RemoteOptions{
 				Issuer: "https://issuer.test", JWKSURL: s.URL + "/jwks", Refresh: 5 * time.Millisecond,
 				OnUpdate: func(jwk.Set) { updates.Add(1) },
-				Logf: func(format string, args ...any) {
-					if strings.Contains(fmt.Sprintf(format, args...), "failed") {
-						failures.Add(1)
-					}
-				},
+				Logger:   log.logger(),
 			})
 			r.backoff = time.Millisecond
 			startRun(t, r)
@@ -636,10 +666,10 @@ func TestRemoteIssuerDownKeepsKeys(t *testing.T) {
 			} else {
 				s.Close()
 			}
-			waitFor(t, "failed fetches", func() bool { return failures.Load() >= 2 })
+			waitFor(t, "failed fetches", func() bool { return failures() >= 2 })
 			since := r.LastSuccess()
-			f := failures.Load()
-			waitFor(t, "more failed fetches (Run retries)", func() bool { return failures.Load() >= f+3 })
+			f := failures()
+			waitFor(t, "more failed fetches (Run retries)", func() bool { return failures() >= f+3 })
 			if got := kids(r.Keys()); !slices.Equal(got, []string{a.KID}) {
 				t.Errorf("issuer down: Keys() kids = %v, want the last good [%s]", got, a.KID)
 			}

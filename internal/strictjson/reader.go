@@ -3,6 +3,24 @@
 // reads RFC 8259 JSON without reflection and allocates only the strings it
 // returns.
 //
+// Why not encoding/json. The documents read with this package are security
+// inputs that two parsers must read the same way, and encoding/json is
+// lenient where that matters: it matches member names without regard to
+// case ("ALG" sets alg), takes the last of two repeated members, ignores
+// unknown or misspelt ones, and accepts null for anything. A token, an
+// assertion header or an MCP message that one reader takes one way and the
+// next hop another is an authorization bypass; so each reader here says
+// exactly which names it knows and refuses the rest. And it is cheap: on the
+// uncached path the whole token check is budgeted against one Ed25519
+// verification (DESIGN.md §9), where reflection-based decoding alone cost a
+// fifth of it. Strings with escapes or non-ASCII bytes are still decoded by
+// encoding/json, so their meaning is exactly JSON's, and the fuzz tests of
+// each reader check that whatever it accepts, encoding/json decodes to the
+// same value. Readers built on this package (token/decode.go,
+// policy/constraints_json.go, revocation's decodeEntry, issuer's
+// assertionAlg, mcp/json.go) refer here for the choice and give only their
+// own rules.
+//
 // It is stricter than encoding/json: control characters in strings, numbers
 // that are not integers where an integer is wanted, and nesting deeper than
 // MaxDepth are errors. Callers add their own rules (duplicate or

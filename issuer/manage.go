@@ -28,9 +28,6 @@ import (
 // an error is an *admin.Error, a *policy.FieldError or a store error,
 // which adminError maps to an answer.
 
-// MaxNameLen bounds the name of a user or an agent, in bytes.
-const MaxNameLen = 128
-
 // maxIDLen bounds an id the operator chooses (a user's) or names (a
 // registered client's).
 const maxIDLen = 128

@@ -16,8 +16,10 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
+	"github.com/kavachgate/kavach/audit"
 	"github.com/kavachgate/kavach/gateway"
 	"github.com/kavachgate/kavach/mcp"
+	"github.com/kavachgate/kavach/node"
 )
 
 func init() {
@@ -76,13 +78,13 @@ func parseGlobal(d *caddyfile.Dispenser, _ any) (any, error) {
 				return nil, d.Errf("redis: %v", err)
 			}
 		case "trusted_keys":
-			var tk TrustedKeys
+			var tk node.TrustedKeys
 			if !d.Args(&tk.Issuer, &tk.File) || d.NextArg() {
 				return nil, d.ArgErr()
 			}
 			app.TrustedKeys = append(app.TrustedKeys, tk)
 		case "external_issuer":
-			var ext ExternalIssuer
+			var ext node.ExternalIssuer
 			if !d.Args(&ext.Issuer) || d.NextArg() {
 				return nil, d.ArgErr()
 			}
@@ -116,11 +118,11 @@ func parseGlobal(d *caddyfile.Dispenser, _ any) (any, error) {
 			}
 			switch name {
 			case "key_refresh":
-				app.KeyRefresh = caddy.Duration(dur)
+				app.KeyRefresh = node.Duration(dur)
 			case "max_staleness":
-				app.MaxStaleness = caddy.Duration(dur)
+				app.MaxStaleness = node.Duration(dur)
 			default:
-				app.MaxTokenLifetime = caddy.Duration(dur)
+				app.MaxTokenLifetime = node.Duration(dur)
 			}
 		case "cache_size":
 			var v string
@@ -136,7 +138,7 @@ func parseGlobal(d *caddyfile.Dispenser, _ any) (any, error) {
 			if !d.Args(&app.Admin) || d.NextArg() {
 				return nil, d.ArgErr()
 			}
-			if err := loopbackAddr(app.Admin); err != nil {
+			if err := node.CheckLoopback(app.Admin); err != nil {
 				return nil, d.Errf("admin %s: %v", app.Admin, err)
 			}
 		case "admin_token":
@@ -147,7 +149,7 @@ func parseGlobal(d *caddyfile.Dispenser, _ any) (any, error) {
 			if app.Audit != nil {
 				return nil, d.Err("audit is configured twice")
 			}
-			c := new(AuditConfig)
+			c := new(audit.Config)
 			args := d.RemainingArgs()
 			if len(args) == 0 {
 				return nil, d.Errf("audit: the sink is missing (%s)", auditSinks)
@@ -156,19 +158,19 @@ func parseGlobal(d *caddyfile.Dispenser, _ any) (any, error) {
 			// Each sink's own arguments, so that a typo in the sink's name
 			// is named as such rather than "wrong argument count".
 			switch extra := args[1:]; c.Sink {
-			case auditSinkFile, auditSinkPostgres:
-				what := map[string]string{auditSinkFile: "path", auditSinkPostgres: "URL"}[c.Sink]
+			case audit.SinkFile, audit.SinkPostgres:
+				what := map[string]string{audit.SinkFile: "path", audit.SinkPostgres: "URL"}[c.Sink]
 				switch {
 				case len(extra) == 0:
 					return nil, d.Errf("audit %s <%s>: the %s is missing", c.Sink, strings.ToLower(what), what)
 				case len(extra) > 1:
 					return nil, d.Errf("audit %s takes one %s, found %d: %q", c.Sink, what, len(extra), extra)
-				case c.Sink == auditSinkFile:
+				case c.Sink == audit.SinkFile:
 					c.Path = extra[0]
 				default:
 					c.URL = extra[0]
 				}
-			case auditSinkStdout, auditSinkOff:
+			case audit.SinkStdout, audit.SinkOff:
 				if len(extra) > 0 {
 					return nil, d.Errf("audit %s takes no argument, found %q", c.Sink, extra[0])
 				}
@@ -178,7 +180,7 @@ func parseGlobal(d *caddyfile.Dispenser, _ any) (any, error) {
 				return nil, d.Errf("unknown audit sink %q (%s)", c.Sink, auditSinks)
 			}
 			for nesting := d.Nesting(); d.NextBlock(nesting); {
-				if c.Sink != auditSinkPostgres && c.Sink != auditSinkFile {
+				if c.Sink != audit.SinkPostgres && c.Sink != audit.SinkFile {
 					return nil, d.Errf("audit %s takes no options", c.Sink)
 				}
 				opt := d.Val()
@@ -189,17 +191,17 @@ func parseGlobal(d *caddyfile.Dispenser, _ any) (any, error) {
 					}
 				}
 				switch {
-				case opt == "node" && c.Sink == auditSinkPostgres:
+				case opt == "node" && c.Sink == audit.SinkPostgres:
 					c.Node = v
 				case opt == "key":
 					c.Key = v
-				case c.Sink == auditSinkFile:
+				case c.Sink == audit.SinkFile:
 					return nil, d.Errf("unknown audit file option %q (want key)", opt)
 				default:
 					return nil, d.Errf("unknown audit postgres option %q (want node or key)", opt)
 				}
 			}
-			if err := c.validate(); err != nil {
+			if err := c.Validate(); err != nil {
 				return nil, d.Errf("%v", err)
 			}
 			app.Audit = c

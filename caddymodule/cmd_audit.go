@@ -284,7 +284,7 @@ func trailFromConfig(file string) (trailTarget, error) {
 	var cfg struct {
 		Apps struct {
 			Kavach *struct {
-				Audit *AuditConfig `json:"audit"`
+				Audit *audit.Config `json:"audit"`
 			} `json:"kavach"`
 		} `json:"apps"`
 	}
@@ -298,37 +298,32 @@ func trailFromConfig(file string) (trailTarget, error) {
 	if c == nil {
 		return trailTarget{paths: []string{defaultTrailDir()}}, nil
 	}
-	if err := c.validate(); err != nil {
+	if err := c.Validate(); err != nil {
 		return trailTarget{}, fmt.Errorf("--config %s: %w", file, err)
 	}
 	var t trailTarget
+	c.Resolve = func(s string) string { return caddy.NewReplacer().ReplaceAll(s, "") }
+	c.DataDir = kavachDataDir()
 	switch c.Sink {
-	case auditSinkPostgres:
-		pg, keyTrail, err := c.resolvePostgres()
+	case audit.SinkPostgres:
+		rc, err := c.Resolved()
 		if err != nil {
 			return t, fmt.Errorf("--config %s: %w", file, err)
 		}
-		if keyTrail == "" {
-			keyTrail = filepath.Join(caddy.AppDataDir(), "kavach", "audit-postgres")
-		}
-		_, t.pub = audit.KeyPaths(keyTrail)
-		t.paths = []string{pg.url}
-	case auditSinkFile:
+		_, t.pub = audit.KeyPaths(rc.KeyTrail())
+		t.paths = []string{rc.URL}
+	case audit.SinkFile:
 		if c.Path == "" {
 			t.paths = []string{defaultTrailDir()}
 			break
 		}
-		path := caddy.NewReplacer().ReplaceAll(c.Path, "")
-		if path == "" {
-			return t, fmt.Errorf("--config %s: audit file %s is empty", file, c.Path)
-		}
-		t.paths = []string{path}
-		keyTrail, err := c.resolveKey()
+		rc, err := c.Resolved()
 		if err != nil {
 			return t, fmt.Errorf("--config %s: %w", file, err)
 		}
-		if keyTrail != "" {
-			_, t.pub = audit.KeyPaths(keyTrail)
+		t.paths = []string{rc.Path}
+		if c.Key != "" {
+			_, t.pub = audit.KeyPaths(rc.KeyTrail())
 		}
 	default:
 		return t, fmt.Errorf("--config %s: the trail goes to %s: nothing here to verify", file, c.Sink)

@@ -7,11 +7,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"testing"
 
 	"github.com/spf13/cobra"
-	"go.uber.org/zap"
 
 	"github.com/kavachgate/kavach/audit"
 )
@@ -33,13 +31,9 @@ func runVerify(args ...string) (stdout, stderr string, err error) {
 
 // startStop runs a gateway's audit writer once (one process start): it
 // writes n decision records and stops.
-func startStop(t *testing.T, cfg *AuditConfig, n int) string {
+func startStop(t *testing.T, cfg *audit.Config, n int) string {
 	t.Helper()
-	a := &App{logger: zap.NewNop(), auditW: new(atomic.Pointer[audit.Writer]), Audit: cfg}
-	if err := a.startAudit(); err != nil {
-		t.Fatal(err)
-	}
-	w := a.auditWriter()
+	w := mustOpenTrail(t, cfg)
 	for i := range n {
 		rec := audit.Record{Kind: audit.KindDecision, Decision: audit.Allow, RequestID: fmt.Sprintf("r%d", i), Sub: "usr_alice", Method: "GET", Host: "api.internal", Path: "/x"}
 		if err := w.WriteDurable(context.Background(), &rec); err != nil {
@@ -47,7 +41,7 @@ func startStop(t *testing.T, cfg *AuditConfig, n int) string {
 		}
 	}
 	stream := w.Stream()
-	if err := a.stopAudit(); err != nil {
+	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
 	return stream
@@ -102,8 +96,8 @@ func TestAuditVerifyConfig(t *testing.T) {
 	t.Parallel()
 	trailDir, keyDir := t.TempDir(), t.TempDir()
 	trail, keyFile := filepath.Join(trailDir, "audit.jsonl"), filepath.Join(keyDir, "gw.key")
-	startStop(t, &AuditConfig{Sink: auditSinkFile, Path: trail, Key: keyFile}, 2)
-	startStop(t, &AuditConfig{Sink: auditSinkFile, Path: trail, Key: keyFile}, 2)
+	startStop(t, &audit.Config{Sink: audit.SinkFile, Path: trail, Key: keyFile}, 2)
+	startStop(t, &audit.Config{Sink: audit.SinkFile, Path: trail, Key: keyFile}, 2)
 	caddyfile := filepath.Join(t.TempDir(), "Caddyfile")
 	os.WriteFile(caddyfile, []byte(fmt.Sprintf("{\n\tkavach {\n\t\ttrusted_keys https://issuer.example ./jwks.json\n\t\taudit file %s {\n\t\t\tkey %s\n\t\t}\n\t}\n}\n", trail, keyFile)), 0o600)
 	out, errOut, err := runVerify("--config", caddyfile)

@@ -313,9 +313,12 @@ func (rt *Runtime) Release() error {
 // requests would get 401 or 503 for tokens that are fine). Once nothing
 // is left to wait for it is one atomic load.
 func (rt *Runtime) Ready(ctx context.Context) {
-	if rt.ready.Load() {
-		return
+	if !rt.ready.Load() {
+		rt.waitReady(ctx) // kept out of Ready, so that Ready inlines
 	}
+}
+
+func (rt *Runtime) waitReady(ctx context.Context) {
 	if rt.rev.waitFirstLoad(ctx) && rt.waitKeys(ctx) {
 		rt.ready.Store(true)
 	}

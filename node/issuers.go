@@ -63,6 +63,7 @@ func (rt *Runtime) startIssuers() error {
 	}
 	for _, iss := range rt.cfg.Issuers {
 		if rt.local[iss] == nil && rt.redisURL == "" {
+			rt.stopIssuers()
 			return fmt.Errorf("issuer %s: trusting a Kavach issuer of another process needs shared revocation: add redis <url>, run the issuer in this config (kavach_issuer), or use trusted_keys for offline keys", iss)
 		}
 	}

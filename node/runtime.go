@@ -136,9 +136,6 @@ func New(cfg Config, opts Options) (*Runtime, error) {
 	return rt, nil
 }
 
-// Config is the node's configuration.
-func (rt *Runtime) Config() *Config { return &rt.cfg }
-
 // Gateway is the node's decision pipeline.
 func (rt *Runtime) Gateway() *gateway.Gateway { return rt.gw }
 

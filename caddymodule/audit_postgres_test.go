@@ -6,26 +6,20 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"testing"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/jackc/pgx/v5"
-	"go.uber.org/zap"
 
 	"github.com/kavachgate/kavach/audit"
 	"github.com/kavachgate/kavach/cli"
 	"github.com/kavachgate/kavach/internal/pgtest"
 )
 
-// pgApp is the audit part of a kavach app writing to the database at url
-// as node, signing with keyFile.
-func pgApp(url, node, keyFile string) *App {
-	return &App{
-		logger: zap.NewNop(),
-		auditW: new(atomic.Pointer[audit.Writer]),
-		Audit:  &AuditConfig{Sink: auditSinkPostgres, URL: url, Node: node, Key: keyFile},
-	}
+// pgAudit is the audit option of a kavach app writing to the database at
+// url as node, signing with keyFile.
+func pgAudit(url, node, keyFile string) *audit.Config {
+	return &audit.Config{Sink: audit.SinkPostgres, URL: url, Node: node, Key: keyFile}
 }
 
 // runAuditCmd runs `kavach audit <args>` and returns what it printed.
@@ -51,14 +45,14 @@ func TestAuditPostgres(t *testing.T) {
 	dir := t.TempDir()
 	keyFile := filepath.Join(dir, "audit.key")
 	for _, node := range []string{"gw1", "gw2"} {
-		a := pgApp(url, node, keyFile)
-		if err := a.Audit.validate(); err != nil {
+		c := pgAudit(url, node, keyFile)
+		if err := c.Validate(); err != nil {
 			t.Fatal(err)
 		}
-		if err := a.startAudit(); err != nil {
+		w, err := openTrail(c)
+		if err != nil {
 			t.Fatalf("start %s: %v", node, err)
 		}
-		w := a.auditWriter()
 		if !strings.HasPrefix(w.Stream(), node+"-") {
 			t.Errorf("stream %s is not named after node %s", w.Stream(), node)
 		}
@@ -69,7 +63,7 @@ func TestAuditPostgres(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		if err := a.stopAudit(); err != nil {
+		if err := w.Close(); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -126,12 +120,11 @@ func TestAuditPostgresStartFailsClosed(t *testing.T) {
 	const secret = "pw-hunter2"
 	url := strings.Replace(pgtest.Start(t), "postgres@", "postgres:"+secret+"@", 1)
 	missing := url[:strings.LastIndex(url, "/")] + "/no_such_database?sslmode=disable"
-	a := pgApp(missing, "gw1", filepath.Join(t.TempDir(), "audit.key"))
-	err := a.startAudit()
+	w, err := openTrail(pgAudit(missing, "gw1", filepath.Join(t.TempDir(), "audit.key")))
 	if err == nil || strings.Contains(err.Error(), secret) || !strings.Contains(err.Error(), "no_such_database") {
 		t.Fatalf("start with a database that is not there: %v", err)
 	}
-	if a.auditWriter() != nil {
+	if w != nil {
 		t.Error("a writer without its database")
 	}
 }
@@ -140,34 +133,34 @@ func TestAuditPostgresStartFailsClosed(t *testing.T) {
 // elsewhere, and a URL is checked at load without being shown. Not
 // parallel: it sets an environment variable.
 func TestAuditPostgresConfig(t *testing.T) {
-	for _, c := range []AuditConfig{
-		{Sink: auditSinkPostgres},
-		{Sink: auditSinkPostgres, URL: "postgres://u:hunter2@h:0x/db"},
-		{Sink: auditSinkPostgres, URL: "redis://u:hunter2@h/0"},
-		{Sink: auditSinkPostgres, URL: "{env.X}", Key: "/etc/kavach/audit.pem"},
-		{Sink: auditSinkPostgres, URL: "{env.X}", Node: "gw/1"},
-		{Sink: auditSinkPostgres, URL: "{env.X}", Path: "./a.jsonl"},
-		{Sink: auditSinkFile, Path: "./a.jsonl", URL: "postgres://h/db"},
-		{Sink: auditSinkStdout, Node: "gw1"},
+	for _, c := range []audit.Config{
+		{Sink: audit.SinkPostgres},
+		{Sink: audit.SinkPostgres, URL: "postgres://u:hunter2@h:0x/db"},
+		{Sink: audit.SinkPostgres, URL: "redis://u:hunter2@h/0"},
+		{Sink: audit.SinkPostgres, URL: "{env.X}", Key: "/etc/kavach/audit.pem"},
+		{Sink: audit.SinkPostgres, URL: "{env.X}", Node: "gw/1"},
+		{Sink: audit.SinkPostgres, URL: "{env.X}", Path: "./a.jsonl"},
+		{Sink: audit.SinkFile, Path: "./a.jsonl", URL: "postgres://h/db"},
+		{Sink: audit.SinkStdout, Node: "gw1"},
 	} {
-		err := c.validate()
+		err := c.Validate()
 		if err == nil || strings.Contains(err.Error(), "hunter2") {
 			t.Errorf("%+v: %v", c, err)
 		}
 	}
-	for _, c := range []AuditConfig{
-		{Sink: auditSinkPostgres, URL: "{env.KAVACH_AUDIT_DB}"},
-		{Sink: auditSinkPostgres, URL: "postgresql://u:{env.PW}@db.internal/kavach", Node: "{env.HOSTNAME}", Key: "{env.DIR}/audit.key"},
-		{Sink: auditSinkPostgres, URL: "postgres://db.internal/kavach?sslmode=verify-full", Node: "gw-eu.1"},
+	for _, c := range []audit.Config{
+		{Sink: audit.SinkPostgres, URL: "{env.KAVACH_AUDIT_DB}"},
+		{Sink: audit.SinkPostgres, URL: "postgresql://u:{env.PW}@db.internal/kavach", Node: "{env.HOSTNAME}", Key: "{env.DIR}/audit.key"},
+		{Sink: audit.SinkPostgres, URL: "postgres://db.internal/kavach?sslmode=verify-full", Node: "gw-eu.1"},
 	} {
-		if err := c.validate(); err != nil {
+		if err := c.Validate(); err != nil {
 			t.Errorf("%+v: %v", c, err)
 		}
 	}
 	// Placeholders resolve when the app starts.
 	t.Setenv("KAVACH_TEST_AUDIT_DB", "mysql://u:hunter2@h/db")
-	c := AuditConfig{Sink: auditSinkPostgres, URL: "{env.KAVACH_TEST_AUDIT_DB}"}
-	if _, _, err := c.resolvePostgres(); err == nil || strings.Contains(err.Error(), "hunter2") {
+	c := audit.Config{Sink: audit.SinkPostgres, URL: "{env.KAVACH_TEST_AUDIT_DB}", Resolve: func(s string) string { return caddy.NewReplacer().ReplaceAll(s, "") }}
+	if _, err := c.Resolved(); err == nil || strings.Contains(err.Error(), "hunter2") {
 		t.Errorf("resolved URL not checked: %v", err)
 	}
 }

@@ -2,11 +2,9 @@ package caddymodule
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/url"
 	"reflect"
-	"strconv"
 	"strings"
 	"time"
 
@@ -17,7 +15,6 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/kavachgate/kavach/gateway"
-	"github.com/kavachgate/kavach/issuer"
 	"github.com/kavachgate/kavach/token"
 )
 
@@ -31,196 +28,15 @@ func init() {
 	httpcaddyfile.RegisterDirectiveOrder("kavach_issuer", httpcaddyfile.Before, "invoke")
 }
 
-// parseGlobal reads the global option into the kavach app:
-//
-//	kavach {
-//		issuer <url>                          # Kavach issuer: RFC 8414 metadata + JWKS
-//		trusted_keys <issuer> <jwks-file>     # Kavach issuer with offline keys
-//		external_issuer <issuer> {            # Okta, Entra, Keycloak…
-//			jwks <url>
-//			algs RS256 ES256
-//			typ JWT at+jwt
-//		}
-//		max_token_lifetime 1h
-//		cache_size 65536
-//		key_refresh 5m
-//		redis {env.KAVACH_REDIS}              # cluster: shared revocation
-//		max_staleness 30s
-//		admin 127.0.0.1:2021
-//		admin_token {env.KAVACH_ADMIN_TOKEN}
-//		audit file <path> | stdout | off      # default: a file in Caddy's data dir
-//		audit file <path> {
-//			key <file>.key                    # default: <path>.key; keep it outside the trail's directory
-//		}
-//		audit postgres {env.KAVACH_AUDIT_DB} { # central trail for many gateways
-//			node <name>                       # default: the hostname
-//			key <file>.key                    # default: <data dir>/kavach/audit-postgres.key
-//		}
-//	}
+// parseGlobal reads the global option into the kavach app (the grammar is
+// node.Config.UnmarshalDirective's).
 func parseGlobal(d *caddyfile.Dispenser, _ any) (any, error) {
 	app := new(App)
 	d.Next() // option name
-	if err := noArgs(d); err != nil {
+	if err := app.UnmarshalDirective(d); err != nil {
 		return nil, err
 	}
-	for d.NextBlock(0) {
-		if err := parseGlobalLine(d, app); err != nil {
-			return nil, err
-		}
-	}
 	return httpcaddyfile.App{Name: "kavach", Value: caddyconfig.JSON(app, nil)}, nil
-}
-
-// parseGlobalLine reads one line (with its block) of the global option.
-func parseGlobalLine(d *caddyfile.Dispenser, app *App) error {
-	switch d.Val() {
-	case "issuer":
-		var iss string
-		if err := oneArg(d, &iss); err != nil {
-			return err
-		}
-		app.Issuers = append(app.Issuers, iss)
-	case "redis":
-		if err := oneArg(d, &app.Redis); err != nil {
-			return err
-		}
-		if err := checkRedisURL(app.Redis); err != nil {
-			return d.Errf("redis: %v", err)
-		}
-	case "trusted_keys":
-		var tk TrustedKeys
-		if !d.Args(&tk.Issuer, &tk.File) || d.NextArg() {
-			return d.ArgErr()
-		}
-		app.TrustedKeys = append(app.TrustedKeys, tk)
-	case "external_issuer":
-		var ext ExternalIssuer
-		if err := oneArg(d, &ext.Issuer); err != nil {
-			return err
-		}
-		for nesting := d.Nesting(); d.NextBlock(nesting); {
-			switch d.Val() {
-			case "jwks":
-				if err := oneArg(d, &ext.JWKS); err != nil {
-					return err
-				}
-			case "algs":
-				ext.Algorithms = append(ext.Algorithms, d.RemainingArgs()...)
-			case "typ":
-				ext.Types = append(ext.Types, d.RemainingArgs()...)
-			default:
-				return d.Errf("unknown external_issuer option %q", d.Val())
-			}
-		}
-		if ext.JWKS == "" {
-			return d.Errf("external_issuer %s: jwks <url> is required", ext.Issuer)
-		}
-		app.ExternalIssuers = append(app.ExternalIssuers, ext)
-	case "max_token_lifetime":
-		return positiveDuration(d, &app.MaxTokenLifetime)
-	case "key_refresh":
-		return positiveDuration(d, &app.KeyRefresh)
-	case "max_staleness":
-		return positiveDuration(d, &app.MaxStaleness)
-	case "cache_size":
-		return positiveInt(d, &app.CacheSize, 0)
-	case "admin":
-		if err := oneArg(d, &app.Admin); err != nil {
-			return err
-		}
-		if err := loopbackAddr(app.Admin); err != nil {
-			return d.Errf("admin %s: %v", app.Admin, err)
-		}
-	case "admin_token":
-		return oneArg(d, &app.AdminToken)
-	case "audit":
-		if app.Audit != nil {
-			return d.Err("audit is configured twice")
-		}
-		c, err := parseAudit(d)
-		app.Audit = c
-		return err
-	default:
-		return d.Errf("unknown kavach option %q", d.Val())
-	}
-	return nil
-}
-
-// auditSinks is what the global audit option takes, for its messages.
-const auditSinks = "want file <path>, stdout, postgres <url> or off"
-
-// parseAudit reads `audit <sink> [<path|url>] [{ node <name>; key <file>.key }]`.
-func parseAudit(d *caddyfile.Dispenser) (*AuditConfig, error) {
-	args := d.RemainingArgs()
-	if len(args) == 0 {
-		return nil, d.Errf("audit: the sink is missing (%s)", auditSinks)
-	}
-	c := &AuditConfig{Sink: args[0]}
-	// Each sink's own arguments, so that a typo in the sink's name is
-	// named as such rather than "wrong argument count".
-	switch extra := args[1:]; c.Sink {
-	case auditSinkFile, auditSinkPostgres:
-		what := map[string]string{auditSinkFile: "path", auditSinkPostgres: "URL"}[c.Sink]
-		switch {
-		case len(extra) == 0:
-			return nil, d.Errf("audit %s <%s>: the %s is missing", c.Sink, strings.ToLower(what), what)
-		case len(extra) > 1:
-			return nil, d.Errf("audit %s takes one %s, found %d: %q", c.Sink, what, len(extra), extra)
-		case c.Sink == auditSinkFile:
-			c.Path = extra[0]
-		default:
-			c.URL = extra[0]
-		}
-	case auditSinkStdout, auditSinkOff:
-		if len(extra) > 0 {
-			return nil, d.Errf("audit %s takes no argument, found %q", c.Sink, extra[0])
-		}
-	case "required":
-		return nil, d.Errf("`audit required` is a route option (inside kavach <matcher> { … }); the global audit option names a sink (%s)", auditSinks)
-	default:
-		return nil, d.Errf("unknown audit sink %q (%s)", c.Sink, auditSinks)
-	}
-	for nesting := d.Nesting(); d.NextBlock(nesting); {
-		if c.Sink != auditSinkPostgres && c.Sink != auditSinkFile {
-			return nil, d.Errf("audit %s takes no options", c.Sink)
-		}
-		opt := d.Val()
-		var v string
-		if opt == "node" || opt == "key" {
-			if !d.Args(&v) || d.NextArg() {
-				return nil, d.Errf("audit %s: %s takes one value (%s)", c.Sink, opt, map[string]string{"node": "node <name>", "key": "key <file>.key"}[opt])
-			}
-		}
-		switch {
-		case opt == "node" && c.Sink == auditSinkPostgres:
-			c.Node = v
-		case opt == "key":
-			c.Key = v
-		case c.Sink == auditSinkFile:
-			return nil, d.Errf("unknown audit file option %q (want key)", opt)
-		default:
-			return nil, d.Errf("unknown audit postgres option %q (want node or key)", opt)
-		}
-	}
-	if err := c.validate(); err != nil {
-		return nil, d.Errf("%v", err)
-	}
-	return c, nil
-}
-
-// checkRedisURL refuses a literal URL that is not redis:// or rediss://;
-// a placeholder is checked when it is resolved.
-func checkRedisURL(u string) error {
-	if strings.HasPrefix(u, "{") {
-		return nil
-	}
-	if !strings.HasPrefix(u, "redis://") && !strings.HasPrefix(u, "rediss://") {
-		return errors.New("want redis://host:port/db or rediss://… (or a placeholder such as {env.KAVACH_REDIS})")
-	}
-	if _, err := url.Parse(u); err != nil {
-		return errors.New("not a URL")
-	}
-	return nil
 }
 
 // parseKavach turns `kavach [<matcher>] { … }` into one matcher-less
@@ -276,26 +92,10 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	return h.RouteConfig.UnmarshalDirective(d, nil)
 }
 
-// parseIssuer reads
-//
-//	kavach_issuer {
-//		issuer <url>
-//		store sqlite <file> | store postgres <url>
-//		access_token_ttl 5m
-//		refresh_token_ttl 168h
-//		max_depth 5
-//		registration off
-//		dev_loopback_client_metadata
-//	}
-//
-// and refuses, naming the line, an access token lifetime over the global
-// max_token_lifetime (Validate refuses it in JSON configs).
+// parseIssuer reads the kavach_issuer directive (the grammar is
+// node.IssuerConfig.UnmarshalDirective's), checking its access token
+// lifetime against the global max_token_lifetime.
 func parseIssuer(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
-	ih := new(IssuerHandler)
-	ttlTok, err := unmarshalIssuer(h.Dispenser, ih)
-	if err != nil {
-		return nil, err
-	}
 	maxLifetime := token.DefaultMaxLifetime
 	if opt, ok := h.Option("kavach").(httpcaddyfile.App); ok {
 		var app App
@@ -303,72 +103,18 @@ func parseIssuer(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 			maxLifetime = time.Duration(app.MaxTokenLifetime)
 		}
 	}
-	if err := checkAccessTTL(time.Duration(ih.AccessTokenTTL), maxLifetime); err != nil {
-		return nil, errAt(ttlTok, err.Error())
+	ih := new(IssuerHandler)
+	h.Next() // directive name
+	if err := ih.UnmarshalDirective(h.Dispenser, maxLifetime); err != nil {
+		return nil, err
 	}
 	return ih, nil
 }
 
 // UnmarshalCaddyfile implements caddyfile.Unmarshaler.
 func (h *IssuerHandler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
-	_, err := unmarshalIssuer(d, h)
-	return err
-}
-
-// unmarshalIssuer is UnmarshalCaddyfile, also returning the token of the
-// access_token_ttl line (the directive's when there is none).
-func unmarshalIssuer(d *caddyfile.Dispenser, h *IssuerHandler) (ttlTok caddyfile.Token, err error) {
-	d.Next()
-	ttlTok = d.Token()
-	if err := noArgs(d); err != nil {
-		return ttlTok, err
-	}
-	for d.NextBlock(0) {
-		switch d.Val() {
-		case "issuer":
-			if err := oneArg(d, &h.Issuer); err != nil {
-				return ttlTok, err
-			}
-			if _, err := issuer.ValidateIssuerURL(h.Issuer); err != nil {
-				return ttlTok, d.Errf("%v", err)
-			}
-		case "store":
-			if !d.Args(&h.Store, &h.DSN) || d.NextArg() {
-				return ttlTok, d.ArgErr()
-			}
-			if h.Store != "sqlite" && h.Store != "postgres" {
-				return ttlTok, d.Errf("store must be sqlite or postgres, not %q", h.Store)
-			}
-		case "access_token_ttl":
-			ttlTok = d.Token()
-			err = positiveDuration(d, &h.AccessTokenTTL)
-		case "refresh_token_ttl":
-			err = positiveDuration(d, &h.RefreshTokenTTL)
-		case "max_depth":
-			err = positiveInt(d, &h.MaxDepth, token.MaxChainLen)
-		case "registration":
-			var v string
-			if err := oneArg(d, &v); err != nil {
-				return ttlTok, err
-			}
-			if v != "on" && v != "off" {
-				return ttlTok, d.Errf("registration: want on or off")
-			}
-			h.DisableRegistration = v == "off"
-		case "dev_loopback_client_metadata":
-			err = noArgs(d)
-			h.DevLoopbackClientMetadata = true
-		default:
-			return ttlTok, d.Errf("unknown kavach_issuer option %q", d.Val())
-		}
-		if err != nil {
-			return ttlTok, err
-		}
-	}
-	if h.Issuer == "" {
-		return ttlTok, d.Err("kavach_issuer: issuer <url> is required (this site's exact public URL)")
-	}
-	return ttlTok, nil
+	d.Next() // directive name
+	return h.UnmarshalDirective(d, 0)
 }
 
 // UnmarshalCaddyfile reads
@@ -421,40 +167,6 @@ func oneArg(d *caddyfile.Dispenser, v *string) error {
 	if !d.Args(v) || d.NextArg() {
 		return d.ArgErr()
 	}
-	return nil
-}
-
-// positiveDuration reads `<option> <duration>` into v.
-func positiveDuration(d *caddyfile.Dispenser, v *caddy.Duration) error {
-	name := d.Val()
-	var s string
-	if err := oneArg(d, &s); err != nil {
-		return err
-	}
-	dur, err := caddy.ParseDuration(s)
-	if err != nil || dur <= 0 {
-		return d.Errf("%s: %q is not a positive duration", name, s)
-	}
-	*v = caddy.Duration(dur)
-	return nil
-}
-
-// positiveInt reads `<option> <n>` into v: n at least 1, and at most max
-// unless max is 0.
-func positiveInt(d *caddyfile.Dispenser, v *int, max int) error {
-	name := d.Val()
-	var s string
-	if err := oneArg(d, &s); err != nil {
-		return err
-	}
-	n, err := strconv.Atoi(s)
-	switch {
-	case max > 0 && (err != nil || n <= 0 || n > max):
-		return d.Errf("%s: %q is not between 1 and %d", name, s, max)
-	case err != nil || n <= 0:
-		return d.Errf("%s: %q is not a positive number", name, s)
-	}
-	*v = n
 	return nil
 }
 

@@ -54,7 +54,7 @@ func TestAuditVerifyConfig(t *testing.T) {
 	writeTrail(t, trail, strings.TrimSuffix(keyFile, ".key"), "gw-b", 2)
 	caddyfile := filepath.Join(t.TempDir(), "Caddyfile")
 	os.WriteFile(caddyfile, []byte(fmt.Sprintf("{\n\tkavach {\n\t\ttrusted_keys https://issuer.example ./jwks.json\n\t\taudit file %s {\n\t\t\tkey %s\n\t\t}\n\t}\n}\n", trail, keyFile)), 0o600)
-	env := &cli.Env{DataDir: t.TempDir(), ConfigTrail: configTrail}
+	env := &cli.Env{DataDir: t.TempDir(), Resolve: resolve, Adapt: adaptCaddyfile}
 	verify := func(args ...string) (string, string, int) {
 		var out, errOut bytes.Buffer
 		code := cli.Run(context.Background(), env, append([]string{"audit", "verify"}, args...), nil, &out, &errOut)

@@ -62,7 +62,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return err
 	}
 	h.app = appIface.(*App)
-	if h.route, err = gateway.NewRoute(&h.RouteConfig, h.app.mcpSessions); err != nil {
+	if h.route, err = gateway.NewRoute(&h.RouteConfig, h.app.rt.Sessions()); err != nil {
 		return err
 	}
 	if h.MatchRaw != nil {
@@ -83,17 +83,16 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		}
 		h.metaPath = gateway.MetadataPath(h.Resource)
 	}
-	registerMetrics(ctx)
 	return nil
 }
 
 // Validate refuses a route that could never let anything through, or
 // that requires a trail there is not.
 func (h *Handler) Validate() error {
-	if len(h.app.issuerIDs()) == 0 {
+	if len(h.app.IssuerIDs()) == 0 {
 		return errors.New("no trusted issuer: add trusted_keys, issuer or external_issuer to the global kavach option")
 	}
-	if h.AuditRequired && h.app.auditOff() {
+	if h.AuditRequired && h.app.AuditOff() {
 		return fmt.Errorf("route %s has `audit required` but the global audit option is off", h.Resource)
 	}
 	return nil
@@ -130,12 +129,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 // JSON-RPC body of an MCP route or a caddyhttp.Error with the public
 // reason), or expose the identity to placeholders and logs and forward.
 func (h *Handler) enforce(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	h.app.rev.waitFirstLoad(r.Context())
-	h.app.waitKeys(r.Context())
+	h.app.rt.Ready(r.Context())
 	ipStr, _ := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string)
 	ip, _ := netip.ParseAddr(ipStr) // unparseable: the zero Addr, which no cidrs constraint allows
 	var a gateway.Admission
-	h.app.gw.Admit(h.route, gateway.Request{HTTP: r, ClientIP: ip}, &a)
+	h.app.rt.Gateway().Admit(h.route, gateway.Request{HTTP: r, ClientIP: ip}, &a)
 	if h.logger.Enabled(r.Context(), slog.LevelDebug) {
 		h.logger.LogAttrs(r.Context(), slog.LevelDebug, "kavach decision", decisionAttrs(&a)...)
 	}
@@ -158,7 +156,7 @@ func (h *Handler) enforce(w http.ResponseWriter, r *http.Request, next caddyhttp
 			extra.Add(zap.Object("kavach", v))
 		}
 	}
-	err := h.app.gw.Forward(w, r, &a, next.ServeHTTP, handlerErrorStatus)
+	err := h.app.rt.Gateway().Forward(w, r, &a, next.ServeHTTP, handlerErrorStatus)
 	var se *gateway.StatusError
 	if errors.As(err, &se) {
 		return caddyhttp.Error(se.Status, errors.New(se.Reason))

@@ -49,7 +49,7 @@ func (m *Metadata) Provision(ctx caddy.Context) error {
 		if err != nil {
 			return err
 		}
-		servers = appIface.(*App).kavachIssuerIDs()
+		servers = appIface.(*App).KavachIssuerIDs()
 	}
 	doc := struct {
 		Resource               string   `json:"resource"`

@@ -3,16 +3,20 @@ package caddymodule
 import (
 	"errors"
 	"sync"
-	"sync/atomic"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/kavachgate/kavach/gateway"
+	"github.com/kavachgate/kavach/node"
+	"github.com/kavachgate/kavach/revocation"
 )
 
-// Collectors are created once and registered into each config's registry
-// (as Caddy's reverse proxy does). Labels never carry ids, tokens or paths.
+// The request path's collectors are created once and registered into each
+// config's registry (as Caddy's reverse proxy does): counters of the
+// process, not configuration state. Labels never carry ids, tokens or
+// paths.
 var (
 	metricDecisions = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "kavach",
@@ -32,47 +36,53 @@ var (
 	}, []string{"result"})
 )
 
-// activeRevocation is the set the revocation gauges read: the one of the
-// most recently started config.
-var activeRevocation atomic.Pointer[sharedRevocation]
-
-func revocationGauge(name, help string, value func(revocationStatus) float64) prometheus.Collector {
-	return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "kavach", Name: name, Help: help}, func() float64 {
-		s := activeRevocation.Load()
-		if s == nil {
-			return 0
-		}
-		return value(s.status())
-	})
+// revocationGauges report the revocation set of one config's node. They
+// are made per config and registered into that config's registry (each
+// config has its own), so a scrape reads the running config's set and no
+// package variable has to say which one that is.
+func revocationGauges(rt *node.Runtime) []prometheus.Collector {
+	gauge := func(name, help string, value func(revocation.Status) float64) prometheus.Collector {
+		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "kavach", Name: name, Help: help}, func() float64 {
+			return value(rt.RevocationStatus())
+		})
+	}
+	return []prometheus.Collector{
+		gauge("revocation_fresh", "1 when the revocation set is fresh (requests are decided), 0 when they get 503.", func(s revocation.Status) float64 {
+			return boolValue(s.Fresh)
+		}),
+		gauge("revocation_entries", "Live entries in the revocation set.", func(s revocation.Status) float64 { return float64(s.Entries) }),
+		gauge("revocation_last_sync_age_seconds", "Seconds since Redis last answered (cluster mode).", func(s revocation.Status) float64 {
+			if s.LastPong.IsZero() {
+				return 0
+			}
+			return time.Since(s.LastPong).Seconds()
+		}),
+		gauge("revocation_epoch_missing", "1 when Redis lost its revocation data (epoch key missing) and awaits a re-seed.", func(s revocation.Status) float64 {
+			return boolValue(s.EpochMissing)
+		}),
+	}
 }
 
-var revocationGauges = []prometheus.Collector{
-	revocationGauge("revocation_fresh", "1 when the revocation set is fresh (requests are decided), 0 when they get 503.", func(s revocationStatus) float64 {
-		if s.Fresh {
-			return 1
-		}
-		return 0
-	}),
-	revocationGauge("revocation_entries", "Live entries in the revocation set.", func(s revocationStatus) float64 { return float64(s.Entries) }),
-	revocationGauge("revocation_last_sync_age_seconds", "Seconds since Redis last answered (cluster mode).", func(s revocationStatus) float64 { return s.LastSyncAge }),
-	revocationGauge("revocation_epoch_missing", "1 when Redis lost its revocation data (epoch key missing) and awaits a re-seed.", func(s revocationStatus) float64 {
-		if s.EpochMissing {
-			return 1
-		}
-		return 0
-	}),
+func boolValue(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
 }
 
-func registerMetrics(ctx caddy.Context) {
+// registerMetrics registers the request counters (created once, shared by
+// every config as Caddy's reverse proxy does) and the node's gauges into
+// the config's registry.
+func registerMetrics(ctx caddy.Context, rt *node.Runtime) {
 	reg := ctx.GetMetricsRegistry()
 	if reg == nil {
 		return
 	}
-	for _, c := range append([]prometheus.Collector{metricDecisions, metricVerify, metricCache}, revocationGauges...) {
+	for _, c := range append([]prometheus.Collector{metricDecisions, metricVerify, metricCache}, revocationGauges(rt)...) {
 		if err := reg.Register(c); err != nil {
 			var already prometheus.AlreadyRegisteredError
 			if !errors.As(err, &already) {
-				caddy.Log().Named("kavach").Warn("metrics not registered: " + err.Error())
+				ctx.Slogger().Warn("metrics not registered", "error", err)
 			}
 		}
 	}

@@ -242,16 +242,13 @@ func (t trailTarget) besideTrail(key string) bool {
 func (e *Env) verifyTarget(args []string, config string) (trailTarget, error) {
 	t := trailTarget{paths: args}
 	if config != "" {
-		if e.ConfigTrail == nil {
-			return t, errors.New("--config: this program cannot read configs")
-		}
-		c, err := e.ConfigTrail(config)
+		c, err := e.configTrail(config)
 		if err != nil {
 			return t, err
 		}
-		t.pub = c.Pub
+		t.pub = c.pub
 		if len(t.paths) == 0 {
-			t.paths = c.Paths
+			t.paths = c.paths
 		}
 	}
 	if len(t.paths) == 0 {

@@ -289,6 +289,6 @@ func TestAuditVerifyDefaultTrail(t *testing.T) {
 	}
 	// A program that cannot read configs refuses --config.
 	if _, errOut, code := verify("--config", "Caddyfile"); code != 1 || !strings.Contains(errOut, "--config") {
-		t.Errorf("--config without ConfigTrail: %d %q", code, errOut)
+		t.Errorf("--config (a Caddyfile) without Adapt: %d %q", code, errOut)
 	}
 }

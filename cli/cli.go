@@ -33,17 +33,12 @@ type Env struct {
 	// admin token a gateway generated is in DataDir/kavach/admin_token,
 	// the default audit trail in DataDir/kavach/audit.
 	DataDir string
-	// ConfigTrail reads the audit option of a config file (audit verify
-	// --config) as a gateway would resolve it. Nil: --config is refused.
-	ConfigTrail func(file string) (Trail, error)
-}
-
-// Trail is the audit trail a config names.
-type Trail struct {
-	// Paths are trail files and directories, or one database URL.
-	Paths []string
-	// Pub is the public key file the config pins ("" when it names none).
-	Pub string
+	// Resolve replaces a config's placeholders ({env.X}) as the gateway
+	// does. Nil: values are taken as written.
+	Resolve func(string) string
+	// Adapt turns a config file that is not JSON (a Caddyfile) into the
+	// JSON config (audit verify --config). Nil: only JSON configs are read.
+	Adapt func(body []byte, filename string) ([]byte, error)
 }
 
 // ExitError ends a command with exit status Code; it is not printed.

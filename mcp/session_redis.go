@@ -25,8 +25,13 @@ const RedisSessionKeyPrefix = "kavach:mcp:session:"
 type RedisSessionOptions struct {
 	// URL is the Redis the gateways of a cluster share, as the `redis`
 	// option names it (redis:// or rediss://, see internal/redisurl).
-	// Required.
+	// Required unless Client is set.
 	URL string
+
+	// Client, when set, is used instead of a client of its own made from
+	// URL: one client per Redis shared by every user in the process. Close
+	// then leaves it open; its owner closes it.
+	Client *redis.Client
 
 	// TTL is how long a binding lives after its last renewal. Default:
 	// DefaultSessionTTL.
@@ -78,6 +83,7 @@ type RedisSessionOptions struct {
 // key is a lost binding; a full Redis fails Bind (502), never Check.
 type RedisSessions struct {
 	client  *redis.Client
+	owned   bool   // made here from the URL: Close closes it
 	addr    string // host:port, never the URL (it may carry a password)
 	ttl     time.Duration
 	timeout time.Duration
@@ -97,9 +103,13 @@ type RedisSessions struct {
 // I/O (it runs under `caddy validate`): the first command connects.
 // Errors never contain the URL.
 func NewRedisSessions(opts RedisSessionOptions) (*RedisSessions, error) {
-	o, err := redisurl.Parse(opts.URL)
-	if err != nil {
-		return nil, fmt.Errorf("mcp sessions: %w", err)
+	client, owned := opts.Client, false
+	if client == nil {
+		o, err := redisurl.Parse(opts.URL)
+		if err != nil {
+			return nil, fmt.Errorf("mcp sessions: %w", err)
+		}
+		client, owned = redis.NewClient(o), true
 	}
 	if opts.TTL <= 0 {
 		opts.TTL = DefaultSessionTTL
@@ -117,8 +127,9 @@ func NewRedisSessions(opts RedisSessionOptions) (*RedisSessions, error) {
 		opts.Now = func() time.Time { return now() }
 	}
 	return &RedisSessions{
-		client:  redis.NewClient(o),
-		addr:    o.Addr,
+		client:  client,
+		owned:   owned,
+		addr:    client.Options().Addr,
 		ttl:     opts.TTL,
 		timeout: opts.Timeout,
 		log:     opts.Logger,
@@ -323,14 +334,18 @@ func (s *RedisSessions) renew(batch map[[32]byte]string) {
 	}
 }
 
-// Close waits for a renewal in flight and closes the connections. A
-// closed store still answers Check from its cache; anything that needs
-// Redis fails with ErrSessionStore.
+// Close waits for a renewal in flight and closes the connections (a
+// client given in RedisSessionOptions.Client stays open for its owner). A
+// closed store still answers Check from its cache; with its own client,
+// anything that needs Redis fails with ErrSessionStore.
 func (s *RedisSessions) Close() error {
 	s.mu.Lock()
 	s.closed = true
 	s.mu.Unlock()
 	s.wg.Wait()
+	if !s.owned {
+		return nil
+	}
 	return s.client.Close()
 }
 

@@ -15,7 +15,7 @@
 // that "kavach revoke" talks to; it does no authentication of its own.
 //
 //	set := revocation.NewMemory(revocation.MemoryOptions{})
-//	go set.Run(ctx, time.Minute) // forget expired entries
+//	go set.Run(ctx) // forget expired entries
 //	until := revocation.DefaultUntil(time.Now(), time.Hour, 30*time.Second)
 //	err := set.Revoke(ctx, revocation.Entry{ID: "agt_89", Until: until})
 //	…

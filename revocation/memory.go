@@ -14,6 +14,10 @@ type MemoryOptions struct {
 	// Now is the clock that decides whether an entry has passed its Until.
 	// Default: time.Now.
 	Now func() time.Time
+
+	// SweepInterval is how often Run removes expired entries. Default:
+	// DefaultSweepInterval.
+	SweepInterval time.Duration
 }
 
 // Memory is the single-node revocation set (DESIGN.md §5).
@@ -35,6 +39,7 @@ type MemoryOptions struct {
 // Entries past their Until are ignored by lookups and removed by Sweep.
 type Memory struct {
 	now    func() time.Time
+	every  time.Duration
 	seeds  [2]maphash.Seed
 	shards [shardCount]shard
 }
@@ -76,9 +81,12 @@ type shard struct {
 
 // NewMemory returns an empty set.
 func NewMemory(opts MemoryOptions) *Memory {
-	m := &Memory{now: opts.Now, seeds: [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()}}
+	m := &Memory{now: opts.Now, every: opts.SweepInterval, seeds: [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()}}
 	if m.now == nil {
 		m.now = time.Now
+	}
+	if m.every <= 0 {
+		m.every = DefaultSweepInterval
 	}
 	for i := range m.shards {
 		m.shards[i].ids = make(map[hkey]int64)
@@ -236,13 +244,10 @@ func (s *shard) sweep(now int64) {
 	}
 }
 
-// Run sweeps every `every` (DefaultSweepInterval when not positive) until
-// ctx is done. The caller starts it in its own goroutine.
-func (m *Memory) Run(ctx context.Context, every time.Duration) {
-	if every <= 0 {
-		every = DefaultSweepInterval
-	}
-	t := time.NewTicker(every)
+// Run sweeps every MemoryOptions.SweepInterval until ctx is done. The
+// caller starts it in its own goroutine.
+func (m *Memory) Run(ctx context.Context) {
+	t := time.NewTicker(m.every)
 	defer t.Stop()
 	for {
 		select {
@@ -266,5 +271,31 @@ func (m *Memory) stored() int {
 	return n
 }
 
-// Interface guard.
-var _ Set = (*Memory)(nil)
+// WaitLoaded returns at once: a Memory has nothing to load.
+func (m *Memory) WaitLoaded(context.Context) error { return nil }
+
+// Reseed adds entries (a process restarted with a store that holds
+// revocations seeds its empty set this way).
+func (m *Memory) Reseed(ctx context.Context, entries []Entry) error {
+	for _, e := range entries {
+		if err := m.Revoke(ctx, e); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Status reports a Memory: always loaded and fresh.
+func (m *Memory) Status() Status {
+	return Status{Mode: ModeMemory, Loaded: true, Fresh: true, Entries: m.Len()}
+}
+
+// Close does nothing: a Memory holds no connection. Run stops with its
+// context.
+func (m *Memory) Close() error { return nil }
+
+// Interface guards
+var (
+	_ Set     = (*Memory)(nil)
+	_ Service = (*Memory)(nil)
+)

@@ -312,12 +312,12 @@ func TestMemorySweepCompacts(t *testing.T) {
 func TestMemoryRun(t *testing.T) {
 	t.Parallel()
 	c := newClock()
-	m := NewMemory(MemoryOptions{Now: c.Now})
+	m := NewMemory(MemoryOptions{Now: c.Now, SweepInterval: time.Millisecond})
 	revokeN(t, m, "tok_", 10, t0.Add(time.Minute))
 	c.Advance(2 * time.Minute)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { m.Run(ctx, time.Millisecond); close(done) }()
+	go func() { m.Run(ctx); close(done) }()
 	deadline := time.Now().Add(5 * time.Second)
 	for m.stored() != 0 {
 		if time.Now().After(deadline) {

@@ -48,8 +48,15 @@ const (
 type RedisOptions struct {
 	// URL is redis://[user:pass@]host:port/db or rediss://… for TLS, as
 	// redis.ParseURL reads it (query parameters such as dial_timeout too).
-	// Without them, dial, read and write time out after 2 s. Required.
+	// Without them, dial, read and write time out after 2 s. Required
+	// unless Client is set.
 	URL string
+
+	// Client, when set, is used instead of a client of its own made from
+	// URL: one client per Redis shared by every user in the process. Close
+	// then leaves it open; its owner closes it. Make it with
+	// internal/redisurl's options so it has the timeouts Run relies on.
+	Client *redis.Client
 
 	// MaxStaleness: Fresh is false when no answer came over the
 	// subscription within this. Default: 30 s. Must be at least twice
@@ -75,8 +82,10 @@ type RedisOptions struct {
 	Now func() time.Time
 }
 
-// RedisStatus is a snapshot of a Redis set, for readiness and metrics.
-type RedisStatus struct {
+// Status is a snapshot of a Service, for readiness and metrics. A Memory
+// is always loaded and fresh and reports only its entries.
+type Status struct {
+	Mode            string    // ModeMemory or ModeRedis
 	Loaded          bool      // a full load has completed at least once
 	Fresh           bool      // Fresh()
 	LastPong        time.Time // last answer over the subscription counted for freshness (zero: none)
@@ -125,6 +134,7 @@ type RedisStatus struct {
 type Redis struct {
 	mem    *Memory
 	client *redis.Client
+	owned  bool   // the client was made here from the URL, so Close closes it
 	addr   string // host:port, never the URL (it may carry a password)
 	log    *slog.Logger
 
@@ -178,9 +188,13 @@ func NewRedis(opts RedisOptions) (*Redis, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	ropts, err := redisOptions(opts.URL)
-	if err != nil {
-		return nil, err
+	client, owned := opts.Client, false
+	if client == nil {
+		ropts, err := redisOptions(opts.URL)
+		if err != nil {
+			return nil, err
+		}
+		client, owned = redis.NewClient(ropts), true
 	}
 	log := opts.Logger
 	if log == nil {
@@ -188,8 +202,9 @@ func NewRedis(opts RedisOptions) (*Redis, error) {
 	}
 	return &Redis{
 		mem:          NewMemory(MemoryOptions{Now: opts.Now}),
-		client:       redis.NewClient(ropts),
-		addr:         ropts.Addr,
+		client:       client,
+		owned:        owned,
+		addr:         client.Options().Addr,
 		log:          log,
 		now:          opts.Now,
 		maxLifetime:  opts.MaxLifetime,
@@ -284,8 +299,9 @@ func (r *Redis) Revoke(ctx context.Context, e Entry) error {
 
 // Status is a snapshot for readiness endpoints and metrics. It counts the
 // live entries, which visits every one: not for the request path.
-func (r *Redis) Status() RedisStatus {
-	s := RedisStatus{
+func (r *Redis) Status() Status {
+	s := Status{
+		Mode:         ModeRedis,
 		Loaded:       r.loaded.Load(),
 		Fresh:        r.Fresh(),
 		Entries:      r.mem.Len(),
@@ -301,13 +317,16 @@ func (r *Redis) Status() RedisStatus {
 	return s
 }
 
-// Close closes the connections and stops Run. Lookups keep answering from
-// the local set, which is no longer fresh.
+// Close stops Run and closes the connections (a client given in
+// RedisOptions.Client stays open). Lookups keep answering from the local
+// set, which is no longer fresh.
 func (r *Redis) Close() error {
 	var err error
 	r.closeOnce.Do(func() {
 		close(r.closing)
-		err = r.client.Close()
+		if r.owned {
+			err = r.client.Close()
+		}
 	})
 	return err
 }
@@ -329,7 +348,7 @@ func (r *Redis) Run(ctx context.Context) {
 		case <-ctx.Done():
 		}
 	})
-	wg.Go(func() { r.mem.Run(ctx, DefaultSweepInterval) })
+	wg.Go(func() { r.mem.Run(ctx) })
 
 	backoff := redisMinBackoff
 	for attempt := 0; ; attempt++ {
@@ -585,4 +604,8 @@ func removeKey(keys []string, key string) []string {
 }
 
 // Interface guard.
-var _ Set = (*Redis)(nil)
+// Interface guards
+var (
+	_ Set     = (*Redis)(nil)
+	_ Service = (*Redis)(nil)
+)

@@ -593,3 +593,36 @@ func BenchmarkRedisPropagation(b *testing.B) {
 	b.ReportMetric(float64(percentile(lat, .5).Microseconds()), "p50-µs")
 	b.ReportMetric(float64(percentile(lat, .99).Microseconds()), "p99-µs")
 }
+
+// TestRedisSharedClient: a set given a client uses it and leaves it open
+// when it closes: the client's owner (a node sharing one client per URL
+// between its users) closes it.
+func TestRedisSharedClient(t *testing.T) {
+	t.Parallel()
+	srv := startRedisServer(t)
+	o, err := redisOptions(srv.url())
+	if err != nil {
+		t.Fatal(err)
+	}
+	shared := redis.NewClient(o)
+	defer shared.Close()
+	opts := testOptions("")
+	opts.Client = shared
+	r := startSet(t, opts, nil)
+	ctx := context.Background()
+	if err := r.Revoke(ctx, Entry{ID: "tok_shared"}); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := srv.client().Exists(ctx, RedisKeyPrefix+"id:tok_shared").Result(); err != nil || n != 1 {
+		t.Fatalf("the entry in Redis: %d %v", n, err)
+	}
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := shared.Ping(ctx).Err(); err != nil {
+		t.Fatalf("the shared client after the set closed: %v", err)
+	}
+	if st := r.Status(); st.Mode != ModeRedis {
+		t.Fatalf("Status().Mode = %q", st.Mode)
+	}
+}

@@ -10,6 +10,8 @@
 // line and returned later.
 package directive
 
+import "strconv"
+
 // Reader reads one directive or global option: its arguments, then the
 // lines of its block.
 type Reader interface {
@@ -49,5 +51,24 @@ func OneArg(d Reader, v *string) error {
 	if !d.Args(v) || d.NextArg() {
 		return d.ArgErr()
 	}
+	return nil
+}
+
+// PositiveInt reads `<option> <n>` into v: n at least 1, and at most max
+// unless max is 0.
+func PositiveInt(d Reader, v *int, max int) error {
+	name := d.Val()
+	var s string
+	if err := OneArg(d, &s); err != nil {
+		return err
+	}
+	n, err := strconv.Atoi(s)
+	switch {
+	case max > 0 && (err != nil || n <= 0 || n > max):
+		return d.Errf("%s: %q is not between 1 and %d", name, s, max)
+	case err != nil || n <= 0:
+		return d.Errf("%s: %q is not a positive number", name, s)
+	}
+	*v = n
 	return nil
 }

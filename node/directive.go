@@ -1,0 +1,298 @@
+package node
+
+import (
+	"errors"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/kavachgate/kavach/audit"
+	"github.com/kavachgate/kavach/internal/directive"
+	"github.com/kavachgate/kavach/issuer"
+	"github.com/kavachgate/kavach/token"
+)
+
+// UnmarshalDirective reads the lines of the global option's block (the
+// reader is on the option's name):
+//
+//	kavach {
+//		issuer <url>                          # Kavach issuer: RFC 8414 metadata + JWKS
+//		trusted_keys <issuer> <jwks-file>     # Kavach issuer with offline keys
+//		external_issuer <issuer> {            # Okta, Entra, Keycloak…
+//			jwks <url>
+//			algs RS256 ES256
+//			typ JWT at+jwt
+//		}
+//		max_token_lifetime 1h
+//		cache_size 65536
+//		key_refresh 5m
+//		redis {env.KAVACH_REDIS}              # cluster: shared revocation
+//		max_staleness 30s
+//		admin 127.0.0.1:2021
+//		admin_token {env.KAVACH_ADMIN_TOKEN}
+//		audit file <path> | stdout | off      # default: a file in Caddy's data dir
+//		audit file <path> {
+//			key <file>.key                    # default: <path>.key; keep it outside the trail's directory
+//		}
+//		audit postgres {env.KAVACH_AUDIT_DB} { # central trail for many gateways
+//			node <name>                       # default: the hostname
+//			key <file>.key                    # default: <data dir>/kavach/audit-postgres.key
+//		}
+//	}
+func (c *Config) UnmarshalDirective(d directive.Reader) error {
+	if err := directive.NoArgs(d); err != nil {
+		return err
+	}
+	for d.NextBlock(0) {
+		if err := parseGlobalLine(d, c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// parseGlobalLine reads one line (with its block) of the global option.
+func parseGlobalLine(d directive.Reader, app *Config) error {
+	switch d.Val() {
+	case "issuer":
+		var iss string
+		if err := directive.OneArg(d, &iss); err != nil {
+			return err
+		}
+		app.Issuers = append(app.Issuers, iss)
+	case "redis":
+		if err := directive.OneArg(d, &app.Redis); err != nil {
+			return err
+		}
+		if err := checkRedisURL(app.Redis); err != nil {
+			return d.Errf("redis: %v", err)
+		}
+	case "trusted_keys":
+		var tk TrustedKeys
+		if !d.Args(&tk.Issuer, &tk.File) || d.NextArg() {
+			return d.ArgErr()
+		}
+		app.TrustedKeys = append(app.TrustedKeys, tk)
+	case "external_issuer":
+		var ext ExternalIssuer
+		if err := directive.OneArg(d, &ext.Issuer); err != nil {
+			return err
+		}
+		for nesting := d.Nesting(); d.NextBlock(nesting); {
+			switch d.Val() {
+			case "jwks":
+				if err := directive.OneArg(d, &ext.JWKS); err != nil {
+					return err
+				}
+			case "algs":
+				ext.Algorithms = append(ext.Algorithms, d.RemainingArgs()...)
+			case "typ":
+				ext.Types = append(ext.Types, d.RemainingArgs()...)
+			default:
+				return d.Errf("unknown external_issuer option %q", d.Val())
+			}
+		}
+		if ext.JWKS == "" {
+			return d.Errf("external_issuer %s: jwks <url> is required", ext.Issuer)
+		}
+		app.ExternalIssuers = append(app.ExternalIssuers, ext)
+	case "max_token_lifetime":
+		return positiveDuration(d, &app.MaxTokenLifetime)
+	case "key_refresh":
+		return positiveDuration(d, &app.KeyRefresh)
+	case "max_staleness":
+		return positiveDuration(d, &app.MaxStaleness)
+	case "cache_size":
+		return directive.PositiveInt(d, &app.CacheSize, 0)
+	case "admin":
+		if err := directive.OneArg(d, &app.Admin); err != nil {
+			return err
+		}
+		if err := CheckLoopback(app.Admin); err != nil {
+			return d.Errf("admin %s: %v", app.Admin, err)
+		}
+	case "admin_token":
+		return directive.OneArg(d, &app.AdminToken)
+	case "audit":
+		if app.Audit != nil {
+			return d.Err("audit is configured twice")
+		}
+		c, err := parseAudit(d)
+		app.Audit = c
+		return err
+	default:
+		return d.Errf("unknown kavach option %q", d.Val())
+	}
+	return nil
+}
+
+// auditSinks is what the global audit option takes, for its messages.
+const auditSinks = "want file <path>, stdout, postgres <url> or off"
+
+// parseAudit reads `audit <sink> [<path|url>] [{ node <name>; key <file>.key }]`.
+func parseAudit(d directive.Reader) (*audit.Config, error) {
+	args := d.RemainingArgs()
+	if len(args) == 0 {
+		return nil, d.Errf("audit: the sink is missing (%s)", auditSinks)
+	}
+	c := &audit.Config{Sink: args[0]}
+	// Each sink's own arguments, so that a typo in the sink's name is
+	// named as such rather than "wrong argument count".
+	switch extra := args[1:]; c.Sink {
+	case audit.SinkFile, audit.SinkPostgres:
+		what := map[string]string{audit.SinkFile: "path", audit.SinkPostgres: "URL"}[c.Sink]
+		switch {
+		case len(extra) == 0:
+			return nil, d.Errf("audit %s <%s>: the %s is missing", c.Sink, strings.ToLower(what), what)
+		case len(extra) > 1:
+			return nil, d.Errf("audit %s takes one %s, found %d: %q", c.Sink, what, len(extra), extra)
+		case c.Sink == audit.SinkFile:
+			c.Path = extra[0]
+		default:
+			c.URL = extra[0]
+		}
+	case audit.SinkStdout, audit.SinkOff:
+		if len(extra) > 0 {
+			return nil, d.Errf("audit %s takes no argument, found %q", c.Sink, extra[0])
+		}
+	case "required":
+		return nil, d.Errf("`audit required` is a route option (inside kavach <matcher> { … }); the global audit option names a sink (%s)", auditSinks)
+	default:
+		return nil, d.Errf("unknown audit sink %q (%s)", c.Sink, auditSinks)
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		if c.Sink != audit.SinkPostgres && c.Sink != audit.SinkFile {
+			return nil, d.Errf("audit %s takes no options", c.Sink)
+		}
+		opt := d.Val()
+		var v string
+		if opt == "node" || opt == "key" {
+			if !d.Args(&v) || d.NextArg() {
+				return nil, d.Errf("audit %s: %s takes one value (%s)", c.Sink, opt, map[string]string{"node": "node <name>", "key": "key <file>.key"}[opt])
+			}
+		}
+		switch {
+		case opt == "node" && c.Sink == audit.SinkPostgres:
+			c.Node = v
+		case opt == "key":
+			c.Key = v
+		case c.Sink == audit.SinkFile:
+			return nil, d.Errf("unknown audit file option %q (want key)", opt)
+		default:
+			return nil, d.Errf("unknown audit postgres option %q (want node or key)", opt)
+		}
+	}
+	if err := c.Validate(); err != nil {
+		return nil, d.Errf("%v", err)
+	}
+	return c, nil
+}
+
+// checkRedisURL refuses a literal URL that is not redis:// or rediss://;
+// a placeholder is checked when it is resolved.
+func checkRedisURL(u string) error {
+	if strings.HasPrefix(u, "{") {
+		return nil
+	}
+	if !strings.HasPrefix(u, "redis://") && !strings.HasPrefix(u, "rediss://") {
+		return errors.New("want redis://host:port/db or rediss://… (or a placeholder such as {env.KAVACH_REDIS})")
+	}
+	if _, err := url.Parse(u); err != nil {
+		return errors.New("not a URL")
+	}
+	return nil
+}
+
+// UnmarshalDirective reads the kavach_issuer directive's block (the reader
+// is on the directive's name):
+//
+//	kavach_issuer {
+//		issuer <url>
+//		store sqlite <file> | store postgres <url>
+//		access_token_ttl 5m
+//		refresh_token_ttl 168h
+//		max_depth 5
+//		registration off
+//		dev_loopback_client_metadata
+//	}
+//
+// With maxLifetime (the global max_token_lifetime) set, it refuses an
+// access token lifetime over it, naming the access_token_ttl line, or the
+// directive's without one (Validate refuses it in JSON configs).
+func (h *IssuerConfig) UnmarshalDirective(d directive.Reader, maxLifetime time.Duration) error {
+	var ttlErr error // the access token lifetime's, at its line
+	if maxLifetime > 0 {
+		if err := CheckAccessTTL(0, maxLifetime); err != nil {
+			ttlErr = d.Err(err.Error())
+		}
+	}
+	if err := directive.NoArgs(d); err != nil {
+		return err
+	}
+	var err error
+	for d.NextBlock(0) {
+		switch d.Val() {
+		case "issuer":
+			if err := directive.OneArg(d, &h.Issuer); err != nil {
+				return err
+			}
+			if _, err := issuer.ValidateIssuerURL(h.Issuer); err != nil {
+				return d.Errf("%v", err)
+			}
+		case "store":
+			if !d.Args(&h.Store, &h.DSN) || d.NextArg() {
+				return d.ArgErr()
+			}
+			if h.Store != "sqlite" && h.Store != "postgres" {
+				return d.Errf("store must be sqlite or postgres, not %q", h.Store)
+			}
+		case "access_token_ttl":
+			if err = positiveDuration(d, &h.AccessTokenTTL); err == nil && maxLifetime > 0 {
+				ttlErr = nil
+				if e := CheckAccessTTL(time.Duration(h.AccessTokenTTL), maxLifetime); e != nil {
+					ttlErr = d.Err(e.Error())
+				}
+			}
+		case "refresh_token_ttl":
+			err = positiveDuration(d, &h.RefreshTokenTTL)
+		case "max_depth":
+			err = directive.PositiveInt(d, &h.MaxDepth, token.MaxChainLen)
+		case "registration":
+			var v string
+			if err := directive.OneArg(d, &v); err != nil {
+				return err
+			}
+			if v != "on" && v != "off" {
+				return d.Errf("registration: want on or off")
+			}
+			h.DisableRegistration = v == "off"
+		case "dev_loopback_client_metadata":
+			err = directive.NoArgs(d)
+			h.DevLoopbackClientMetadata = true
+		default:
+			return d.Errf("unknown kavach_issuer option %q", d.Val())
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if h.Issuer == "" {
+		return d.Err("kavach_issuer: issuer <url> is required (this site's exact public URL)")
+	}
+	return ttlErr
+}
+
+// positiveDuration reads `<option> <duration>` into v.
+func positiveDuration(d directive.Reader, v *Duration) error {
+	name := d.Val()
+	var s string
+	if err := directive.OneArg(d, &s); err != nil {
+		return err
+	}
+	dur, err := ParseDuration(s)
+	if err != nil || dur <= 0 {
+		return d.Errf("%s: %q is not a positive duration", name, s)
+	}
+	*v = Duration(dur)
+	return nil
+}

@@ -126,7 +126,7 @@ func (s *Server) setEntitlements(ctx context.Context, id string, ent admin.Entit
 	if err := validEntitlements(ent); err != nil {
 		return nil, err
 	}
-	if err := s.store.SetEntitlements(ctx, id, ent); err != nil {
+	if err := s.store.SetEntitlements(ctx, id, ent, now()); err != nil {
 		return nil, err
 	}
 	return s.getUser(ctx, id)

@@ -341,14 +341,14 @@ func (s *sqlStore) RevokeUser(ctx context.Context, id string, now time.Time, cut
 
 // Grants.
 
-const grantCols = `id, parent, user_id, grantee, scopes, audience, constraints, created_at, expires_at, revoked_at`
+const grantCols = `id, parent, user_id, grantee, scopes, audience, constraints, via, created_at, expires_at, revoked_at`
 
 func scanGrant(sc scanner) (*Grant, error) {
 	var g Grant
 	var parent sql.NullString
 	var scopes, aud, cnst string
 	var created, expires, revoked int64
-	if err := sc.Scan(&g.ID, &parent, &g.User, &g.Grantee, &scopes, &aud, &cnst, &created, &expires, &revoked); err != nil {
+	if err := sc.Scan(&g.ID, &parent, &g.User, &g.Grantee, &scopes, &aud, &cnst, &g.Via, &created, &expires, &revoked); err != nil {
 		return nil, err
 	}
 	var d decoder
@@ -364,8 +364,8 @@ func insertGrant(ctx context.Context, c conn, g *Grant) error {
 	if err != nil {
 		return err
 	}
-	_, err = c.exec(ctx, `INSERT INTO grants (`+grantCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		g.ID, nullString(g.Parent), g.User, g.Grantee, listText(g.Scopes), listText(g.Audience), cnst,
+	_, err = c.exec(ctx, `INSERT INTO grants (`+grantCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		g.ID, nullString(g.Parent), g.User, g.Grantee, listText(g.Scopes), listText(g.Audience), cnst, g.Via,
 		millis(g.CreatedAt), millis(g.ExpiresAt), millis(g.RevokedAt))
 	return err
 }
@@ -959,7 +959,7 @@ func urlHostCovered(host, id string) bool {
 }
 
 func (s *sqlStore) HasConsent(ctx context.Context, user, client string, now time.Time) (bool, error) {
-	err := exists(ctx, s.reader(), `SELECT 1 FROM grants WHERE grantee = ? AND user_id = ? AND parent IS NULL
+	err := exists(ctx, s.reader(), `SELECT 1 FROM grants WHERE grantee = ? AND user_id = ? AND parent IS NULL AND via = ''
 		AND revoked_at = 0 AND (expires_at = 0 OR expires_at > ?) LIMIT 1`, client, user, now.UnixMilli())
 	if errors.Is(err, ErrNotFound) {
 		return false, nil

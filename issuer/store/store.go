@@ -119,10 +119,19 @@ type Grant struct {
 	Scopes      []string
 	Audience    []string // resources; nil: any of the user's entitlements
 	Constraints policy.Constraints
-	CreatedAt   time.Time
-	ExpiresAt   time.Time
-	RevokedAt   time.Time
+	// Via says who authorized a root grant other than the user in
+	// person: "" (consent, or the admin API), or GrantViaIDJAG + the
+	// IdP's issuer for an ID-JAG the IdP issued. Such a grant is not a
+	// consent (HasConsent) but is revoked with the user and the client.
+	Via       string
+	CreatedAt time.Time
+	ExpiresAt time.Time
+	RevokedAt time.Time
 }
+
+// GrantViaIDJAG prefixes Grant.Via of a grant an IdP authorized with an
+// Identity Assertion JWT Authorization Grant.
+const GrantViaIDJAG = "id-jag "
 
 // Agent is a first-class principal with its own credential. Its client_id
 // for the token endpoint is its ID.
@@ -328,7 +337,8 @@ type Store interface {
 	RevokeUser(ctx context.Context, id string, now time.Time, cutoff revocation.Entry) error
 
 	// HasConsent reports whether user has given client a consent that
-	// still holds at now: a root grant to it, not revoked, not expired.
+	// still holds at now: a root grant to it without Via, not revoked,
+	// not expired.
 	HasConsent(ctx context.Context, user, client string, now time.Time) (bool, error)
 
 	// Clients.

@@ -30,3 +30,7 @@ ALTER TABLE users ADD COLUMN entitlements_at BIGINT NOT NULL DEFAULT 0;
 ALTER TABLE auth_requests ADD COLUMN prompt TEXT NOT NULL DEFAULT '';
 ALTER TABLE auth_requests ADD COLUMN max_age BIGINT NOT NULL DEFAULT 0;
 ALTER TABLE auth_requests ADD COLUMN auth_after BIGINT NOT NULL DEFAULT 0;
+
+-- Who authorized a root grant other than the user in person: '' (consent
+-- or the admin API), or 'id-jag <issuer>' for an ID-JAG from that IdP.
+ALTER TABLE grants ADD COLUMN via TEXT NOT NULL DEFAULT '';

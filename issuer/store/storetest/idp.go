@@ -109,3 +109,22 @@ func testIdPSignInAtomic(t *testing.T, s store.Store) {
 	_, err = s.GetUser(ctx, "usr_b")
 	is(t, "no user", err, store.ErrNotFound)
 }
+
+// testGrantVia: a root grant an IdP authorized keeps its Via, is not a
+// consent, and is revoked with its client.
+func testGrantVia(t *testing.T, s store.Store) {
+	newUser(t, s, "usr_a")
+	must(t, s.CreateClient(ctx, &store.Client{ID: "cli_a", Kind: store.ClientPublic, RedirectURIs: []string{"http://127.0.0.1/cb"}, CreatedAt: t0}))
+	g := &store.Grant{ID: "dlg_jag", User: "usr_a", Grantee: "cli_a", Scopes: []string{"mcp:review"},
+		Audience: []string{"https://mcp.example/mcp"}, Via: store.GrantViaIDJAG + idpIss, CreatedAt: t0, ExpiresAt: at(time.Hour)}
+	must(t, s.CreateGrant(ctx, g))
+	got, err := s.GetGrant(ctx, "dlg_jag")
+	must(t, err)
+	equal(t, "grant", got, g)
+	ok, err := s.HasConsent(ctx, "usr_a", "cli_a", t0)
+	must(t, err)
+	equal(t, "an ID-JAG grant is not a consent", ok, false)
+	ids, err := s.RevokeClient(ctx, "cli_a", at(time.Minute), at(time.Hour), revocation.Entry{ID: "cli_a", Cutoff: revocation.CutoffClient, Before: at(time.Minute), Until: at(time.Hour)})
+	must(t, err)
+	equal(t, "revoked with the client", ids, []string{"dlg_jag"})
+}

@@ -39,6 +39,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Users", testUsers},
 		{"IdPSignIn", testIdPSignIn},
 		{"IdPSignInAtomic", testIdPSignInAtomic},
+		{"GrantVia", testGrantVia},
 		{"UserExists", testUserExists},
 		{"NotFound", testNotFound},
 		{"Times", testTimes},

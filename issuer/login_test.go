@@ -119,6 +119,13 @@ func TestIdPSignIn(t *testing.T) {
 	if len(links) != 1 || links[0].Email != oidctest.Alice.Email || strings.Join(links[0].Groups, ",") != "platform-eng,staff" {
 		t.Errorf("links %+v", links)
 	}
+	// The admin API shows the link, the groups and where the
+	// entitlements come from.
+	shown, err := e.s.getUser(ctx, u.ID)
+	if err != nil || len(shown.IdPLinks) != 1 || shown.IdPLinks[0].Subject != oidctest.Alice.Sub ||
+		shown.IdPLinks[0].Provider != "corpsso" || len(shown.IdPLinks[0].Groups) != 2 || shown.EntitlementsSource != "idp" {
+		t.Errorf("admin user: %+v %v", shown, err)
+	}
 	// An agent of hers, within her entitlements.
 	ag, err := e.s.createAgent(ctx, &admin.AgentCreate{Name: "bot", Owner: u.ID, Scopes: []string{"repo:read"}})
 	if err != nil {

@@ -240,7 +240,7 @@ func (s *Server) signInFailed(w http.ResponseWriter, reqID string, err error) {
 		if errors.Is(err, idp.ErrIdPUnavailable) {
 			status = http.StatusServiceUnavailable
 		}
-		s.log.Warn("issuer: sign-in through the identity provider refused", "reason", ie.Kind, "detail", ie.Detail)
+		s.log.Warn("issuer: sign-in through the identity provider refused", "reason", ie.Kind, "detail", ie.Detail, "cause", ie.Err)
 	} else {
 		s.log.Warn("issuer: sign-in through the identity provider refused", "error", err)
 	}

@@ -482,3 +482,16 @@ func SignIn(t testing.TB, authURL, opRedirect string) url.Values {
 	}
 	return u.Query()
 }
+
+// SigningKeyID is the kid of the key the OP signs with now.
+func (o *OP) SigningKeyID() string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.signing.kid
+}
+
+// Close stops the OP at once (an IdP that goes down).
+func (o *OP) Close() {
+	o.srv.CloseClientConnections()
+	o.srv.Close()
+}

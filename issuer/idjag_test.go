@@ -216,3 +216,46 @@ func postJSON(t *testing.T, u, body string) (int, map[string]any) {
 	_ = json.NewDecoder(resp.Body).Decode(&out)
 	return resp.StatusCode, out
 }
+
+// TestJWTBearerReplayAcrossNodes: two issuer nodes sharing a replay store
+// (issuer.RedisReplay in a cluster) refuse an ID-JAG the other one took.
+func TestJWTBearerReplayAcrossNodes(t *testing.T) {
+	shared := idp.NewMemoryReplay()
+	p := startJAGIdP(t)
+	var nodes []*testEnv
+	for range 2 {
+		e := newEnv(t, func(c *Config) {
+			c.Replay = shared
+			c.TrustIDJAG = []idp.TrustedIssuer{{Issuer: p.issuer(), JWKS: p.issuer() + "/jwks"}}
+		})
+		if _, _, err := e.st.SignInIdP(context.Background(), &store.IdPSignIn{
+			Link:         store.IdentityLink{Issuer: p.issuer(), Subject: "00u-alice", Provider: "corpsso", SeenAt: now()},
+			Entitlements: map[string][]string{testResource: {"repo:read", "issues:*"}},
+			NewUser:      &store.User{ID: token.NewID(token.PrefixUser), Name: "corpsso:alice", CreatedAt: now()},
+		}); err != nil {
+			t.Fatal(err)
+		}
+		nodes = append(nodes, e)
+	}
+	// Both nodes know the same client id; the assertion is for it and
+	// for the issuer URL of node 0, so give node 1 the same client.
+	c := nodes[0].client
+	if err := nodes[1].st.CreateClient(context.Background(), c); err != nil {
+		t.Fatal(err)
+	}
+	claims := p.claims(nodes[0].s.Issuer(), c.ID)
+	j := p.mint(idp.JAGType, claims)
+	if status, out := nodes[0].jwtBearer(c.ID, j, nil); status != http.StatusOK {
+		t.Fatalf("node 0: %d %v", status, out)
+	}
+	// Node 1 has another issuer URL; the replay is what must refuse an
+	// assertion for it, so mint one for node 1 with the same jti.
+	claims["aud"] = nodes[1].s.Issuer()
+	status, out := nodes[1].jwtBearer(c.ID, p.mint(idp.JAGType, claims), nil)
+	wantOAuthError(t, status, out, 400, "invalid_grant")
+	// The same assertion with a new jti is good there.
+	claims["jti"] = "another-jti"
+	if status, out := nodes[1].jwtBearer(c.ID, p.mint(idp.JAGType, claims), nil); status != http.StatusOK {
+		t.Fatalf("node 1, new jti: %d %v", status, out)
+	}
+}

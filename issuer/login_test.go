@@ -95,6 +95,17 @@ func TestIdPSignIn(t *testing.T) {
 	v := newVerifier()
 	b := newBrowser(t)
 	back := e.idpSignIn(b, e.authParams(v))
+	// The session ends with the IdP's ID token (5 minutes at the test
+	// OP), not after SessionTTL.
+	var sessionAge int
+	for _, c := range (&http.Response{Header: back.header}).Cookies() {
+		if c.Name == sessionCookie {
+			sessionAge = c.MaxAge
+		}
+	}
+	if sessionAge <= 0 || sessionAge > 300 {
+		t.Errorf("session cookie Max-Age %d, want at most the ID token's 300 s", sessionAge)
+	}
 	q := e.consent(b, back)
 	status, out := e.exchange(q.Get("code"), v)
 	if status != http.StatusOK || out["scope"] != "repo:read issues:list" {
@@ -258,5 +269,52 @@ func TestPromptLogin(t *testing.T) {
 		if o.LastAuthorize().Get("prompt") != "login" {
 			t.Errorf("%v: prompt not passed on: %v", extra, o.LastAuthorize())
 		}
+	}
+}
+
+// TestSignInConfig: New refuses a sign-in config that cannot work, naming
+// the part.
+func TestSignInConfig(t *testing.T) {
+	st := newEnv(t).st
+	prov := LoginProvider{ProviderConfig: idp.ProviderConfig{Name: "corpsso", Issuer: "https://sso.example", ClientID: "k"}}
+	rule := idp.Rule{Kind: idp.RuleGroup, Value: "eng", Resource: testResource, Scopes: []string{"repo:read"}}
+	for _, tc := range []struct {
+		name string
+		cfg  func(c *Config)
+		want string
+	}{
+		{"provider without client id", func(c *Config) {
+			p := prov
+			p.ClientID = ""
+			c.Login = []LoginProvider{p}
+		}, `login "corpsso"`},
+		{"provider twice", func(c *Config) { c.Login = []LoginProvider{prov, prov} }, "configured twice"},
+		{"entitle without a provider", func(c *Config) { c.Entitle = idp.Rules{rule} }, "entitle rules need a login provider"},
+		{"entitle for an unknown provider", func(c *Config) {
+			r := rule
+			r.Provider = "other"
+			c.Login, c.Entitle = []LoginProvider{prov}, idp.Rules{r}
+		}, `no login provider "other"`},
+		{"bad rule", func(c *Config) {
+			r := rule
+			r.Resource = "not a url"
+			c.Login, c.Entitle = []LoginProvider{prov}, idp.Rules{r}
+		}, "entitle"},
+		{"trust_idjag without jwks", func(c *Config) { c.TrustIDJAG = []idp.TrustedIssuer{{Issuer: "https://sso.example"}} }, "trust_idjag"},
+		{"short login key", func(c *Config) { c.Login, c.LoginKey = []LoginProvider{prov}, []byte("short") }, "login key"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := Config{Issuer: "https://kavach.example", Store: st}
+			tc.cfg(&cfg)
+			_, err := New(cfg)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("New: %v, want an error with %q", err, tc.want)
+			}
+		})
+	}
+	// A valid one, and the default of local users.
+	s, err := New(Config{Issuer: "https://kavach.example", Store: st, Login: []LoginProvider{prov}, Entitle: idp.Rules{rule}})
+	if err != nil || !s.login.local || len(s.login.providers) != 1 || s.cfg.SessionTTL != DefaultSessionTTL {
+		t.Errorf("valid config: %v", err)
 	}
 }

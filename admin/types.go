@@ -42,8 +42,32 @@ type User struct {
 	ID           string       `json:"id"`
 	Name         string       `json:"name"`
 	Entitlements Entitlements `json:"entitlements"`
-	CreatedAt    time.Time    `json:"created_at"`
-	RevokedAt    *time.Time   `json:"revoked_at,omitempty"`
+	// EntitlementsSource is where Entitlements come from: "admin" (this
+	// API) or "idp" (the issuer's entitle rules, evaluated at the user's
+	// last sign-in through an IdP, which replaces what this API set);
+	// absent for users stored before sources were recorded.
+	EntitlementsSource string `json:"entitlements_source,omitempty"`
+	// EntitlementsAt is when they were set or evaluated.
+	EntitlementsAt *time.Time `json:"entitlements_at,omitempty"`
+	// IdPLinks are the user's accounts at upstream OpenID providers, in
+	// GET /v1/users/{id} only.
+	IdPLinks  []IdPLink  `json:"idp_links,omitempty"`
+	CreatedAt time.Time  `json:"created_at"`
+	RevokedAt *time.Time `json:"revoked_at,omitempty"`
+}
+
+// IdPLink is a user's account at an upstream OpenID provider: the user
+// is found by (Issuer, Subject), never by email; Email, Name and Groups
+// are what the IdP said at the last sign-in (SeenAt).
+type IdPLink struct {
+	Provider  string    `json:"provider"`
+	Issuer    string    `json:"issuer"`
+	Subject   string    `json:"subject"`
+	Email     string    `json:"email,omitempty"`
+	Name      string    `json:"name,omitempty"`
+	Groups    []string  `json:"groups,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+	SeenAt    time.Time `json:"seen_at"`
 }
 
 // UserList is the answer of GET /v1/users.

@@ -5,9 +5,12 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/kavachgate/kavach/admin"
 )
 
 var created = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
@@ -52,7 +55,7 @@ func TestAdminRequests(t *testing.T) {
 			"POST", "/v1/users", "", `{"name":"bob","password":"pw hunter2","entitlements":{}}`},
 		{[]string{"user", "entitle", "usr_a/b", "--entitle", "https://r.example=x:y"}, "",
 			"PUT", "/v1/users/usr_a%2Fb/entitlements", "", `{"https://r.example":["x:y"]}`},
-		{[]string{"user", "show", "usr_alice"}, "", "GET", "/v1/users/usr_alice", "", ""},
+		{[]string{"user", "show", "usr_alice", "--json"}, "", "GET", "/v1/users/usr_alice", "", ""},
 		{[]string{"user", "revoke", "usr_alice", "--issuer", "https://iss.example"}, "", "POST", "/v1/users/usr_alice/revoke", "issuer=https%3A%2F%2Fiss.example", ""},
 		{[]string{"agent", "create", "--name", "orch", "--owner", "usr_alice", "--scope", "a:b c:d", "--scope", "e:f", "--ttl", "1h",
 			"--constraint", "hosts=a.example,b.example", "--constraint", "max_body=10"}, "",
@@ -185,6 +188,12 @@ func TestTables(t *testing.T) {
 		case "/v1/users":
 			return 200, map[string]any{"users": []any{map[string]any{"id": "usr_alice", "name": "alice", "created_at": created,
 				"entitlements": map[string][]string{"https://b.example/mcp": {"x:y"}, "https://a.example/mcp": {"mcp:review", "repository:read"}}}}}
+		case "/v1/users/usr_sso":
+			return 200, map[string]any{"id": "usr_sso", "name": "corpsso:alice@corp.example", "created_at": created,
+				"entitlements":        map[string][]string{"https://a.example/mcp": {"mcp:review", "repository:read"}},
+				"entitlements_source": "idp", "entitlements_at": created,
+				"idp_links": []any{map[string]any{"provider": "corpsso", "issuer": "https://sso.corp.example", "subject": "00u-alice",
+					"email": "alice@corp.example", "groups": []string{"platform-eng", "staff"}, "created_at": created, "seen_at": created}}}
 		}
 		return 404, map[string]string{"error": "not_found", "error_description": "not found"}
 	})
@@ -226,6 +235,23 @@ func TestTables(t *testing.T) {
 	if code != 0 || len(lines) != 2 || strings.Join(strings.Fields(lines[1]), " ") !=
 		"usr_alice alice active 2026-03-01T12:00:00Z https://a.example/mcp=mcp:review,repository:read https://b.example/mcp=x:y" {
 		t.Errorf("user list: %d\n%s", code, out)
+	}
+	out, _, code = run(t, nil, "", "user", "show", "usr_sso", "--admin", addr)
+	var rows []string // each line with its columns one space apart
+	for _, l := range strings.Split(out, "\n") {
+		rows = append(rows, strings.Join(strings.Fields(l), " "))
+	}
+	for _, want := range []string{"Name corpsso:alice@corp.example", "Entitlements idp (entitle rules at the last sign-in), 2026-03-01T12:00:00Z",
+		"https://a.example/mcp mcp:review repository:read", "IdP corpsso https://sso.corp.example sub=00u-alice",
+		"Email alice@corp.example", "Groups platform-eng staff"} {
+		if code != 0 || !slices.Contains(rows, want) {
+			t.Errorf("user show lacks %q:\n%s", want, out)
+		}
+	}
+	out, _, _ = run(t, nil, "", "user", "show", "usr_sso", "--json", "--admin", addr)
+	var shownUser admin.User
+	if err := json.Unmarshal([]byte(out), &shownUser); err != nil || len(shownUser.IdPLinks) != 1 || shownUser.IdPLinks[0].Subject != "00u-alice" {
+		t.Errorf("user show --json: %v\n%s", err, out)
 	}
 	out, _, _ = run(t, nil, "", "user", "list", "--json", "--admin", addr)
 	if !strings.HasPrefix(out, "{\n  \"users\": [") {

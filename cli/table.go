@@ -69,6 +69,44 @@ func userTable(w io.Writer, users []*admin.User) error {
 	return tw.Flush()
 }
 
+// userDetail is `user show`: one row per field, one per entitlement
+// resource and one per IdP account.
+func userDetail(w io.Writer, u *admin.User) error {
+	tw := newTable(w)
+	row := func(k, v string) { fmt.Fprintf(tw, "%s\t%s\n", k, v) }
+	row("ID", cell(u.ID))
+	row("Name", cell(u.Name))
+	row("Status", state(u.RevokedAt, time.Time{}, time.Now()))
+	row("Created", when(u.CreatedAt))
+	if u.RevokedAt != nil {
+		row("Revoked", when(*u.RevokedAt))
+	}
+	src := cell(u.EntitlementsSource)
+	switch u.EntitlementsSource {
+	case "idp":
+		src = "idp (entitle rules at the last sign-in)"
+	case "admin":
+		src = "admin (set through the admin API)"
+	}
+	if u.EntitlementsAt != nil {
+		src += ", " + when(*u.EntitlementsAt)
+	}
+	row("Entitlements", src)
+	if len(u.Entitlements) == 0 {
+		row("", "-")
+	}
+	for _, res := range slices.Sorted(maps.Keys(u.Entitlements)) {
+		row("  "+cell(res), cells(u.Entitlements[res], " "))
+	}
+	for _, l := range u.IdPLinks {
+		row("IdP", cell(l.Provider)+" "+cell(l.Issuer)+" sub="+cell(l.Subject))
+		row("  Email", cell(l.Email))
+		row("  Groups", cells(l.Groups, " "))
+		row("  Last sign-in", when(l.SeenAt))
+	}
+	return tw.Flush()
+}
+
 // entitlementsCell is "resource=scope,scope resource=…", resources sorted.
 func entitlementsCell(ent admin.Entitlements) string {
 	if len(ent) == 0 {

@@ -29,20 +29,14 @@ directory; --issuer picks one issuer of a gateway that runs several).
               --entitle <resource>=<scope>,<scope>… (repeatable)
   user entitle <id> --entitle <resource>=<scope>,…   (replaces all)
   user list [--json]    a table, or the admin API's JSON
-  user show <id>
+  user show <id> [--json]   entitlements (and where they come from), IdP
+                            accounts and the groups they last had
   user revoke <id>      every token of the user stops at once
 `,
 		Setup: func(cmd *cobra.Command) {
 			f := addAdminFlags(env, cmd.PersistentFlags(), true)
 			cmd.AddCommand(userCreateCommand(f), userEntitleCommand(f), userListCommand(f),
-				&cobra.Command{
-					Use:   "show <id>",
-					Short: "Shows a user",
-					Args:  cobra.ExactArgs(1),
-					RunE: func(cmd *cobra.Command, args []string) error {
-						return call(cmd, f, func(ctx context.Context, c *admin.Client) (*admin.User, error) { return c.User(ctx, args[0]) })
-					},
-				},
+				userShowCommand(f),
 				&cobra.Command{
 					Use:   "revoke <id>",
 					Short: "Revokes a user and every token of theirs",
@@ -117,6 +111,31 @@ func userEntitleCommand(f *adminFlags) *cobra.Command {
 		},
 	}
 	c.Flags().StringArrayVar(&ent, "entitle", nil, "<resource>=<scope>,<scope>… (repeatable)")
+	return c
+}
+
+func userShowCommand(f *adminFlags) *cobra.Command {
+	var asJSON bool
+	c := &cobra.Command{
+		Use:   "show <id> [--json]",
+		Short: "Shows a user: entitlements, their source, IdP accounts and groups",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := f.client()
+			if err != nil {
+				return err
+			}
+			u, err := c.User(cmd.Context(), args[0])
+			if err != nil {
+				return f.explain(err)
+			}
+			if asJSON {
+				return printJSON(cmd.OutOrStdout(), u)
+			}
+			return userDetail(cmd.OutOrStdout(), u)
+		},
+	}
+	c.Flags().BoolVar(&asJSON, "json", false, "print the admin API's JSON instead of a table")
 	return c
 }
 

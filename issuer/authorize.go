@@ -5,7 +5,10 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"slices"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/kavachgate/kavach/issuer/store"
 	"github.com/kavachgate/kavach/policy"
@@ -67,6 +70,9 @@ func registeredRedirect(c *store.Client, requested string) bool {
 	}
 	return false
 }
+
+// maxMaxAge bounds max_age (a year; larger is no bound at all).
+const maxMaxAge = 365 * 24 * 3600
 
 // serveAuthorize is the authorization endpoint (RFC 6749 §4.1.1, OAuth
 // 2.1 §4.1.1), GET or POST. Checks run in this order:
@@ -212,16 +218,38 @@ func (s *Server) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	at := now()
 	ar := &store.AuthRequest{
 		ID: newSecret(), ClientID: client.ID, RedirectURI: redirectURI, State: state,
-		Challenge: challenge, Resource: resources[0], Scopes: scopes, ExpiresAt: now().Add(DefaultAuthTTL),
+		Challenge: challenge, Resource: resources[0], Scopes: scopes, ExpiresAt: at.Add(DefaultAuthTTL),
+	}
+	// OpenID Connect Core §3.1.2.1: prompt=login and max_age ask for a
+	// sign-in at least that recent; both are passed on to an IdP. Other
+	// prompt values are ignored, as before.
+	if slices.Contains(strings.Fields(params.Get("prompt")), "login") {
+		ar.Prompt, ar.AuthAfter = "login", at
+	}
+	if params.Has("max_age") {
+		n, err := strconv.ParseInt(params.Get("max_age"), 10, 64)
+		if err != nil || n < 0 || n > maxMaxAge {
+			fail("invalid_request", "max_age must be a number of seconds")
+			return
+		}
+		if n == 0 {
+			ar.Prompt, ar.AuthAfter = "login", at
+		} else {
+			ar.MaxAge = n
+			if after := at.Add(-time.Duration(n) * time.Second); after.After(ar.AuthAfter) {
+				ar.AuthAfter = after
+			}
+		}
 	}
 	if err := s.store.PutAuthRequest(ctx, ar); err != nil {
 		s.pageServerError(w, err)
 		return
 	}
 	next := pathLogin
-	if sess != nil {
+	if sessionSatisfies(sess, ar) {
 		next = pathConsent
 	}
 	pageRedirect(w, r, s.pageURL(next, ar.ID), "")

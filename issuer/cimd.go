@@ -310,7 +310,7 @@ func (d *cimdDocument) client(clientID string) (*store.Client, error) {
 	if m := d.TokenEndpointAuthMethod; m != "" && m != "none" {
 		return nil, cimdError("only public clients (token_endpoint_auth_method none) are supported")
 	}
-	if err := checkGrantAndResponseTypes(d.GrantTypes, d.ResponseTypes); err != nil {
+	if err := checkGrantAndResponseTypes(d.GrantTypes, d.ResponseTypes, false); err != nil {
 		return nil, cimdError(err.Error())
 	}
 	if len(d.RedirectURIs) == 0 {

@@ -26,7 +26,25 @@
 //     (clientauth.go; the assertion's alg must be its key's, its jti is
 //     used once);
 //   - token exchange (RFC 8693) for delegation at run time: the result is
-//     attenuated by policy.Attenuate and names the extended chain.
+//     attenuated by policy.Attenuate and names the extended chain;
+//   - jwt-bearer (RFC 7523) with an ID-JAG from a trusted IdP
+//     (Config.TrustIDJAG, idjag.go): enterprise-managed authorization,
+//     an ordinary access token for the user linked to the assertion's
+//     (iss, sub), whose root grant records the IdP.
+//
+// People sign in with a local password (Config.LocalUsers, on by default)
+// or through the organisation's OpenID providers (Config.Login, login.go,
+// package idp): a button per provider, authorization code + PKCE with the
+// IdP, a user linked by (iss, sub), created just in time if the provider
+// allows it. The entitle rules (Config.Entitle) turn the IdP's groups,
+// roles and claims into entitlements at every such sign-in. Which wins:
+// for a user linked to an IdP, the rules, replacing what the admin API
+// set at the next sign-in; for a local user, the admin API. When a
+// sign-in takes entitlements away, an issued-before cutoff on the user
+// stops every token issued before, their agents' included; later tokens
+// are minted within the new entitlements. The browser session lasts
+// Config.SessionTTL, and no longer than the IdP's ID token; prompt=login
+// and max_age ask for a new sign-in and are passed on to the IdP.
 //
 // Clients are registered by the operator, dynamically (RFC 7591), or
 // identified by a client ID metadata document URL (cimd.go, fetched with

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/kavachgate/kavach/issuer/idp"
 	"github.com/kavachgate/kavach/issuer/store"
 	"github.com/kavachgate/kavach/policy"
 	"github.com/kavachgate/kavach/revocation"
@@ -70,6 +71,51 @@ type Config struct {
 	OnEvent func(Event)
 	// Logger logs operational problems; never a token or secret.
 	Logger *slog.Logger
+
+	// Sign-in through the organisation's identity provider (DESIGN.md
+	// §11, issue 16). These fields are Caddy-free and JSON-tagged so the
+	// Caddyfile glue can embed them; with none set, sign-in is local
+	// passwords only, as before.
+
+	// Login are the upstream OpenID providers people sign in with, one
+	// button each on the login page (the Caddyfile's `login oidc <name>
+	// { … }`). Default: none.
+	Login []LoginProvider `json:"login,omitempty"`
+	// Entitle are the rules turning what an IdP says about a person
+	// (groups, roles, claims) into per-resource entitlements (`entitle
+	// group <group> <resource> <scope>…`), evaluated at every IdP
+	// sign-in. For a user linked to an IdP they replace whatever the
+	// admin API set; a local user keeps the admin API's.
+	Entitle idp.Rules `json:"entitle,omitempty"`
+	// LocalUsers lets local users sign in with a password (`local_users
+	// off` hides the form and refuses it). Default: on.
+	LocalUsers *bool `json:"local_users,omitempty"`
+	// TrustIDJAG are the IdPs whose Identity Assertion JWT Authorization
+	// Grants the token endpoint accepts with the jwt-bearer grant
+	// (`trust_idjag <issuer> { jwks <url> }`). Default: none (the grant is
+	// not offered).
+	TrustIDJAG []idp.TrustedIssuer `json:"trust_idjag,omitempty"`
+	// SessionTTL is the lifetime of a browser session at the issuer; a
+	// session from an IdP sign-in also ends when the IdP's ID token
+	// expires. Default DefaultSessionTTL.
+	SessionTTL time.Duration `json:"session_ttl,omitempty"`
+	// LoginKey is the 32-byte key sealing the state of a sign-in round
+	// trip through an IdP into a cookie. Every issuer node that may
+	// receive the IdP's callback needs the same one. Default: random per
+	// process (one node).
+	LoginKey []byte `json:"-"`
+	// IdPClient makes the requests to IdPs (discovery, token, JWKS).
+	// Default: a client with idp.HTTPTimeout.
+	IdPClient *http.Client `json:"-"`
+}
+
+// LoginProvider is one upstream OpenID provider of the login page.
+type LoginProvider struct {
+	idp.ProviderConfig
+	// JITUsers creates a user at the first sign-in of someone the
+	// issuer does not know (`jit_users on`); off, only users an operator
+	// linked can sign in. Default: off.
+	JITUsers bool `json:"jit_users,omitempty"`
 }
 
 // Event is something the audit trail records.
@@ -96,6 +142,7 @@ type Server struct {
 	jtis   *replayCache
 	logins *loginLimiter
 	cimd   *metadataCache
+	login  *loginIdPs
 
 	public http.Handler
 	mux    *http.ServeMux
@@ -140,6 +187,10 @@ func New(cfg Config) (*Server, error) {
 		jtis:   newReplayCache(),
 		logins: newLoginLimiter(),
 		cimd:   newMetadataCache(cfg.AllowLoopbackMetadata),
+	}
+	setDefault(&s.cfg.SessionTTL, DefaultSessionTTL)
+	if s.login, err = newLoginIdPs(&s.cfg); err != nil {
+		return nil, err
 	}
 	s.keys = newKeyManager(cfg.Store, cfg.Issuer, cfg.MaxTokenLifetime)
 	s.public = s.routes()

@@ -44,7 +44,8 @@ func checkName(name string) error {
 }
 
 func showUser(u *store.User) *admin.User {
-	return &admin.User{ID: u.ID, Name: u.Name, Entitlements: u.Entitlements, CreatedAt: u.CreatedAt, RevokedAt: optTime(u.RevokedAt)}
+	return &admin.User{ID: u.ID, Name: u.Name, Entitlements: u.Entitlements, EntitlementsSource: u.EntitlementsSource,
+		EntitlementsAt: optTime(u.EntitlementsAt), CreatedAt: u.CreatedAt, RevokedAt: optTime(u.RevokedAt)}
 }
 
 func optTime(t time.Time) *time.Time {
@@ -113,12 +114,22 @@ func (s *Server) listUsers(ctx context.Context) (*admin.UserList, error) {
 	return out, nil
 }
 
+// getUser shows a user with their IdP links.
 func (s *Server) getUser(ctx context.Context, id string) (*admin.User, error) {
 	u, err := s.store.GetUser(ctx, id)
 	if err != nil {
 		return nil, err
 	}
-	return showUser(u), nil
+	links, err := s.store.IdentityLinks(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	out := showUser(u)
+	for _, l := range links {
+		out.IdPLinks = append(out.IdPLinks, admin.IdPLink{Provider: l.Provider, Issuer: l.Issuer, Subject: l.Subject,
+			Email: l.Email, Name: l.Name, Groups: l.Groups, CreatedAt: l.CreatedAt, SeenAt: l.SeenAt})
+	}
+	return out, nil
 }
 
 // setEntitlements replaces a user's entitlements.
@@ -126,7 +137,7 @@ func (s *Server) setEntitlements(ctx context.Context, id string, ent admin.Entit
 	if err := validEntitlements(ent); err != nil {
 		return nil, err
 	}
-	if err := s.store.SetEntitlements(ctx, id, ent); err != nil {
+	if err := s.store.SetEntitlements(ctx, id, ent, now()); err != nil {
 		return nil, err
 	}
 	return s.getUser(ctx, id)

@@ -3,6 +3,8 @@ package issuer
 import (
 	"net/http"
 	"strings"
+
+	"github.com/kavachgate/kavach/issuer/idp"
 )
 
 // Endpoint paths, below the issuer URL's path.
@@ -40,6 +42,10 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc(base+pathAuthorize, s.serveAuthorize)
 	mux.HandleFunc(base+pathLogin, s.serveLogin)
 	mux.HandleFunc(base+pathConsent, s.serveConsent)
+	if len(s.login.providers) > 0 {
+		mux.HandleFunc(base+pathIdPStart, s.serveIdPStart)
+		mux.HandleFunc(base+pathIdPCallback, s.serveIdPCallback)
+	}
 	if !s.cfg.DisableRegistration {
 		mux.HandleFunc(base+pathRegister, s.serveRegister)
 	}
@@ -110,6 +116,9 @@ func (s *Server) serveMetadata(w http.ResponseWriter, r *http.Request) {
 	}
 	if !s.cfg.DisableRegistration {
 		m.RegistrationEndpoint = s.endpoint(pathRegister)
+	}
+	if s.login.jag != nil {
+		m.GrantTypesSupported = append(m.GrantTypesSupported, idp.GrantTypeJWTBearer)
 	}
 	w.Header().Set("Access-Control-Allow-Origin", "*")
 	writeJSON(w, http.StatusOK, m)

@@ -91,14 +91,47 @@ func (s *Server) mint(ctx context.Context, m *mintRequest) (*issued, error) {
 	return &issued{Token: raw, ID: c.ID, Expiry: exp, Scope: c.Scope, Request: m}, nil
 }
 
-// issuedAt is the token's iat: now, unless an issued-before cutoff on the
-// client covers the current second (iat is whole seconds, so a credential
+// issuedAt is the token's iat: clientIssuedAt, then moved to the next
+// second when an issued-before cutoff on the user covers it. The user is
+// active (chainAlive checked), so such a cutoff narrowed their
+// entitlements (an IdP sign-in) or an operator cut their tokens up to
+// now; a token within the user's entitlements as they are after the
+// cutoff may live, and is issued at the next second. The entitlements
+// are read again here, after the cutoff became visible, so a mint that
+// checked them before a narrowing committed gets nothing.
+func (s *Server) issuedAt(ctx context.Context, m *mintRequest, at time.Time) (time.Time, error) {
+	iat, err := s.clientIssuedAt(ctx, m, at)
+	if err != nil {
+		return time.Time{}, err
+	}
+	r := s.cfg.Revoked
+	if r == nil || !r.RevokedBefore(revocation.CutoffSubject, m.User, iat.Unix()) {
+		return iat, nil
+	}
+	next := iat.Truncate(time.Second).Add(time.Second)
+	if r.RevokedBefore(revocation.CutoffSubject, m.User, next.Unix()) {
+		return time.Time{}, errInvalidGrant("the user's tokens are revoked")
+	}
+	u, err := s.store.GetUser(ctx, m.User)
+	if err != nil {
+		return time.Time{}, err
+	}
+	for _, res := range m.Rights.Audience {
+		if !policy.Covers(u.Entitlements[res], m.Rights.Scopes) {
+			return time.Time{}, errInvalidGrant("the user's entitlements changed; retry")
+		}
+	}
+	return next, nil
+}
+
+// clientIssuedAt is the token's iat as far as the client goes: now,
+// unless an issued-before cutoff on the client covers the current second (iat is whole seconds, so a credential
 // rotation's cutoff is rounded up to the next second to catch every token
 // of the old credential). Then the token is issued at the next second, so
 // it survives the cutoff, but only when the credential that authenticated
 // this request is still the agent's: a request that authenticated with
 // the old secret just before the rotation gets nothing.
-func (s *Server) issuedAt(ctx context.Context, m *mintRequest, at time.Time) (time.Time, error) {
+func (s *Server) clientIssuedAt(ctx context.Context, m *mintRequest, at time.Time) (time.Time, error) {
 	r := s.cfg.Revoked
 	if r == nil || !r.RevokedBefore(revocation.CutoffClient, m.ClientID, at.Unix()) {
 		return at, nil

@@ -60,6 +60,14 @@ type pageData struct {
 	Refused    []string
 	RedirectTo string // where the browser goes next: the redirect URI's origin
 	ReturnTo   string // on an error page: the error response to follow by hand
+	// The login page's IdP buttons (each a form posting to IdPAction
+	// with IdPCSRF) and whether it shows the password form.
+	Providers []providerView
+	IdPAction string
+	IdPCSRF   string
+	Local     bool
+	// Retry, on an error page: the login page of the request, to try again.
+	Retry string
 }
 
 // Where a client's name comes from (clientView.Source).
@@ -328,7 +336,7 @@ func (s *Server) loginForm(w http.ResponseWriter, r *http.Request) {
 		s.pageServerError(w, err)
 		return
 	}
-	if sess != nil {
+	if sessionSatisfies(sess, ar) {
 		pageRedirect(w, r, s.pageURL(pathConsent, ar.ID), "")
 		return
 	}
@@ -348,10 +356,15 @@ func (s *Server) showLogin(w http.ResponseWriter, r *http.Request, status int, a
 	// form. The HMAC token is the CSRF defence; Lax still keeps the cookie
 	// off cross-site POSTs.
 	s.setCookie(w, loginCookie, key, DefaultAuthTTL, http.SameSiteLaxMode)
-	s.render(w, status, "login.html", &pageData{
+	d := &pageData{
 		Title: "Sign in", Action: s.basePath() + pathLogin, ReqID: ar.ID,
 		CSRF: formToken(key, "login", ar.ID), Client: viewClient(c), Username: username, Error: msg,
-	}, "")
+		Local: s.login.local, Providers: s.loginProviders(r.Context()),
+	}
+	if len(d.Providers) > 0 {
+		d.IdPAction, d.IdPCSRF = s.basePath()+pathIdPStart, formToken(key, "idp", ar.ID)
+	}
+	s.render(w, status, "login.html", d, "")
 }
 
 // csrfRefused answers a POST whose CSRF token is missing or wrong; it
@@ -392,6 +405,10 @@ func (s *Server) loginSubmit(w http.ResponseWriter, r *http.Request) {
 		s.csrfRefused(w)
 		return
 	}
+	if !s.login.local {
+		s.errorPage(w, http.StatusForbidden, "Password sign-in is off", "This server signs people in through their organisation's identity provider only.")
+		return
+	}
 	ctx := r.Context()
 	username, password := form.Get("username"), form.Get("password")
 	if username == "" || password == "" || len(username) > MaxNameLen {
@@ -428,22 +445,10 @@ func (s *Server) loginSubmit(w http.ResponseWriter, r *http.Request) {
 	s.logins.succeed(username, ip)
 	// A new session at every login (no session fixation); the old one, if
 	// any, ends.
-	if old := s.cookieValue(r, sessionCookie); isSecretShape(old) {
-		if err := s.store.DeleteSession(ctx, hashSecret(old)); err != nil && !errors.Is(err, store.ErrNotFound) {
-			s.pageServerError(w, err)
-			return
-		}
-	}
-	value := newSecret()
-	sess := &store.Session{Hash: hashSecret(value), User: u.ID, CSRF: newSecret(), CreatedAt: at, ExpiresAt: at.Add(DefaultSessionTTL)}
-	if err := s.store.PutSession(ctx, sess); err != nil {
+	if err := s.startSession(w, r, u.ID, at, at.Add(s.cfg.SessionTTL)); err != nil {
 		s.pageServerError(w, err)
 		return
 	}
-	// SameSite=Lax: the session must reach /oauth/authorize when a client
-	// sends the browser there (a cross-site top-level GET).
-	s.setCookie(w, sessionCookie, value, DefaultSessionTTL, http.SameSiteLaxMode)
-	s.setCookie(w, loginCookie, "", -1, http.SameSiteLaxMode)
 	pageRedirect(w, r, s.pageURL(pathConsent, ar.ID), "")
 }
 
@@ -507,7 +512,7 @@ func (s *Server) consentForm(w http.ResponseWriter, r *http.Request) {
 		s.pageServerError(w, err)
 		return
 	}
-	if sess == nil {
+	if !sessionSatisfies(sess, ar) {
 		pageRedirect(w, r, s.pageURL(pathLogin, ar.ID), "")
 		return
 	}
@@ -542,6 +547,10 @@ func (s *Server) consentSubmit(w http.ResponseWriter, r *http.Request) {
 	}
 	if sess == nil || !validFormToken(form.Get("csrf"), sess.CSRF, "consent", ar.ID) {
 		s.csrfRefused(w)
+		return
+	}
+	if !sessionSatisfies(sess, ar) {
+		pageRedirect(w, r, s.pageURL(pathLogin, ar.ID), "")
 		return
 	}
 	switch form.Get("action") {

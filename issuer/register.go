@@ -10,6 +10,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/kavachgate/kavach/issuer/idp"
 	"github.com/kavachgate/kavach/issuer/store"
 	"github.com/kavachgate/kavach/token"
 )
@@ -59,7 +60,7 @@ func (s *Server) serveRegister(w http.ResponseWriter, r *http.Request) {
 		s.writeOAuthError(w, err)
 		return
 	}
-	out, err := in.validate()
+	out, err := in.validate(s.login.jag != nil)
 	if err != nil {
 		s.writeOAuthError(w, err)
 		return
@@ -97,7 +98,9 @@ func readRegistration(w http.ResponseWriter, r *http.Request) (*registration, er
 }
 
 // validate checks the metadata and returns what will be registered.
-func (in *registration) validate() (*registered, error) {
+// validate checks a registration; jwtBearer: the issuer accepts ID-JAGs,
+// so a client may register the jwt-bearer grant too.
+func (in *registration) validate(jwtBearer bool) (*registered, error) {
 	// RFC 7591 §2 defaults token_endpoint_auth_method to
 	// client_secret_basic; we register public clients only, so an absent
 	// method is registered (and answered, §3.2.1) as "none".
@@ -106,7 +109,7 @@ func (in *registration) validate() (*registered, error) {
 	default:
 		return nil, errClientMetadata("only public clients can register: token_endpoint_auth_method must be none")
 	}
-	if err := checkGrantAndResponseTypes(in.GrantTypes, in.ResponseTypes); err != nil {
+	if err := checkGrantAndResponseTypes(in.GrantTypes, in.ResponseTypes, jwtBearer); err != nil {
 		return nil, errClientMetadata(err.Error())
 	}
 	if len(in.RedirectURIs) == 0 {
@@ -147,11 +150,12 @@ func (in *registration) validate() (*registered, error) {
 
 // checkGrantAndResponseTypes accepts what a public client of the code
 // flow may use (RFC 7591 §2.1): grant types authorization_code (required)
-// and refresh_token, response type code. Empty lists take RFC 7591's
-// defaults (authorization_code; code).
-func checkGrantAndResponseTypes(grants, responses []string) error {
+// and refresh_token (and jwt-bearer, for ID-JAGs, when jwtBearer),
+// response type code. Empty lists take RFC 7591's defaults
+// (authorization_code; code).
+func checkGrantAndResponseTypes(grants, responses []string, jwtBearer bool) error {
 	for _, g := range grants {
-		if g != "authorization_code" && g != "refresh_token" {
+		if g != "authorization_code" && g != "refresh_token" && (!jwtBearer || g != idp.GrantTypeJWTBearer) {
 			return errors.New("grant_types: only authorization_code and refresh_token are supported for public clients")
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/kavachgate/kavach/issuer/idp"
 	"github.com/kavachgate/kavach/issuer/store"
 	"github.com/kavachgate/kavach/policy"
 )
@@ -43,6 +44,12 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 		resp, err = s.grantAuthorizationCode(r.Context(), c, form)
 	case "refresh_token":
 		resp, err = s.grantRefreshToken(r.Context(), c, form)
+	case idp.GrantTypeJWTBearer:
+		if s.login.jag == nil {
+			err = &oauthError{http.StatusBadRequest, "unsupported_grant_type", "the jwt-bearer grant is not enabled (no trusted identity provider)"}
+			break
+		}
+		resp, err = s.grantJWTBearer(r.Context(), c, form)
 	case "":
 		err = errInvalidRequest("grant_type is required")
 	default:

@@ -25,7 +25,7 @@ func newFlow(t *testing.T) *flow {
 	t.Helper()
 	o := startOP(t)
 	prov, err := NewProvider(ProviderConfig{
-		Name: "corpsso", Issuer: o.issuer, ClientID: opClientID, ClientSecret: opClientSecret,
+		Name: "corpsso", Issuer: o.Issuer, ClientID: opClientID, ClientSecret: opClientSecret,
 		Scopes: []string{"openid", "email", "profile", "groups"},
 	}, opRedirect, nil)
 	if err != nil {
@@ -73,10 +73,10 @@ func TestSignIn(t *testing.T) {
 	if err != nil {
 		t.Fatalf("sign-in: %v", err)
 	}
-	if id.Provider != "corpsso" || id.Issuer != f.op.issuer || id.Subject != alice.sub {
-		t.Errorf("identity %s %s %s, want corpsso %s %s", id.Provider, id.Issuer, id.Subject, f.op.issuer, alice.sub)
+	if id.Provider != "corpsso" || id.Issuer != f.op.Issuer || id.Subject != alice.Sub {
+		t.Errorf("identity %s %s %s, want corpsso %s %s", id.Provider, id.Issuer, id.Subject, f.op.Issuer, alice.Sub)
 	}
-	if id.Email != alice.email || !id.EmailVerified || id.Name != alice.name {
+	if id.Email != alice.Email || !id.EmailVerified || id.Name != alice.Name {
 		t.Errorf("email %q verified %v name %q", id.Email, id.EmailVerified, id.Name)
 	}
 	if !slices.Equal(id.Groups, []string{"platform-eng", "staff"}) {
@@ -87,7 +87,7 @@ func TestSignIn(t *testing.T) {
 	}
 
 	// The request the OP saw: code flow, state, nonce, PKCE S256 of the verifier.
-	q := f.op.lastAuthorize()
+	q := f.op.LastAuthorize()
 	if q.Get("response_type") != "code" || q.Get("state") == "" || q.Get("nonce") == "" ||
 		q.Get("code_challenge_method") != "S256" || q.Get("code_challenge") == "" || q.Get("client_id") != opClientID {
 		t.Errorf("authorization request %v", q)
@@ -106,10 +106,10 @@ func TestSignInPKCEChallengeIsS256OfVerifier(t *testing.T) {
 	to, _ := f.prov.AuthURL(context.Background(), p, AuthOptions{})
 	signIn(t, to)
 	sum := sha256.Sum256([]byte(p.Verifier))
-	if got := f.op.lastAuthorize().Get("code_challenge"); got != base64.RawURLEncoding.EncodeToString(sum[:]) {
+	if got := f.op.LastAuthorize().Get("code_challenge"); got != base64.RawURLEncoding.EncodeToString(sum[:]) {
 		t.Errorf("code_challenge %q is not S256(verifier)", got)
 	}
-	if f.op.lastAuthorize().Get("nonce") != p.Nonce || f.op.lastAuthorize().Get("state") != p.State {
+	if f.op.LastAuthorize().Get("nonce") != p.Nonce || f.op.LastAuthorize().Get("state") != p.State {
 		t.Error("nonce or state differs from the pending record's")
 	}
 }
@@ -131,7 +131,7 @@ func TestSignInRefusals(t *testing.T) {
 	f := newFlow(t)
 	for _, c := range cases {
 		t.Run(c.fault, func(t *testing.T) {
-			f.op.set(alice, c.fault)
+			f.op.Set(alice, c.fault)
 			id, err := f.run(t, AuthOptions{})
 			if err == nil {
 				t.Fatalf("signed in %s despite fault %s", id.Subject, c.fault)
@@ -152,7 +152,7 @@ func TestSignInRefusals(t *testing.T) {
 		})
 	}
 	// The same provider still signs people in afterwards.
-	f.op.set(alice, faultNone)
+	f.op.Set(alice, faultNone)
 	if _, err := f.run(t, AuthOptions{}); err != nil {
 		t.Fatalf("sign-in after refusals: %v", err)
 	}
@@ -163,7 +163,7 @@ func TestSignInRefusals(t *testing.T) {
 // not for Kavach.
 func TestIDTokenOfAnotherClient(t *testing.T) {
 	f := newFlow(t)
-	other, err := NewProvider(ProviderConfig{Name: "other", Issuer: f.op.issuer, ClientID: opOtherClientID, ClientSecret: opClientSecret}, opRedirect, nil)
+	other, err := NewProvider(ProviderConfig{Name: "other", Issuer: f.op.Issuer, ClientID: opOtherClientID, ClientSecret: opClientSecret}, opRedirect, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -202,21 +202,21 @@ func TestSignInAfterKeyRotation(t *testing.T) {
 	if _, err := f.run(t, AuthOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	old := f.op.signing.kid
-	f.op.rotate()
-	if f.op.signing.kid == old {
+	old := f.op.SigningKeyID()
+	f.op.Rotate()
+	if f.op.SigningKeyID() == old {
 		t.Fatal("rotation kept the kid")
 	}
 	id, err := f.run(t, AuthOptions{})
 	if err != nil {
 		t.Fatalf("sign-in after key rotation: %v", err)
 	}
-	if id.Subject != alice.sub {
+	if id.Subject != alice.Sub {
 		t.Errorf("sub %q", id.Subject)
 	}
 	// Rotated twice more: still fine.
-	f.op.rotate()
-	f.op.rotate()
+	f.op.Rotate()
+	f.op.Rotate()
 	if _, err := f.run(t, AuthOptions{}); err != nil {
 		t.Fatalf("sign-in after two more rotations: %v", err)
 	}
@@ -257,8 +257,7 @@ func TestIdPDownAtCallback(t *testing.T) {
 		t.Fatal(err)
 	}
 	back := signIn(t, to)
-	f.op.srv.CloseClientConnections()
-	f.op.srv.Close()
+	f.op.Close()
 	_, err = f.prov.Callback(ctx, back, p)
 	if !errors.Is(err, ErrIdPUnavailable) {
 		t.Fatalf("callback with the IdP down: %v", err)
@@ -268,7 +267,7 @@ func TestIdPDownAtCallback(t *testing.T) {
 // Groups the ID token lacks come from the userinfo endpoint.
 func TestSignInGroupsFromUserinfo(t *testing.T) {
 	f := newFlow(t)
-	f.op.set(alice, faultUserinfo)
+	f.op.Set(alice, faultUserinfo)
 	id, err := f.run(t, AuthOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -283,7 +282,7 @@ func TestSignInPromptAndMaxAge(t *testing.T) {
 	if _, err := f.run(t, AuthOptions{Prompt: "login", MaxAge: 10 * time.Minute}); err != nil {
 		t.Fatal(err)
 	}
-	q := f.op.lastAuthorize()
+	q := f.op.LastAuthorize()
 	if q.Get("prompt") != "login" || q.Get("max_age") != "600" {
 		t.Errorf("prompt %q max_age %q", q.Get("prompt"), q.Get("max_age"))
 	}
@@ -366,8 +365,8 @@ func TestSignInEntitlementsFollowTheIdP(t *testing.T) {
 	}
 
 	removed := alice
-	removed.groups = []string{"staff"}
-	f.op.set(removed, faultNone)
+	removed.Groups = []string{"staff"}
+	f.op.Set(removed, faultNone)
 	id, err = f.run(t, AuthOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -380,12 +379,12 @@ func TestSignInEntitlementsFollowTheIdP(t *testing.T) {
 		t.Errorf("lost %v", lost)
 	}
 
-	f.op.set(carol, faultNone)
+	f.op.Set(carol, faultNone)
 	id, err = f.run(t, AuthOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if id.Subject != carol.sub || len(rules.Evaluate(id)) != 0 {
+	if id.Subject != carol.Sub || len(rules.Evaluate(id)) != 0 {
 		t.Errorf("carol %s: %v", id.Subject, rules.Evaluate(id))
 	}
 }

@@ -150,25 +150,30 @@ func (s *sqlStore) Close() error {
 
 // Users.
 
-const userCols = `id, name, password_hash, entitlements, created_at, revoked_at`
+const userCols = `id, name, password_hash, entitlements, entitlements_source, entitlements_at, created_at, revoked_at`
 
 func scanUser(sc scanner) (*User, error) {
 	var u User
 	var ent string
-	var created, revoked int64
-	if err := sc.Scan(&u.ID, &u.Name, &u.PasswordHash, &ent, &created, &revoked); err != nil {
+	var entAt, created, revoked int64
+	if err := sc.Scan(&u.ID, &u.Name, &u.PasswordHash, &ent, &u.EntitlementsSource, &entAt, &created, &revoked); err != nil {
 		return nil, err
 	}
 	var d decoder
 	u.Entitlements = d.entitlements(ent)
-	u.CreatedAt, u.RevokedAt = fromMillis(created), fromMillis(revoked)
+	u.EntitlementsAt, u.CreatedAt, u.RevokedAt = fromMillis(entAt), fromMillis(created), fromMillis(revoked)
 	return &u, d.err
 }
 
-func (s *sqlStore) CreateUser(ctx context.Context, u *User) error {
-	_, err := s.writer().exec(ctx, `INSERT INTO users (`+userCols+`) VALUES (?, ?, ?, ?, ?, ?)`,
-		u.ID, u.Name, u.PasswordHash, mapText(u.Entitlements), millis(u.CreatedAt), millis(u.RevokedAt))
+func insertUser(ctx context.Context, c conn, u *User) error {
+	_, err := c.exec(ctx, `INSERT INTO users (`+userCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+		u.ID, u.Name, u.PasswordHash, mapText(u.Entitlements), u.EntitlementsSource, millis(u.EntitlementsAt),
+		millis(u.CreatedAt), millis(u.RevokedAt))
 	return err
+}
+
+func (s *sqlStore) CreateUser(ctx context.Context, u *User) error {
+	return insertUser(ctx, s.writer(), u)
 }
 
 func (s *sqlStore) GetUser(ctx context.Context, id string) (*User, error) {
@@ -185,12 +190,119 @@ func (s *sqlStore) ListUsers(ctx context.Context) ([]*User, error) {
 	return users, err
 }
 
-func (s *sqlStore) SetEntitlements(ctx context.Context, id string, ent map[string][]string) error {
-	return affected(s.writer().exec(ctx, `UPDATE users SET entitlements = ? WHERE id = ?`, mapText(ent), id))
+func (s *sqlStore) SetEntitlements(ctx context.Context, id string, ent map[string][]string, at time.Time) error {
+	return affected(s.writer().exec(ctx, `UPDATE users SET entitlements = ?, entitlements_source = ?, entitlements_at = ? WHERE id = ?`,
+		mapText(ent), EntitlementsAdmin, millis(at), id))
 }
 
 func (s *sqlStore) SetPassword(ctx context.Context, id, passwordHash string) error {
 	return affected(s.writer().exec(ctx, `UPDATE users SET password_hash = ? WHERE id = ?`, passwordHash, id))
+}
+
+// Users linked to an upstream OpenID provider.
+
+const linkCols = `idp_issuer, subject, user_id, provider, email, name, groups, created_at, seen_at`
+
+func scanLink(sc scanner) (*IdentityLink, error) {
+	var l IdentityLink
+	var groups string
+	var created, seen int64
+	if err := sc.Scan(&l.Issuer, &l.Subject, &l.User, &l.Provider, &l.Email, &l.Name, &groups, &created, &seen); err != nil {
+		return nil, err
+	}
+	var d decoder
+	l.Groups = d.list("groups", groups)
+	l.CreatedAt, l.SeenAt = fromMillis(created), fromMillis(seen)
+	return &l, d.err
+}
+
+func (s *sqlStore) SignInIdP(ctx context.Context, in *IdPSignIn) (*User, map[string][]string, error) {
+	l := in.Link
+	if l.SeenAt.IsZero() {
+		return nil, nil, errZeroTime
+	}
+	if l.Issuer == "" || l.Subject == "" {
+		return nil, nil, errors.New("store: an identity link needs an issuer and a subject")
+	}
+	var u *User
+	var old map[string][]string
+	err := s.tx(ctx, func(c conn) error {
+		var userID string
+		err := c.row(ctx, `SELECT user_id FROM idp_links WHERE idp_issuer = ? AND subject = ?`+c.d.forUpdate, l.Issuer, l.Subject).Scan(&userID)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			if in.NewUser == nil {
+				return ErrNotFound
+			}
+			nu := *in.NewUser
+			nu.Entitlements, nu.EntitlementsSource, nu.EntitlementsAt = in.Entitlements, EntitlementsIdP, l.SeenAt
+			if err := insertUser(ctx, c, &nu); err != nil {
+				return err
+			}
+			if _, err := c.exec(ctx, `INSERT INTO idp_links (`+linkCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+				l.Issuer, l.Subject, nu.ID, l.Provider, l.Email, l.Name, listText(l.Groups), millis(l.SeenAt), millis(l.SeenAt)); err != nil {
+				return err
+			}
+			userID = nu.ID
+		case err != nil:
+			return err
+		default:
+			if err := userActive(ctx, c, userID); err != nil {
+				return err
+			}
+			prev, err := one(c.row(ctx, `SELECT `+userCols+` FROM users WHERE id = ?`, userID), scanUser)
+			if err != nil {
+				return err
+			}
+			old = prev.Entitlements
+			if old == nil {
+				old = map[string][]string{}
+			}
+			if _, err := c.exec(ctx, `UPDATE idp_links SET provider = ?, email = ?, name = ?, groups = ?, seen_at = ?
+				WHERE idp_issuer = ? AND subject = ?`,
+				l.Provider, l.Email, l.Name, listText(l.Groups), millis(l.SeenAt), l.Issuer, l.Subject); err != nil {
+				return err
+			}
+			if _, err := c.exec(ctx, `UPDATE users SET entitlements = ?, entitlements_source = ?, entitlements_at = ? WHERE id = ?`,
+				mapText(in.Entitlements), EntitlementsIdP, millis(l.SeenAt), userID); err != nil {
+				return err
+			}
+			if in.Cutoff != nil {
+				if e := in.Cutoff(userID, old); e != nil {
+					if err := addRevocation(ctx, c, *e); err != nil {
+						return err
+					}
+				}
+			}
+		}
+		u, err = one(c.row(ctx, `SELECT `+userCols+` FROM users WHERE id = ?`, userID), scanUser)
+		return err
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	return u, old, nil
+}
+
+func (s *sqlStore) UserByIdentity(ctx context.Context, issuer, subject string) (*User, error) {
+	return one(s.reader().row(ctx, `SELECT `+prefixed("u.", userCols)+` FROM users u JOIN idp_links l ON l.user_id = u.id
+		WHERE l.idp_issuer = ? AND l.subject = ?`, issuer, subject), scanUser)
+}
+
+func (s *sqlStore) IdentityLinks(ctx context.Context, user string) ([]*IdentityLink, error) {
+	if err := exists(ctx, s.reader(), `SELECT 1 FROM users WHERE id = ?`, user); err != nil {
+		return nil, err
+	}
+	links, err := all(ctx, s.reader(), scanLink, `SELECT `+linkCols+` FROM idp_links WHERE user_id = ?`, user)
+	slices.SortFunc(links, func(a, b *IdentityLink) int {
+		return cmp.Or(strings.Compare(a.Issuer, b.Issuer), strings.Compare(a.Subject, b.Subject))
+	})
+	return links, err
+}
+
+// prefixed qualifies each column of a column list.
+func prefixed(p, cols string) string {
+	return p + strings.ReplaceAll(cols, ", ", ", "+p)
 }
 
 // userActive checks, holding the row in PostgreSQL until the transaction
@@ -229,14 +341,14 @@ func (s *sqlStore) RevokeUser(ctx context.Context, id string, now time.Time, cut
 
 // Grants.
 
-const grantCols = `id, parent, user_id, grantee, scopes, audience, constraints, created_at, expires_at, revoked_at`
+const grantCols = `id, parent, user_id, grantee, scopes, audience, constraints, via, created_at, expires_at, revoked_at`
 
 func scanGrant(sc scanner) (*Grant, error) {
 	var g Grant
 	var parent sql.NullString
 	var scopes, aud, cnst string
 	var created, expires, revoked int64
-	if err := sc.Scan(&g.ID, &parent, &g.User, &g.Grantee, &scopes, &aud, &cnst, &created, &expires, &revoked); err != nil {
+	if err := sc.Scan(&g.ID, &parent, &g.User, &g.Grantee, &scopes, &aud, &cnst, &g.Via, &created, &expires, &revoked); err != nil {
 		return nil, err
 	}
 	var d decoder
@@ -252,8 +364,8 @@ func insertGrant(ctx context.Context, c conn, g *Grant) error {
 	if err != nil {
 		return err
 	}
-	_, err = c.exec(ctx, `INSERT INTO grants (`+grantCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		g.ID, nullString(g.Parent), g.User, g.Grantee, listText(g.Scopes), listText(g.Audience), cnst,
+	_, err = c.exec(ctx, `INSERT INTO grants (`+grantCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		g.ID, nullString(g.Parent), g.User, g.Grantee, listText(g.Scopes), listText(g.Audience), cnst, g.Via,
 		millis(g.CreatedAt), millis(g.ExpiresAt), millis(g.RevokedAt))
 	return err
 }
@@ -847,7 +959,7 @@ func urlHostCovered(host, id string) bool {
 }
 
 func (s *sqlStore) HasConsent(ctx context.Context, user, client string, now time.Time) (bool, error) {
-	err := exists(ctx, s.reader(), `SELECT 1 FROM grants WHERE grantee = ? AND user_id = ? AND parent IS NULL
+	err := exists(ctx, s.reader(), `SELECT 1 FROM grants WHERE grantee = ? AND user_id = ? AND parent IS NULL AND via = ''
 		AND revoked_at = 0 AND (expires_at = 0 OR expires_at > ?) LIMIT 1`, client, user, now.UnixMilli())
 	if errors.Is(err, ErrNotFound) {
 		return false, nil
@@ -982,27 +1094,30 @@ func (s *sqlStore) RotateRefresh(ctx context.Context, oldHash []byte, next *Refr
 
 // Authorization requests and sessions.
 
-const authRequestCols = `id, client_id, redirect_uri, state, challenge, resource, scopes, expires_at`
+const authRequestCols = `id, client_id, redirect_uri, state, challenge, resource, scopes, prompt, max_age, auth_after, expires_at`
 
 func scanAuthRequest(sc scanner) (*AuthRequest, error) {
 	var r AuthRequest
 	var scopes string
-	var expires int64
-	if err := sc.Scan(&r.ID, &r.ClientID, &r.RedirectURI, &r.State, &r.Challenge, &r.Resource, &scopes, &expires); err != nil {
+	var after, expires int64
+	if err := sc.Scan(&r.ID, &r.ClientID, &r.RedirectURI, &r.State, &r.Challenge, &r.Resource, &scopes,
+		&r.Prompt, &r.MaxAge, &after, &expires); err != nil {
 		return nil, err
 	}
 	var d decoder
 	r.Scopes = d.list("scopes", scopes)
-	r.ExpiresAt = fromMillis(expires)
+	r.AuthAfter, r.ExpiresAt = fromMillis(after), fromMillis(expires)
 	return &r, d.err
 }
 
 func (s *sqlStore) PutAuthRequest(ctx context.Context, r *AuthRequest) error {
-	_, err := s.writer().exec(ctx, `INSERT INTO auth_requests (`+authRequestCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+	_, err := s.writer().exec(ctx, `INSERT INTO auth_requests (`+authRequestCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (id) DO UPDATE SET client_id = excluded.client_id, redirect_uri = excluded.redirect_uri,
 			state = excluded.state, challenge = excluded.challenge, resource = excluded.resource,
-			scopes = excluded.scopes, expires_at = excluded.expires_at`,
-		r.ID, r.ClientID, r.RedirectURI, r.State, r.Challenge, r.Resource, listText(r.Scopes), millis(r.ExpiresAt))
+			scopes = excluded.scopes, prompt = excluded.prompt, max_age = excluded.max_age,
+			auth_after = excluded.auth_after, expires_at = excluded.expires_at`,
+		r.ID, r.ClientID, r.RedirectURI, r.State, r.Challenge, r.Resource, listText(r.Scopes),
+		r.Prompt, r.MaxAge, millis(r.AuthAfter), millis(r.ExpiresAt))
 	return err
 }
 

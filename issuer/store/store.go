@@ -53,8 +53,59 @@ type User struct {
 	// client of this user may ever get on that resource. Known resources
 	// are the entitlement keys.
 	Entitlements map[string][]string
-	CreatedAt    time.Time
-	RevokedAt    time.Time
+	// EntitlementsSource says where Entitlements come from:
+	// EntitlementsAdmin or EntitlementsIdP ("" for users stored before
+	// sources were recorded, set by the admin API).
+	EntitlementsSource string
+	// EntitlementsAt is when Entitlements were set (admin) or evaluated
+	// (idp); zero when unknown.
+	EntitlementsAt time.Time
+	CreatedAt      time.Time
+	RevokedAt      time.Time
+}
+
+// Where a user's entitlements come from (User.EntitlementsSource). For a
+// user linked to an IdP, every sign-in replaces the entitlements with the
+// config's entitle rules evaluated on what the IdP said (source idp),
+// whatever the admin API set before; a local user keeps what the admin
+// API sets (source admin).
+const (
+	EntitlementsAdmin = "admin"
+	EntitlementsIdP   = "idp"
+)
+
+// IdentityLink ties a user to an account at an upstream OpenID provider.
+// (Issuer, Subject) is unique (OpenID Connect Core §5.7: the only stable
+// identifier of an end user); a user is never found by email. Email,
+// Name and Groups are what the IdP said at the last sign-in, for display.
+type IdentityLink struct {
+	Issuer    string // the IdP's issuer identifier (iss)
+	Subject   string // sub at that IdP
+	User      string // usr_…
+	Provider  string // the config name of the provider signed in through
+	Email     string
+	Name      string
+	Groups    []string
+	CreatedAt time.Time
+	SeenAt    time.Time // the last sign-in
+}
+
+// IdPSignIn is one sign-in through an upstream OpenID provider, which
+// SignInIdP applies in one transaction.
+type IdPSignIn struct {
+	// Link is the identity as the IdP vouched for it now: Issuer,
+	// Subject, Provider, Email, Name, Groups; SeenAt is the sign-in time
+	// (and CreatedAt of a new link).
+	Link IdentityLink
+	// Entitlements replace the user's (source idp, at Link.SeenAt).
+	Entitlements map[string][]string
+	// NewUser, when no user is linked to (Issuer, Subject) yet, is created
+	// with the link (just-in-time users); nil: ErrNotFound then.
+	NewUser *User
+	// Cutoff, given the linked user's id and entitlements before this
+	// sign-in, returns the revocation entry to record with the change
+	// (when they shrank), or nil. Not called for a new user.
+	Cutoff func(user string, old map[string][]string) *revocation.Entry
 }
 
 // Grant is one delegation step: who gave what to whom. The root grant of
@@ -68,10 +119,19 @@ type Grant struct {
 	Scopes      []string
 	Audience    []string // resources; nil: any of the user's entitlements
 	Constraints policy.Constraints
-	CreatedAt   time.Time
-	ExpiresAt   time.Time
-	RevokedAt   time.Time
+	// Via says who authorized a root grant other than the user in
+	// person: "" (consent, or the admin API), or GrantViaIDJAG + the
+	// IdP's issuer for an ID-JAG the IdP issued. Such a grant is not a
+	// consent (HasConsent) but is revoked with the user and the client.
+	Via       string
+	CreatedAt time.Time
+	ExpiresAt time.Time
+	RevokedAt time.Time
 }
+
+// GrantViaIDJAG prefixes Grant.Via of a grant an IdP authorized with an
+// Identity Assertion JWT Authorization Grant.
+const GrantViaIDJAG = "id-jag "
 
 // Agent is a first-class principal with its own credential. Its client_id
 // for the token endpoint is its ID.
@@ -169,7 +229,16 @@ type AuthRequest struct {
 	Challenge   string
 	Resource    string
 	Scopes      []string
-	ExpiresAt   time.Time
+	// Prompt is the OpenID Connect prompt of the request ("login" or
+	// ""), passed on to an upstream IdP.
+	Prompt string
+	// MaxAge is the request's max_age in seconds, passed on to an
+	// upstream IdP; 0: none.
+	MaxAge int64
+	// AuthAfter: a session whose sign-in (Session.CreatedAt) is before
+	// it does not satisfy the request (prompt=login, max_age); zero: any.
+	AuthAfter time.Time
+	ExpiresAt time.Time
 }
 
 // Session is a logged-in browser session.
@@ -202,8 +271,25 @@ type Store interface {
 	GetUser(ctx context.Context, id string) (*User, error)
 	GetUserByName(ctx context.Context, name string) (*User, error)
 	ListUsers(ctx context.Context) ([]*User, error)
-	SetEntitlements(ctx context.Context, id string, ent map[string][]string) error
+	// SetEntitlements replaces a user's entitlements, recording the
+	// source admin and the time at.
+	SetEntitlements(ctx context.Context, id string, ent map[string][]string, at time.Time) error
 	SetPassword(ctx context.Context, id, passwordHash string) error
+
+	// Users linked to an upstream OpenID provider. SignInIdP finds the
+	// user linked to in.Link's (Issuer, Subject), or creates in.NewUser
+	// and the link, updates the link's last-seen email, name, groups and
+	// time, replaces the user's entitlements (source idp) and records the
+	// entry in.Cutoff returns, all in one transaction. A linked user who
+	// is revoked is ErrInactive and nothing changes. It returns the user
+	// as stored now and their entitlements before (nil for a new user).
+	// A new user whose name exists is ErrExists, and nothing is created.
+	SignInIdP(ctx context.Context, in *IdPSignIn) (u *User, old map[string][]string, err error)
+	// UserByIdentity returns the user linked to (issuer, subject).
+	UserByIdentity(ctx context.Context, issuer, subject string) (*User, error)
+	// IdentityLinks lists a user's links by issuer, then subject (none:
+	// nil; ErrNotFound for an unknown user).
+	IdentityLinks(ctx context.Context, user string) ([]*IdentityLink, error)
 
 	// Grants and agents. CreateAgent inserts the agent and its grant (the
 	// last of a.Chain) in one transaction, failing with ErrInactive when
@@ -251,7 +337,8 @@ type Store interface {
 	RevokeUser(ctx context.Context, id string, now time.Time, cutoff revocation.Entry) error
 
 	// HasConsent reports whether user has given client a consent that
-	// still holds at now: a root grant to it, not revoked, not expired.
+	// still holds at now: a root grant to it without Via, not revoked,
+	// not expired.
 	HasConsent(ctx context.Context, user, client string, now time.Time) (bool, error)
 
 	// Clients.

@@ -37,6 +37,9 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		fn   func(t *testing.T, s store.Store)
 	}{
 		{"Users", testUsers},
+		{"IdPSignIn", testIdPSignIn},
+		{"IdPSignInAtomic", testIdPSignInAtomic},
+		{"GrantVia", testGrantVia},
 		{"UserExists", testUserExists},
 		{"NotFound", testNotFound},
 		{"Times", testTimes},
@@ -201,12 +204,13 @@ func testUsers(t *testing.T, s store.Store) {
 	equal(t, "ListUsers ids", ids(list), []string{"usr_bob", "usr_alice"}) // creation order
 
 	ent := map[string][]string{"https://a.example/": {"x:read"}, "https://b.example/": {"y:*"}}
-	must(t, s.SetEntitlements(ctx, "usr_bob", ent))
+	must(t, s.SetEntitlements(ctx, "usr_bob", ent, at(time.Minute)))
 	must(t, s.SetPassword(ctx, "usr_bob", "$argon2id$v=19$..."))
 	got, err = s.GetUser(ctx, "usr_bob")
 	must(t, err)
 	equal(t, "after SetEntitlements and SetPassword", got,
-		&store.User{ID: "usr_bob", Name: "bob", PasswordHash: "$argon2id$v=19$...", Entitlements: ent, CreatedAt: t0})
+		&store.User{ID: "usr_bob", Name: "bob", PasswordHash: "$argon2id$v=19$...", Entitlements: ent,
+			EntitlementsSource: store.EntitlementsAdmin, EntitlementsAt: at(time.Minute), CreatedAt: t0})
 }
 
 func ids[T any](list []*T) []string {
@@ -235,10 +239,16 @@ func testNotFound(t *testing.T, s store.Store) {
 	rootAgent(t, s, "usr_a", "agt_a", "dlg_a")
 	nf := store.ErrNotFound
 	for name, call := range map[string]func() error{
-		"GetUser":           func() error { _, err := s.GetUser(ctx, "usr_x"); return err },
-		"GetUserByName":     func() error { _, err := s.GetUserByName(ctx, "x"); return err },
-		"SetEntitlements":   func() error { return s.SetEntitlements(ctx, "usr_x", nil) },
-		"SetPassword":       func() error { return s.SetPassword(ctx, "usr_x", "h") },
+		"GetUser":         func() error { _, err := s.GetUser(ctx, "usr_x"); return err },
+		"GetUserByName":   func() error { _, err := s.GetUserByName(ctx, "x"); return err },
+		"SetEntitlements": func() error { return s.SetEntitlements(ctx, "usr_x", nil, t0) },
+		"SetPassword":     func() error { return s.SetPassword(ctx, "usr_x", "h") },
+		"UserByIdentity":  func() error { _, err := s.UserByIdentity(ctx, "https://idp.example", "x"); return err },
+		"IdentityLinks":   func() error { _, err := s.IdentityLinks(ctx, "usr_x"); return err },
+		"SignInIdP": func() error {
+			_, _, err := s.SignInIdP(ctx, &store.IdPSignIn{Link: store.IdentityLink{Issuer: "https://idp.example", Subject: "x", SeenAt: t0}})
+			return err
+		},
 		"GetAgent":          func() error { _, err := s.GetAgent(ctx, "agt_x"); return err },
 		"ListAgents":        func() error { _, err := s.ListAgents(ctx, "usr_x"); return err },
 		"Children":          func() error { _, err := s.Children(ctx, "agt_x"); return err },

@@ -33,9 +33,11 @@ var mcpPatterns = map[string]string{"tool": "name|*", "prompt": "name|*", "resou
 //		audit_arguments [redact <name…>]      # record call arguments, these members redacted
 //	}
 //
-// The lines may come in any order. The MCP lines on a route without `mcp`
-// are an error, never a silent switch: a route is an MCP route by the
-// `mcp` line alone (in JSON, by the presence of the "mcp" object).
+// The lines may come in any order. A route is an MCP route by its `mcp`
+// line, or when it has MCP rule lines and its resource is an MCP endpoint
+// by the transport's convention (the resource URL's path ends in /mcp):
+// MCP lines on any other route are an error, never a silent switch (in
+// JSON, a route is an MCP route by the presence of the "mcp" object).
 //
 // onResource, when not nil, is called while the reader is on the resource
 // line (the glue notes its place for a warning about it).
@@ -55,7 +57,7 @@ func (cfg *RouteConfig) UnmarshalDirective(d directive.Reader, onResource func()
 		switch opt {
 		case "tool", "prompt", "resource_uri", "allowed_origins", "audit_arguments":
 			if mcpErr == nil {
-				mcpErr = d.Errf("%s is an MCP rule, and this route has no `mcp` line: add `mcp` to the block to make it an MCP route (then every POST is inspected, DESIGN.md §4.1)", opt)
+				mcpErr = d.Errf("%s is an MCP rule, and this route has no `mcp` line: add `mcp` to the block to make it an MCP route (then every POST is inspected, DESIGN.md §4.1); a route whose resource ends in /mcp is one without it", opt)
 			}
 		}
 		switch opt {
@@ -137,7 +139,10 @@ func (cfg *RouteConfig) UnmarshalDirective(d directive.Reader, onResource func()
 		}
 	}
 	if mcpErr != nil && !isMCP {
-		return mcpErr
+		if !mcpEndpoint(cfg.Resource) {
+			return mcpErr
+		}
+		isMCP = true
 	}
 	if isMCP {
 		m.Tools, m.Resources, m.Prompts = rules.Tools, rules.Resources, rules.Prompts
@@ -226,4 +231,11 @@ func methodWord(s string) bool {
 		}
 	}
 	return s != ""
+}
+
+// mcpEndpoint reports whether resource names an MCP endpoint by the
+// streamable HTTP transport's convention: a path ending in /mcp.
+func mcpEndpoint(resource string) bool {
+	u, err := url.Parse(resource)
+	return err == nil && (u.Path == "/mcp" || strings.HasSuffix(u.Path, "/mcp"))
 }

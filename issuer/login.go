@@ -78,6 +78,14 @@ func (l *loginIdPs) provider(name string) *loginProvider {
 	return nil
 }
 
+// ValidateSignIn checks the sign-in fields of cfg (Login, Entitle,
+// TrustIDJAG, LoginKey) as New would, without starting anything (for
+// `kavach validate`).
+func ValidateSignIn(cfg *Config) error {
+	_, err := newLoginIdPs(cfg)
+	return err
+}
+
 // newLoginIdPs validates the sign-in fields of cfg. It reads nothing from
 // the network: providers are discovered at first use.
 func newLoginIdPs(cfg *Config) (*loginIdPs, error) {

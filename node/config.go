@@ -1,13 +1,16 @@
 package node
 
 import (
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"time"
 
 	"github.com/kavachgate/kavach/audit"
 	"github.com/kavachgate/kavach/issuer"
+	"github.com/kavachgate/kavach/issuer/idp"
 	"github.com/kavachgate/kavach/token"
 )
 
@@ -110,6 +113,65 @@ type IssuerConfig struct {
 	// DevLoopbackClientMetadata lets client ID metadata documents live on
 	// loopback http URLs. Development only.
 	DevLoopbackClientMetadata bool `json:"dev_loopback_client_metadata,omitempty"`
+
+	// Login are the organisation's OpenID providers people sign in with
+	// (`login oidc <name> { … }`); a client_secret placeholder such as
+	// {env.KAVACH_IDP_SECRET} is resolved when the issuer starts.
+	Login []issuer.LoginProvider `json:"login,omitempty"`
+	// Entitle maps what an IdP says of a person to per-resource
+	// entitlements (`entitle group <group> <resource> <scope…>`),
+	// evaluated at every IdP sign-in; for IdP-linked users they replace
+	// what the admin API set.
+	Entitle idp.Rules `json:"entitle,omitempty"`
+	// LocalUsers off hides the password form and refuses password
+	// sign-in (`local_users off`). Default: on.
+	LocalUsers *bool `json:"local_users,omitempty"`
+	// TrustIDJAG are the IdPs whose ID-JAGs the jwt-bearer grant accepts
+	// (`trust_idjag <issuer> { jwks <url>; algorithms … }`).
+	TrustIDJAG []idp.TrustedIssuer `json:"trust_idjag,omitempty"`
+	// SessionTTL bounds a browser session at the issuer; an IdP sign-in's
+	// also ends with the IdP's ID token. Default: issuer.DefaultSessionTTL.
+	SessionTTL Duration `json:"session_ttl,omitempty"`
+	// LoginKey is the key sealing a sign-in's round trip through the IdP:
+	// 32 bytes, base64, through a placeholder such as
+	// {env.KAVACH_LOGIN_KEY}. Every issuer node that may receive the
+	// IdP's callback needs the same one. Default: random per process (a
+	// single node; in a cluster a sign-in must then return to the node
+	// that began it).
+	LoginKey string `json:"login_key,omitempty"`
+}
+
+// loginKey resolves and decodes LoginKey (nil when unset).
+func (c *IssuerConfig) loginKey(resolve func(string) string) ([]byte, error) {
+	if c.LoginKey == "" {
+		return nil, nil
+	}
+	v := strings.TrimSpace(resolve(c.LoginKey))
+	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
+		if k, err := enc.DecodeString(v); err == nil && len(k) == 32 {
+			return k, nil
+		}
+	}
+	return nil, fmt.Errorf("login_key %s: want 32 bytes in base64 (openssl rand -base64 32)", c.LoginKey)
+}
+
+// signIn is what issuer.New takes of c's sign-in settings, placeholders
+// resolved.
+func (c *IssuerConfig) signIn(resolve func(string) string) (issuer.Config, error) {
+	out := issuer.Config{Entitle: c.Entitle, LocalUsers: c.LocalUsers, TrustIDJAG: c.TrustIDJAG, SessionTTL: time.Duration(c.SessionTTL)}
+	for _, lp := range c.Login {
+		if lp.ClientSecret != "" {
+			secret := resolve(lp.ClientSecret)
+			if secret == "" {
+				return out, fmt.Errorf("login %s: client_secret %s is empty", lp.Name, lp.ClientSecret)
+			}
+			lp.ClientSecret = secret
+		}
+		out.Login = append(out.Login, lp)
+	}
+	var err error
+	out.LoginKey, err = c.loginKey(resolve)
+	return out, err
 }
 
 // Issuer stores.
@@ -138,7 +200,12 @@ func (c *IssuerConfig) Validate(maxLifetime time.Duration) error {
 	if err := CheckAccessTTL(time.Duration(c.AccessTokenTTL), maxLifetime); err != nil {
 		return fmt.Errorf("issuer %s: %w", c.Issuer, err)
 	}
-	return nil
+	cfg, err := c.signIn(func(s string) string { return s }) // placeholders stay: they resolve at start
+	if err == nil {
+		cfg.Issuer = c.Issuer
+		err = issuer.ValidateSignIn(&cfg)
+	}
+	return err
 }
 
 // CheckAccessTTL refuses an access token lifetime (0: the default) the

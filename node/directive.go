@@ -9,6 +9,7 @@ import (
 	"github.com/kavachgate/kavach/audit"
 	"github.com/kavachgate/kavach/internal/directive"
 	"github.com/kavachgate/kavach/issuer"
+	"github.com/kavachgate/kavach/issuer/idp"
 	"github.com/kavachgate/kavach/token"
 )
 
@@ -214,6 +215,13 @@ func checkRedisURL(u string) error {
 //		max_depth 5
 //		registration off
 //		dev_loopback_client_metadata
+//		login oidc <name> { … }              # sign-in through an OpenID provider (parseLogin)
+//		entitle group|role <name> <resource> <scope…>
+//		entitle claim <claim> <value> <resource> <scope…>
+//		local_users off                       # IdP sign-in only
+//		trust_idjag <idp issuer> { jwks <url> }  # ID-JAGs with the jwt-bearer grant
+//		session_ttl 8h
+//		login_key {env.KAVACH_LOGIN_KEY}      # shared by every issuer node
 //	}
 //
 // With maxLifetime (the global max_token_lifetime) set, it refuses an
@@ -258,17 +266,31 @@ func (h *IssuerConfig) UnmarshalDirective(d directive.Reader, maxLifetime time.D
 		case "max_depth":
 			err = directive.PositiveInt(d, &h.MaxDepth, token.MaxChainLen)
 		case "registration":
-			var v string
-			if err := directive.OneArg(d, &v); err != nil {
-				return err
-			}
-			if v != "on" && v != "off" {
-				return d.Errf("registration: want on or off")
-			}
-			h.DisableRegistration = v == "off"
+			var on bool
+			on, err = onOff(d)
+			h.DisableRegistration = !on
 		case "dev_loopback_client_metadata":
 			err = directive.NoArgs(d)
 			h.DevLoopbackClientMetadata = true
+		case "login":
+			err = h.parseLogin(d)
+		case "entitle":
+			var r idp.Rule
+			if r, err = idp.ParseRule(d.RemainingArgs()); err != nil {
+				return d.Errf("%v", err)
+			}
+			h.Entitle = append(h.Entitle, r)
+		case "local_users":
+			var on bool
+			if on, err = onOff(d); err == nil {
+				h.LocalUsers = &on
+			}
+		case "trust_idjag":
+			err = h.parseTrustIDJAG(d)
+		case "session_ttl":
+			err = positiveDuration(d, &h.SessionTTL)
+		case "login_key":
+			err = directive.OneArg(d, &h.LoginKey)
 		default:
 			return d.Errf("unknown kavach_issuer option %q", d.Val())
 		}
@@ -294,5 +316,105 @@ func positiveDuration(d directive.Reader, v *Duration) error {
 		return d.Errf("%s: %q is not a positive duration", name, s)
 	}
 	*v = Duration(dur)
+	return nil
+}
+
+// onOff reads `<option> on|off`.
+func onOff(d directive.Reader) (bool, error) {
+	name := d.Val()
+	var v string
+	if err := directive.OneArg(d, &v); err != nil {
+		return false, err
+	}
+	if v != "on" && v != "off" {
+		return false, d.Errf("%s: want on or off", name)
+	}
+	return v == "on", nil
+}
+
+// parseLogin reads
+//
+//	login oidc <name> {
+//		issuer <url>                  # the provider's issuer identifier (discovery)
+//		client_id <id>
+//		client_secret {env.…}         # confidential client at the provider
+//		scopes openid email groups    # default: openid email profile
+//		display_name "Corp SSO"       # the login button; default: the name
+//		groups_claim groups           # default: groups (dots reach into objects)
+//		roles_claim roles             # default: roles
+//		jit_users on                  # create unknown people at first sign-in; default: off
+//	}
+//
+// The redirect URI to register at the provider is <issuer>/oauth/idp/callback.
+func (h *IssuerConfig) parseLogin(d directive.Reader) error {
+	var kind string
+	var lp issuer.LoginProvider
+	if !d.Args(&kind, &lp.Name) || d.NextArg() {
+		return d.Err("login oidc <name> { issuer <url>; client_id <id>; client_secret <secret> … }")
+	}
+	if kind != "oidc" {
+		return d.Errf("login %s: the only kind is oidc (login oidc <name> { … })", kind)
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		var err error
+		switch opt := d.Val(); opt {
+		case "issuer":
+			err = directive.OneArg(d, &lp.Issuer)
+		case "client_id":
+			err = directive.OneArg(d, &lp.ClientID)
+		case "client_secret":
+			err = directive.OneArg(d, &lp.ClientSecret)
+		case "display_name":
+			err = directive.OneArg(d, &lp.DisplayName)
+		case "groups_claim":
+			err = directive.OneArg(d, &lp.GroupsClaim)
+		case "roles_claim":
+			err = directive.OneArg(d, &lp.RolesClaim)
+		case "scopes":
+			if lp.Scopes = d.RemainingArgs(); len(lp.Scopes) == 0 {
+				err = d.ArgErr()
+			}
+		case "jit_users":
+			lp.JITUsers, err = onOff(d)
+		default:
+			return d.Errf("unknown login oidc option %q (want issuer, client_id, client_secret, scopes, display_name, groups_claim, roles_claim or jit_users)", opt)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if err := lp.Validate(); err != nil {
+		return d.Errf("login oidc %s: %v", lp.Name, err)
+	}
+	h.Login = append(h.Login, lp)
+	return nil
+}
+
+// parseTrustIDJAG reads `trust_idjag <issuer> { jwks <url>; algorithms <alg…> }`.
+func (h *IssuerConfig) parseTrustIDJAG(d directive.Reader) error {
+	var t idp.TrustedIssuer
+	if err := directive.OneArg(d, &t.Issuer); err != nil {
+		return err
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		var err error
+		switch opt := d.Val(); opt {
+		case "jwks":
+			err = directive.OneArg(d, &t.JWKS)
+		case "algorithms":
+			if t.Algorithms = d.RemainingArgs(); len(t.Algorithms) == 0 {
+				err = d.ArgErr()
+			}
+		default:
+			return d.Errf("unknown trust_idjag option %q (want jwks or algorithms)", opt)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if err := t.Validate(); err != nil {
+		return d.Errf("trust_idjag %s: %v", t.Issuer, err)
+	}
+	h.TrustIDJAG = append(h.TrustIDJAG, t)
 	return nil
 }

@@ -112,7 +112,17 @@ func (rt *Runtime) startIssuer(i *Issuer) error {
 		// at any of them.
 		replay = issuer.RedisReplay{Client: rt.redis}
 	}
+	cfg, err := i.cfg.signIn(rt.opts.Resolve)
+	if err != nil {
+		return fmt.Errorf("kavach_issuer %s: %w", i.cfg.Issuer, err)
+	}
 	srv, err := issuer.New(issuer.Config{
+		Login:                 cfg.Login,
+		Entitle:               cfg.Entitle,
+		LocalUsers:            cfg.LocalUsers,
+		TrustIDJAG:            cfg.TrustIDJAG,
+		SessionTTL:            cfg.SessionTTL,
+		LoginKey:              cfg.LoginKey,
 		Replay:                replay,
 		Issuer:                i.cfg.Issuer,
 		Store:                 v.(store.Store),

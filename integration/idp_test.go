@@ -14,9 +14,11 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -190,6 +192,67 @@ func TestIdPSignIn(t *testing.T) {
 				t.Errorf("%s ID-JAG: %d %s, want 400 %s", c.name, r.Status, r.Body, c.code)
 			}
 		}
+
+		t.Run("official MCP TypeScript SDK, CrossAppAccessProvider", func(t *testing.T) {
+			node, _ := tsClientNode(t)
+			var client struct {
+				ClientID     string `json:"client_id"`
+				ClientSecret string `json:"client_secret"`
+			}
+			body, _ := json.Marshal(map[string]any{"name": "Kavach ID-JAG TS client", "kind": "confidential", "redirect_uris": []string{f.redirectURI}})
+			req := newReq(t, http.MethodPost, "http://"+f.admin+"/v1/clients", f.adminToken(), bytes.NewReader(body))
+			req.Header.Set("Content-Type", "application/json")
+			if r := do(t, req); r.Status != http.StatusCreated || json.Unmarshal([]byte(r.Body), &client) != nil || client.ClientSecret == "" {
+				t.Fatalf("creating a confidential client: %d %s", r.Status, r.Body)
+			}
+			// The SDK asks for every scope the gateway's metadata lists
+			// (scopes_supported) and sends that scope with the jwt-bearer
+			// grant too, and the issuer refuses an assertion beyond the
+			// user's entitlements (invalid_scope) rather than narrowing it.
+			// So alice is given all of them here, through the admin API
+			// (the IdP's rules replace that at her next sign-in).
+			body, _ = json.Marshal(map[string][]string{f.resource: {"mcp:review", "repository:read", "repository:write"}})
+			req = newReq(t, http.MethodPut, "http://"+f.admin+"/v1/users/"+alice+"/entitlements", f.adminToken(), bytes.NewReader(body))
+			req.Header.Set("Content-Type", "application/json")
+			if r := do(t, req); r.Status != http.StatusOK {
+				t.Fatalf("widening alice's entitlements: %d %s", r.Status, r.Body)
+			}
+			idToken := "idt-" + rand.Text()
+			f.jag.mu.Lock()
+			f.jag.exchange = jagExchange{subjectToken: idToken, idpClient: "ts-agent-at-idp", iss: f.op.Issuer, sub: oidctest.Alice.Sub, kavachClient: client.ClientID}
+			f.jag.exchanges = nil
+			f.jag.mu.Unlock()
+
+			res := runIDJAGClient(t, node, f.resource, []string{
+				"KAVACH_IDJAG_ISSUER=" + f.issuer, "KAVACH_IDJAG_CLIENT_ID=" + client.ClientID, "KAVACH_IDJAG_CLIENT_SECRET=" + client.ClientSecret,
+				"KAVACH_IDJAG_IDP_TOKEN_URL=" + f.jag.tokenURL, "KAVACH_IDJAG_IDP_CLIENT_ID=ts-agent-at-idp", "KAVACH_IDJAG_ID_TOKEN=" + idToken,
+				"KAVACH_IDJAG_TOOL=read_file",
+			})
+			if res.Tool.IsError || res.Tool.Structured.CalledBy.Subject != alice || res.Tool.Structured.CalledBy.Actor != client.ClientID {
+				t.Errorf("read_file through the SDK: %+v, want a result called by %s through %s", res.Tool, alice, client.ClientID)
+			}
+			f.jag.mu.Lock()
+			seen := f.jag.exchanges
+			f.jag.mu.Unlock()
+			if len(res.Assertions) == 0 || len(seen) != len(res.Assertions) {
+				t.Fatalf("the SDK asked for %d assertions and the IdP saw %d exchanges", len(res.Assertions), len(seen))
+			}
+			for _, x := range seen {
+				if x.Get("audience") != f.issuer || x.Get("resource") != f.resource {
+					t.Errorf("token exchange at the IdP: audience %q resource %q, want %s and %s", x.Get("audience"), x.Get("resource"), f.issuer, f.resource)
+				}
+			}
+			var jwtBearer []int
+			for _, h := range res.HTTP {
+				if h.URL == f.issuer+"/oauth/token" {
+					jwtBearer = append(jwtBearer, h.Status)
+				}
+			}
+			if len(jwtBearer) != len(res.Assertions) || slices.ContainsFunc(jwtBearer, func(s int) bool { return s != http.StatusOK }) {
+				t.Errorf("Kavach token endpoint answered %v for %d assertions, want 200 each\n%+v", jwtBearer, len(res.Assertions), res.HTTP)
+			}
+			t.Logf("SDK flow: %d assertion(s) (scopes %+v); %d HTTP requests", len(res.Assertions), res.Assertions, len(res.HTTP))
+		})
 	})
 
 	t.Run("IdP down: the login page says so", func(t *testing.T) {
@@ -496,12 +559,27 @@ func mcpInitStatus(t *testing.T, endpoint, tok string) int {
 	return do(t, req).Status
 }
 
-// jagIdP is the enterprise IdP's ID-JAG signing side: an ES256 key whose
-// public half is served as a JWK set on loopback.
+// jagIdP is the enterprise IdP's ID-JAG side: an ES256 key whose public
+// half is served as a JWK set on loopback, and a token endpoint that
+// issues ID-JAGs by RFC 8693 token exchange
+// (draft-ietf-oauth-identity-assertion-authz-grant §4.3) for the one
+// subject token it was told of.
 type jagIdP struct {
-	key     *ecdsa.PrivateKey
-	kid     string
-	jwksURL string
+	key      *ecdsa.PrivateKey
+	kid      string
+	jwksURL  string
+	tokenURL string
+
+	mu        sync.Mutex
+	exchange  jagExchange
+	exchanges []url.Values // the token exchange requests seen
+}
+
+// jagExchange is what the IdP's token endpoint accepts and issues: for
+// subjectToken from idpClient, an ID-JAG for (iss, sub) naming
+// kavachClient, the client at the resource's authorization server.
+type jagExchange struct {
+	subjectToken, idpClient, iss, sub, kavachClient string
 }
 
 func newJAGKey(t *testing.T) *ecdsa.PrivateKey {
@@ -521,16 +599,44 @@ func startJAGIdP(t *testing.T) *jagIdP {
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != "/jwks" {
-			http.NotFound(w, r)
-			return
-		}
 		w.Header().Set("Content-Type", "application/json")
-		_, _ = w.Write(set)
+		switch r.URL.Path {
+		case "/jwks":
+			_, _ = w.Write(set)
+		case "/token":
+			j.serveTokenExchange(t, w, r)
+		default:
+			http.NotFound(w, r)
+		}
 	}))
 	t.Cleanup(srv.Close)
-	j.jwksURL = srv.URL + "/jwks"
+	j.jwksURL, j.tokenURL = srv.URL+"/jwks", srv.URL+"/token"
 	return j
+}
+
+func (j *jagIdP) serveTokenExchange(t *testing.T, w http.ResponseWriter, r *http.Request) {
+	if err := r.ParseForm(); err != nil || r.Method != http.MethodPost {
+		w.WriteHeader(http.StatusBadRequest)
+		_, _ = io.WriteString(w, `{"error":"invalid_request"}`)
+		return
+	}
+	j.mu.Lock()
+	x := j.exchange
+	j.exchanges = append(j.exchanges, r.PostForm)
+	j.mu.Unlock()
+	f := r.PostForm
+	if f.Get("grant_type") != "urn:ietf:params:oauth:grant-type:token-exchange" || f.Get("requested_token_type") != "urn:ietf:params:oauth:token-type:id-jag" ||
+		f.Get("subject_token_type") != "urn:ietf:params:oauth:token-type:id_token" || x.subjectToken == "" ||
+		f.Get("subject_token") != x.subjectToken || f.Get("client_id") != x.idpClient {
+		w.WriteHeader(http.StatusBadRequest)
+		_, _ = io.WriteString(w, `{"error":"invalid_grant"}`)
+		return
+	}
+	jag := j.sign(t, jagClaims{Iss: x.iss, Sub: x.sub, Aud: f.Get("audience"), ClientID: x.kavachClient, Resource: f.Get("resource"), Scope: f.Get("scope")}, "oauth-id-jag+jwt")
+	_ = json.NewEncoder(w).Encode(map[string]any{
+		"access_token": jag, "issued_token_type": "urn:ietf:params:oauth:token-type:id-jag", "token_type": "N_A",
+		"expires_in": 300, "scope": f.Get("scope"),
+	})
 }
 
 // jagClaims are an ID-JAG's claims; IAT and EXP are offsets from now
@@ -679,4 +785,43 @@ func (p *htmlPage) form(t *testing.T, button string) *htmlForm {
 	}
 	t.Fatalf("%s (%d) has no form with a %q button:\n%s", p.url, p.status, button, p.text)
 	return nil
+}
+
+// idjagResult is idjag-flow.mjs's output.
+type idjagResult struct {
+	Event      string `json:"event"`
+	Error      string `json:"error"`
+	Assertions []struct {
+		Audience, Resource, Scope string
+	} `json:"assertions"`
+	HTTP []struct {
+		Method, URL string
+		Status      int
+	} `json:"http"`
+	Tool struct {
+		IsError    bool `json:"isError"`
+		Structured struct {
+			CalledBy demoCaller `json:"called_by"`
+		} `json:"structured"`
+	} `json:"tool"`
+}
+
+// runIDJAGClient runs tsclient/idjag-flow.mjs against endpoint.
+func runIDJAGClient(t *testing.T, node, endpoint string, env []string) *idjagResult {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, node, "idjag-flow.mjs", endpoint)
+	cmd.Dir = tsClientDir
+	cmd.Env = append(os.Environ(), env...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	setChildAttrs(cmd)
+	err := cmd.Run()
+	lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
+	var res idjagResult
+	if jerr := json.Unmarshal([]byte(lines[len(lines)-1]), &res); jerr != nil || err != nil || res.Event != "result" {
+		t.Fatalf("idjag-flow.mjs: %v / %v\n%s\nstderr:\n%s", err, jerr, stdout.String(), stderr.String())
+	}
+	return &res
 }

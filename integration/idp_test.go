@@ -45,6 +45,7 @@ func TestIdPSignIn(t *testing.T) {
 	clientID := f.registerClient(t, "Kavach IdP Test App", f.redirectURI)
 	var userTok string // alice's token from the browser sign-in
 	var alice string   // her Kavach user id
+	var jagTok string  // the token for her ID-JAG
 
 	t.Run("browser sign-in through the IdP, MCP call within the group's entitlement", func(t *testing.T) {
 		f.op.Set(oidctest.Alice, oidctest.FaultNone)
@@ -162,6 +163,7 @@ func TestIdPSignIn(t *testing.T) {
 		if r.Status != http.StatusOK || json.Unmarshal([]byte(r.Body), &tok) != nil || tok.AccessToken == "" {
 			t.Fatalf("exchanging a good ID-JAG: %d %s", r.Status, r.Body)
 		}
+		jagTok = tok.AccessToken
 		s := connectBearer(ctx, t, f.resource, bearerTransport{tok.AccessToken})
 		who, err := callDemoTool(ctx, s, "read_file", map[string]any{"path": "README.md"})
 		if err != nil {
@@ -272,7 +274,7 @@ func TestIdPSignIn(t *testing.T) {
 	})
 
 	t.Run("a bad ID token: an error page, no user created", func(t *testing.T) {
-		for _, fault := range []string{oidctest.FaultNonce, oidctest.FaultSignature, oidctest.FaultIssuer, oidctest.FaultExpired} {
+		for _, fault := range []string{oidctest.FaultNonce, oidctest.FaultSignature, oidctest.FaultIssuer, oidctest.FaultExpired, oidctest.FaultDeny} {
 			// carol has no Kavach user yet: a sign-in that went through
 			// would create her (jit_users on).
 			f.op.Set(oidctest.Carol, fault)
@@ -298,7 +300,7 @@ func TestIdPSignIn(t *testing.T) {
 		if err != nil {
 			t.Fatalf("the agent's token: %v", err)
 		}
-		for what, tok := range map[string]string{"the agent": agentTok, "alice's earlier token": userTok} {
+		for what, tok := range map[string]string{"the agent": agentTok, "alice's earlier token": userTok, "the ID-JAG's token": jagTok} {
 			if st := mcpInitStatus(t, f.resource, tok); st != http.StatusOK {
 				t.Fatalf("%s before the group change: %d, want 200", what, st)
 			}
@@ -312,13 +314,15 @@ func TestIdPSignIn(t *testing.T) {
 			t.Errorf("alice, out of the group, still got a code: %v", q)
 		}
 		if q == nil {
-			t.Logf("the sign-in outside the group stopped at %s (%d)", page.url, page.status)
+			t.Logf("the sign-in outside the group stopped at %s (%d): %s", page.url, page.status, page.text)
+		} else {
+			t.Logf("the sign-in outside the group ended at the app with %v", q)
 		}
 		u := f.user(t, alice)
 		if len(u.Entitlements[f.resource]) != 0 || len(u.IdPLinks) != 1 || !slices.Equal(u.IdPLinks[0].Groups, []string{"staff"}) {
 			t.Errorf("alice after the sign-in outside the group: %+v", u)
 		}
-		for what, tok := range map[string]string{"the agent": agentTok, "alice's earlier token": userTok} {
+		for what, tok := range map[string]string{"the agent": agentTok, "alice's earlier token": userTok, "the ID-JAG's token": jagTok} {
 			if st := mcpInitStatus(t, f.resource, tok); st != http.StatusUnauthorized {
 				t.Errorf("%s after the group change: %d, want 401", what, st)
 			}

@@ -154,6 +154,10 @@ type providerView struct {
 	Name    string
 	Display string
 	Down    bool
+	// origin is the CSP source of the IdP's authorization endpoint: the
+	// login page's form-action allows it (the button's POST is answered
+	// with a redirect there, and browsers apply form-action to it).
+	origin string
 }
 
 // loginProviders returns the login page's buttons, asking each IdP whether
@@ -168,10 +172,13 @@ func (s *Server) loginProviders(ctx context.Context) []providerView {
 	out := make([]providerView, len(s.login.providers))
 	for i, p := range s.login.providers {
 		out[i] = providerView{Name: p.name, Display: p.display}
-		if err := p.Ready(ctx); err != nil {
+		auth, err := p.AuthEndpoint(ctx)
+		if err != nil {
 			out[i].Down = true
 			s.log.Warn("issuer: identity provider unavailable", "provider", p.name, "error", err)
+			continue
 		}
+		out[i].origin = redirectOrigin(auth)
 	}
 	return out
 }

@@ -91,6 +91,15 @@ func TestIdPSignIn(t *testing.T) {
 	e, o := idpEnv(t, func(c *Config) { off := false; c.LocalUsers = &off })
 	ctx := context.Background()
 
+	// The login page's CSP lets the buttons' POST redirect to the IdP:
+	// browsers apply form-action to that redirect.
+	lb := newBrowser(t)
+	if p := lb.get(e.url(pathAuthorize) + "?" + e.authParams(newVerifier()).Encode()); p.location == nil {
+		t.Fatalf("authorize: %d %s", p.status, p.body)
+	} else if csp := lb.get(p.location.String()).header.Get("Content-Security-Policy"); !strings.Contains(csp, "form-action 'self' "+o.Issuer+";") {
+		t.Errorf("login page CSP %q does not allow the redirect to the IdP %s", csp, o.Issuer)
+	}
+
 	// The whole dance: login page → IdP → callback → consent → code → token.
 	v := newVerifier()
 	b := newBrowser(t)
@@ -233,6 +242,9 @@ func TestIdPDown(t *testing.T) {
 	login := b.get(p.location.String())
 	if !strings.Contains(login.body, "corpsso is not reachable right now") || !strings.Contains(login.body, `type="password"`) {
 		t.Fatalf("login page with the IdP down: %s", login.body)
+	}
+	if csp := login.header.Get("Content-Security-Policy"); !strings.Contains(csp, "form-action 'self';") {
+		t.Errorf("login page CSP %q: a provider that is down adds no form-action source", csp)
 	}
 	f := idpForm(login)
 	f.Set("provider", "corpsso")

@@ -361,10 +361,16 @@ func (s *Server) showLogin(w http.ResponseWriter, r *http.Request, status int, a
 		CSRF: formToken(key, "login", ar.ID), Client: viewClient(c), Username: username, Error: msg,
 		Local: s.login.local, Providers: s.loginProviders(r.Context()),
 	}
+	var idps []string
 	if len(d.Providers) > 0 {
 		d.IdPAction, d.IdPCSRF = s.basePath()+pathIdPStart, formToken(key, "idp", ar.ID)
+		for _, p := range d.Providers {
+			if p.origin != "" && !slices.Contains(idps, p.origin) {
+				idps = append(idps, p.origin)
+			}
+		}
 	}
-	s.render(w, status, "login.html", d, "")
+	s.render(w, status, "login.html", d, strings.Join(idps, " "))
 }
 
 // csrfRefused answers a POST whose CSRF token is missing or wrong; it

@@ -168,6 +168,18 @@ func (p *Provider) Ready(ctx context.Context) error {
 	return err
 }
 
+// AuthEndpoint is the IdP's authorization endpoint, from its discovery
+// document (read as Ready reads it). The login page's CSP form-action
+// must name its origin: browsers apply form-action to the redirect that
+// follows a login button's POST.
+func (p *Provider) AuthEndpoint(ctx context.Context) (string, error) {
+	d, err := p.discover(ctx)
+	if err != nil {
+		return "", err
+	}
+	return d.oauth.Endpoint.AuthURL, nil
+}
+
 // discover returns the discovery result, reading the document at first
 // use, after DiscoveryMaxAge (a failed re-read keeps the old one), and
 // after a failure at most every DiscoveryRetry.

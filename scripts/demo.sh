@@ -775,6 +775,41 @@ The reviewer expires at $REVIEWER_EXPIRES; a fresh one (before step 6):
 Ctrl-C stops the demo; 'make demo' starts over with fresh state.
 EOF
 
+if ((IDP == 1)); then
+	cat <<EOF
+
+${B}Sign-in through your organisation's IdP${N} (IDP=1): the demo's OpenID provider
+  idp       $IDP_URL   log $REL_DATA/idp.log; its login page is a user picker:
+              priya   priya@corp.example   groups platform-eng, staff
+              marco   marco@corp.example   groups marketing, staff
+  $REL_DATA/Caddyfile.idp is Caddyfile.example with, in kavach_issuer { … }:
+      login oidc demo-idp { issuer $IDP_URL; client_id kavach-demo; client_secret {env.…}; jit_users on }
+      entitle group $IDP_GROUP $RESOURCE $IDP_SCOPES
+      trust_idjag $IDP_URL { jwks $IDP_URL/keys }
+  So whoever the IdP puts in $IDP_GROUP may review through /mcp (read the diff and
+  files, not write or comment), checked again at every sign-in; marco gets nothing.
+
+${B}8.${N} Sign in as a browser does: the client registers, Kavach's login page →
+   "Sign in with Demo IdP" → pick priya → Allow → code → token:
+     bin/kavach-demo-idp signin -issuer $ISSUER -resource $RESOURCE \\
+         -user priya -scope "$IDP_SCOPES repository:write" > $REL_DATA/priya.json
+     PRIYA_TOKEN=\$(sed -n 's/.*"access_token":"\([^"]*\)".*/\1/p' $REL_DATA/priya.json)
+     scripts/demo-call.sh "\$PRIYA_TOKEN" read_diff      # allowed; repository:write was not granted
+     bin/kavach user list$ADMIN_FLAG   # demo-idp:priya@corp.example, made at sign-in
+   The same with -user marco: refused once back from the IdP (invalid_target).
+   In a real browser: connect an MCP client with OAuth to $RESOURCE (e.g. MCP
+   Inspector, no token) and choose "Sign in with Demo IdP" on Kavach's login page.
+
+${B}9.${N} Enterprise-managed authorization: the IdP vouches that priya's client may act
+   for her (an ID-JAG, typ oauth-id-jag+jwt); the client trades it for a token, no consent page:
+     CID=\$(sed -n 's/.*"client_id":"\([^"]*\)".*/\1/p' $REL_DATA/priya.json)
+     JAG=\$(curl -s -d user=priya --data-urlencode client_id="\$CID" --data-urlencode resource=$RESOURCE \\
+         -d scope="mcp:review repository:read" $IDP_URL/demo/id-jag)
+     curl -s $ISSUER/oauth/token -d grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer \\
+         --data-urlencode assertion="\$JAG" --data-urlencode client_id="\$CID"   # again: invalid_grant (replay)
+EOF
+fi
+
 # Wait for Ctrl-C (or SIGTERM); notice a process that dies on its own.
 while :; do
 	for i in "${!PIDS[@]}"; do

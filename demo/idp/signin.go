@@ -68,11 +68,11 @@ func signin(args []string, out io.Writer) error {
 	}.Encode()
 	p, err := get(c, authz)
 	if err != nil {
-		return fmt.Errorf("Kavach's login page: %w", err)
+		return fmt.Errorf("the Kavach login page: %w", err)
 	}
 	f := p.form("provider", *provider)
 	if f == nil {
-		return fmt.Errorf("Kavach's login page has no \"Sign in with\" button for %s", *provider)
+		return fmt.Errorf("the Kavach login page has no \"Sign in with\" button for %s", *provider)
 	}
 	f.values.Set("provider", *provider)
 	if p, err = post(c, f.action, f.values); err != nil {

@@ -66,15 +66,6 @@ type rsaKey struct {
 	priv *rsa.PrivateKey
 }
 
-func newRSAKey(t testing.TB) rsaKey {
-	t.Helper()
-	k, err := generateRSAKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return k
-}
-
 func generateRSAKey() (rsaKey, error) {
 	k, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {

@@ -13,12 +13,13 @@ all: build
 build:
 	$(GO) build $(BUILDFLAGS) -o bin/kavach ./cmd/kavach
 
+# IDP=1: also a local OpenID provider people sign in through (demo/idp).
 demo: build
-	GO="$(GO)" BUILDFLAGS="$(BUILDFLAGS)" ./scripts/demo.sh
+	GO="$(GO)" BUILDFLAGS="$(BUILDFLAGS)" IDP="$(IDP)" ./scripts/demo.sh
 
-# The demo's story, run non-interactively with every step checked.
+# The demo's story, run non-interactively with every step checked (IDP=1 too).
 demo-check: build
-	GO="$(GO)" BUILDFLAGS="$(BUILDFLAGS)" ./scripts/demo.sh --check
+	GO="$(GO)" BUILDFLAGS="$(BUILDFLAGS)" IDP="$(IDP)" ./scripts/demo.sh --check
 
 test:
 	./scripts/deps.sh

@@ -13,10 +13,15 @@
 #   scripts/demo.sh --check    runs the whole story, asserts every step's
 #                              HTTP status, stops, exits 0 or 1 (also
 #                              KAVACH_DEMO_CHECK=1); state in a temp dir
+#   IDP=1 scripts/demo.sh      also starts a local OpenID provider
+#                              (bin/kavach-demo-idp, demo/idp) and signs
+#                              people in through it: `make demo IDP=1`,
+#                              `make demo-check IDP=1` (also KAVACH_DEMO_IDP=1)
 #
 # Environment:
 #   KAVACH_DEMO_GATEWAY_PORT   8080     KAVACH_DEMO_ISSUER_PORT    8081
 #   KAVACH_DEMO_ADMIN_PORT     2021     KAVACH_DEMO_UPSTREAM_PORT  8082
+#   KAVACH_DEMO_IDP_PORT       8083     (IDP=1 only)
 #     (other ports → the Caddyfile is generated from Caddyfile.example
 #      into demo-data/Caddyfile)
 #   KAVACH_DEMO_WORKDIR   directory bin/kavach runs in; state goes to its
@@ -24,7 +29,8 @@
 #                         dir with --check)
 #   KAVACH_DEMO_STRICT=1  --check: require per-tool rules even when the
 #                         Caddyfile has no `tool` lines
-#   GO, BUILDFLAGS        how to build bin/kavach-demo-upstream (default:
+#   GO, BUILDFLAGS        how to build bin/kavach-demo-upstream (and
+#                         bin/kavach-demo-idp) (default:
 #                         go, -trimpath: the Makefile passes its own)
 set -uo pipefail
 
@@ -44,6 +50,8 @@ die() {
 }
 
 CHECK=${KAVACH_DEMO_CHECK:-0}
+IDP=${KAVACH_DEMO_IDP:-${IDP:-0}}
+[[ $IDP == 1 || $IDP == true ]] && IDP=1 || IDP=0
 [[ $CHECK == 1 || $CHECK == true ]] && CHECK=1 || CHECK=0
 for arg in "$@"; do
 	case $arg in
@@ -62,6 +70,12 @@ UPSTREAM_PORT=${KAVACH_DEMO_UPSTREAM_PORT:-8082}
 PORT_NAMES=(gateway issuer admin upstream)
 PORT_VARS=(KAVACH_DEMO_GATEWAY_PORT KAVACH_DEMO_ISSUER_PORT KAVACH_DEMO_ADMIN_PORT KAVACH_DEMO_UPSTREAM_PORT)
 PORTS=("$GATEWAY_PORT" "$ISSUER_PORT" "$ADMIN_PORT" "$UPSTREAM_PORT")
+if ((IDP == 1)); then
+	IDP_PORT=${KAVACH_DEMO_IDP_PORT:-8083}
+	PORT_NAMES+=(idp)
+	PORT_VARS+=(KAVACH_DEMO_IDP_PORT)
+	PORTS+=("$IDP_PORT")
+fi
 for i in "${!PORTS[@]}"; do
 	p=${PORTS[$i]}
 	[[ $p =~ ^[0-9]+$ ]] && ((p >= 1 && p <= 65535)) || die "${PORT_VARS[$i]}=$p is not a port number"
@@ -77,6 +91,13 @@ UPSTREAM=http://127.0.0.1:$UPSTREAM_PORT
 RESOURCE=$GATEWAY/mcp
 API_RESOURCE=$GATEWAY/api
 export KAVACH_DEMO_GATEWAY=$GATEWAY KAVACH_DEMO_ISSUER=$ISSUER KAVACH_DEMO_RESOURCE=$RESOURCE
+if ((IDP == 1)); then
+	IDP_URL=http://127.0.0.1:$IDP_PORT
+	IDP_BIN=$REPO/bin/kavach-demo-idp
+	# What the Caddyfile's `entitle group` line gives the IdP's group.
+	IDP_GROUP=platform-eng
+	IDP_SCOPES="mcp:review pullrequest:read repository:read"
+fi
 
 # port_user <port>: what listens on it, if ss can tell.
 port_user() {
@@ -263,6 +284,34 @@ if [[ "${PORTS[*]}" != "8080 8081 2021 8082" ]]; then
 		"$REPO/Caddyfile.example" >"$CADDYFILE" || die "cannot write $CADDYFILE"
 fi
 
+# IDP=1: the issuer also signs people in through the demo's OpenID
+# provider, and maps its platform-eng group to review access on /mcp.
+if ((IDP == 1)); then
+	IDP_CADDYFILE=$DATA/Caddyfile.idp
+	awk -v idp="$IDP_URL" -v res="$RESOURCE" -v group="$IDP_GROUP" -v scopes="$IDP_SCOPES" '
+		{ print }
+		/^[[:space:]]*store sqlite / && !done {
+			print "\t\t# make demo IDP=1: sign-in through the demo OpenID provider (demo/idp)."
+			print "\t\tlogin oidc demo-idp {"
+			print "\t\t\tissuer " idp
+			print "\t\t\tclient_id kavach-demo"
+			print "\t\t\tclient_secret {env.KAVACH_DEMO_IDP_SECRET}"
+			print "\t\t\tscopes openid email profile groups"
+			print "\t\t\tdisplay_name \"Demo IdP\""
+			print "\t\t\tjit_users on # a Kavach user on first sign-in (off by default)"
+			print "\t\t}"
+			print "\t\t# Members of the IdP group " group " may review on /mcp, at every sign-in."
+			print "\t\tentitle group " group " " res " " scopes
+			print "\t\t# ID-JAGs (enterprise-managed authorization) the IdP signs."
+			print "\t\ttrust_idjag " idp " {"
+			print "\t\t\tjwks " idp "/keys"
+			print "\t\t}"
+			done = 1
+		}
+		END { if (!done) exit 1 }' "$CADDYFILE" >"$IDP_CADDYFILE" || die "cannot add the IdP lines to $IDP_CADDYFILE"
+	CADDYFILE=$IDP_CADDYFILE
+fi
+
 # Per-tool rules and the audit trail are in Caddyfile.example but commented
 # out until they land (issue 8). The checks below follow the Caddyfile.
 TOOL_RULES=0
@@ -283,6 +332,10 @@ fi
 echo "demo: building bin/kavach-demo-upstream"
 read -ra BUILD_FLAGS <<<"${BUILDFLAGS:--trimpath}"
 (cd "$REPO" && "${GO:-go}" build "${BUILD_FLAGS[@]}" -o "$UPSTREAM_BIN" ./demo/server) || die "building the demo upstream failed"
+if ((IDP == 1)); then
+	echo "demo: building bin/kavach-demo-idp"
+	(cd "$REPO" && "${GO:-go}" build "${BUILD_FLAGS[@]}" -o "$IDP_BIN" ./demo/idp) || die "building the demo IdP failed"
+fi
 
 if command -v openssl >/dev/null; then
 	ADMIN_TOKEN=$(openssl rand -hex 32)
@@ -292,6 +345,19 @@ else
 	ALICE_PASSWORD=alice-$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n')
 fi
 export KAVACH_ADMIN_TOKEN=$ADMIN_TOKEN # for the kavach CLI below
+if ((IDP == 1)); then
+	if command -v openssl >/dev/null; then
+		IDP_SECRET=$(openssl rand -hex 24)
+	else
+		IDP_SECRET=$(od -An -N24 -tx1 /dev/urandom | tr -d ' \n')
+	fi
+	# The IdP and the issuer read the relying party's secret from here.
+	export KAVACH_DEMO_IDP_SECRET=$IDP_SECRET
+	echo "demo: starting the demo OpenID provider (IdP) at $IDP_URL"
+	start_proc idp "$DATA/idp.log" "$IDP_BIN" -addr "127.0.0.1:$IDP_PORT" \
+		-redirect "$ISSUER/oauth/idp/callback" -client-id kavach-demo -audience "$ISSUER"
+	wait_http idp "$IDP_URL/.well-known/openid-configuration" 200
+fi
 
 echo "demo: starting the upstream, the issuer and the gateway (logs in $DATA)"
 start_proc upstream "$DATA/upstream.log" "$UPSTREAM_BIN" -addr "127.0.0.1:$UPSTREAM_PORT"
@@ -534,9 +600,80 @@ run_check() {
 		warn "7. audit trail not enabled yet (no audit line in the Caddyfile, or no 'kavach audit' command)"
 	fi
 
+	((IDP == 1)) && run_idp_check
+
 	echo
 	printf 'demo --check: %d ok, %d warnings, %d failed\n' "$PASS" "$WARN" "$FAIL"
 	((FAIL == 0))
+}
+
+# idp_signin <user> <scopes>: a browser's sign-in through Kavach's login
+# page and the demo IdP (bin/kavach-demo-idp signin); sets st (0 when a
+# token came back), HTTP_BODY (the token response, or why not).
+idp_signin() {
+	HTTP_BODY=$("$IDP_BIN" signin -issuer "$ISSUER" -resource "$RESOURCE" -provider demo-idp -user "$1" -scope "$2" 2>&1)
+	st=$?
+}
+
+# run_idp_check: IDP=1's story. Sign-in through the IdP, the group's
+# entitlements, an outsider, ID-JAG exchange and replay.
+run_idp_check() {
+	local tok cid jag www linked
+	echo
+	echo "demo --check IDP=1: sign-in through the demo OpenID provider at $IDP_URL"
+	http_req "$IDP_URL/.well-known/openid-configuration"
+	expect 200 "$st" "8. the IdP's discovery document"
+	[[ $HTTP_BODY == *"\"issuer\":\"$IDP_URL\""* ]] || bad "8. the discovery document does not name $IDP_URL: $HTTP_BODY"
+
+	# priya (platform-eng) asks for more than her group gives.
+	idp_signin priya "$IDP_SCOPES repository:write comment:write"
+	if ((st == 0)); then
+		ok "8. priya signs in: Kavach login → Sign in with Demo IdP → priya → consent → code → token"
+	else
+		bad "8. priya's sign-in through the IdP: $HTTP_BODY"
+	fi
+	tok=$(kd_json_str access_token <<<"$HTTP_BODY")
+	cid=$(kd_json_str client_id <<<"$HTTP_BODY")
+	[[ $(kd_json_str scope <<<"$HTTP_BODY") == "$IDP_SCOPES" ]] &&
+		ok "8. her token has what group $IDP_GROUP is entitled to: $IDP_SCOPES" ||
+		bad "8. her token's scopes: $(kd_json_str scope <<<"$HTTP_BODY"), want $IDP_SCOPES"
+	kd_mcp "${tok:-none}" read_diff '{}'
+	expect 200 "$KD_STATUS" "8. priya's client tools/call read_diff" "$KD_STEP: $KD_BODY"
+	[[ $KD_BODY == *'diff --git'* ]] || bad "8. no diff in the answer: $KD_BODY"
+	kd_mcp "${tok:-none}" write_file '{"path":"README.md","content":"x"}'
+	www=$(KD_HEADERS=$KD_RESULT_HEADERS kd_header WWW-Authenticate)
+	[[ $KD_STATUS == 403 && $www == *repository:write* ]] &&
+		ok "8. priya's write_file: 403 insufficient_scope (her group does not give repository:write)" ||
+		bad "8. priya's write_file: $KD_STATUS during $KD_STEP, WWW-Authenticate: ${www:-none} (want 403)"
+	linked=$(kv user list 2>&1)
+	[[ $linked == *demo-idp:priya@corp.example* ]] &&
+		ok "8. kavach user list shows priya, created on her first sign-in (jit_users on)" ||
+		bad "8. kavach user list has no demo-idp:priya@corp.example: $linked"
+
+	# marco (marketing) gets as far as Kavach and no further.
+	idp_signin marco "$IDP_SCOPES"
+	# The IdP signs him in; Kavach's page after it refuses: no entitlement.
+	if ((st != 0)) && [[ $HTTP_BODY == *'picking marco at the IdP: HTTP 4'* && $HTTP_BODY == *invalid_target* ]]; then
+		ok "8. marco (marketing) is refused once back from the IdP: invalid_target (his groups give nothing on $RESOURCE)"
+	else
+		bad "8. marco's sign-in: want a refusal after the IdP, got: $HTTP_BODY"
+	fi
+
+	# 9. ID-JAG: the IdP vouches that priya's client may act for her.
+	http_req -d user=priya --data-urlencode client_id="$cid" --data-urlencode resource="$RESOURCE" \
+		--data-urlencode scope="mcp:review repository:read" "$IDP_URL/demo/id-jag"
+	expect 200 "$st" "9. the IdP mints an ID-JAG (typ oauth-id-jag+jwt) for priya's client"
+	jag=$HTTP_BODY
+	http_req --data-urlencode grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer --data-urlencode assertion="$jag" \
+		--data-urlencode client_id="$cid" "$ISSUER/oauth/token"
+	expect 200 "$st" "9. jwt-bearer exchange at the issuer" "$HTTP_BODY"
+	tok=$(kd_json_str access_token <<<"$HTTP_BODY")
+	kd_mcp "${tok:-none}" read_file '{"path":"ratelimit/bucket.go"}'
+	expect 200 "$KD_STATUS" "9. the exchanged token: tools/call read_file" "$KD_STEP: $KD_BODY"
+	http_req --data-urlencode grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer --data-urlencode assertion="$jag" \
+		--data-urlencode client_id="$cid" "$ISSUER/oauth/token"
+	[[ $st == 400 && $HTTP_BODY == *invalid_grant* ]] && ok "9. the same ID-JAG again: 400 invalid_grant (replay)" ||
+		bad "9. the replayed ID-JAG: $st $HTTP_BODY (want 400 invalid_grant)"
 }
 
 if [[ $CHECK == 1 ]]; then
@@ -637,6 +774,41 @@ The reviewer expires at $REVIEWER_EXPIRES; a fresh one (before step 6):
          --ttl 180s --constraint hosts=127.0.0.1 > $REL_DATA/reviewer.json
 Ctrl-C stops the demo; 'make demo' starts over with fresh state.
 EOF
+
+if ((IDP == 1)); then
+	cat <<EOF
+
+${B}Sign-in through your organisation's IdP${N} (IDP=1): the demo's OpenID provider
+  idp       $IDP_URL   log $REL_DATA/idp.log; its login page is a user picker:
+              priya   priya@corp.example   groups platform-eng, staff
+              marco   marco@corp.example   groups marketing, staff
+  $REL_DATA/Caddyfile.idp is Caddyfile.example with, in kavach_issuer { … }:
+      login oidc demo-idp { issuer $IDP_URL; client_id kavach-demo; client_secret {env.…}; jit_users on }
+      entitle group $IDP_GROUP $RESOURCE $IDP_SCOPES
+      trust_idjag $IDP_URL { jwks $IDP_URL/keys }
+  So whoever the IdP puts in $IDP_GROUP may review through /mcp (read the diff and
+  files, not write or comment), checked again at every sign-in; marco gets nothing.
+
+${B}8.${N} Sign in as a browser does: the client registers, Kavach's login page →
+   "Sign in with Demo IdP" → pick priya → Allow → code → token:
+     bin/kavach-demo-idp signin -issuer $ISSUER -resource $RESOURCE \\
+         -user priya -scope "$IDP_SCOPES repository:write" > $REL_DATA/priya.json
+     PRIYA_TOKEN=\$(sed -n 's/.*"access_token":"\([^"]*\)".*/\1/p' $REL_DATA/priya.json)
+     scripts/demo-call.sh "\$PRIYA_TOKEN" read_diff      # allowed; repository:write was not granted
+     bin/kavach user list$ADMIN_FLAG   # demo-idp:priya@corp.example, made at sign-in
+   The same with -user marco: refused once back from the IdP (invalid_target).
+   In a real browser: connect an MCP client with OAuth to $RESOURCE (e.g. MCP
+   Inspector, no token) and choose "Sign in with Demo IdP" on Kavach's login page.
+
+${B}9.${N} Enterprise-managed authorization: the IdP vouches that priya's client may act
+   for her (an ID-JAG, typ oauth-id-jag+jwt); the client trades it for a token, no consent page:
+     CID=\$(sed -n 's/.*"client_id":"\([^"]*\)".*/\1/p' $REL_DATA/priya.json)
+     JAG=\$(curl -s -d user=priya --data-urlencode client_id="\$CID" --data-urlencode resource=$RESOURCE \\
+         -d scope="mcp:review repository:read" $IDP_URL/demo/id-jag)
+     curl -s $ISSUER/oauth/token -d grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer \\
+         --data-urlencode assertion="\$JAG" --data-urlencode client_id="\$CID"   # again: invalid_grant (replay)
+EOF
+fi
 
 # Wait for Ctrl-C (or SIGTERM); notice a process that dies on its own.
 while :; do

@@ -14,7 +14,11 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
+	"fmt"
+	"html"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -62,23 +66,29 @@ type rsaKey struct {
 	priv *rsa.PrivateKey
 }
 
-func newRSAKey(t testing.TB) rsaKey {
-	t.Helper()
+func generateRSAKey() (rsaKey, error) {
 	k, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
-		t.Fatal(err)
+		return rsaKey{}, err
 	}
 	var b [9]byte
 	_, _ = rand.Read(b[:])
-	return rsaKey{kid: base64.RawURLEncoding.EncodeToString(b[:]), priv: k}
+	return rsaKey{kid: base64.RawURLEncoding.EncodeToString(b[:]), priv: k}, nil
 }
 
 type OP struct {
-	t      testing.TB
+	t      testing.TB // nil when started by Serve
 	srv    *httptest.Server
+	mux    *http.ServeMux
 	Issuer string
 
 	redirect string
+	// clientID and secret are the relying party's (ClientID and
+	// ClientSecret unless Serve was told others).
+	clientID, secret string
+	// users, when set, are offered by a picker on the login page
+	// (Serve's Options.Users); otherwise user is signed in at once.
+	users []User
 
 	mu        sync.Mutex
 	user      User
@@ -92,19 +102,72 @@ type OP struct {
 	authorize []url.Values      // every authorization request seen
 }
 
-// Start starts the OP on loopback; it stops when the test ends.
 // Start starts the OP on loopback for a relying party whose callback is
 // redirect; it stops when the test ends.
 func Start(t testing.TB, redirect string) *OP {
 	t.Helper()
-	o := &OP{
-		t: t, redirect: redirect, user: Alice, requests: map[string]*opAuthRequest{}, codes: map[string]string{}, tokens: map[string]string{},
+	o, err := Serve(Options{Redirect: redirect})
+	if err != nil {
+		t.Fatal(err)
 	}
-	o.signing = newRSAKey(t)
+	o.t = t
+	t.Cleanup(o.srv.Close)
+	return o
+}
+
+// Options configure an OP started by Serve, outside a test (the demo's
+// IdP, demo/idp).
+type Options struct {
+	// Addr is the listen address. Default: 127.0.0.1:0.
+	Addr string
+	// Redirect is the relying party's one callback URL.
+	Redirect string
+	// ClientID and ClientSecret are the relying party's credentials.
+	// Default: the package's ClientID and ClientSecret.
+	ClientID, ClientSecret string
+	// Users, when set, are offered by a picker page at the OP's login
+	// (one link per user); otherwise the user Set names (Alice at first)
+	// is signed in at once.
+	Users []User
+}
+
+// Serve starts an OP that runs until Close.
+func Serve(opts Options) (*OP, error) {
+	o := &OP{
+		redirect: opts.Redirect, clientID: opts.ClientID, secret: opts.ClientSecret, users: opts.Users,
+		user: Alice, requests: map[string]*opAuthRequest{}, codes: map[string]string{}, tokens: map[string]string{},
+	}
+	if o.clientID == "" {
+		o.clientID = ClientID
+	}
+	if o.secret == "" {
+		o.secret = ClientSecret
+	}
+	if len(o.users) > 0 {
+		o.user = o.users[0]
+	}
+	var err error
+	if o.signing, err = generateRSAKey(); err != nil {
+		return nil, err
+	}
 	o.published = []rsaKey{o.signing}
-	o.other = newRSAKey(t).priv
+	other, err := generateRSAKey()
+	if err != nil {
+		return nil, err
+	}
+	o.other = other.priv
+	addr := opts.Addr
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
 	o.srv = httptest.NewUnstartedServer(nil)
-	o.Issuer = "http://" + o.srv.Listener.Addr().String()
+	o.srv.Listener.Close()
+	o.srv.Listener = ln
+	o.Issuer = "http://" + ln.Addr().String()
 	var cryptoKey [32]byte
 	_, _ = rand.Read(cryptoKey[:])
 	cfg := &op.Config{CryptoKey: cryptoKey, CodeMethodS256: true, SupportedScopes: []string{"openid", "email", "profile", "groups"}}
@@ -118,7 +181,8 @@ func Start(t testing.TB, redirect string) *OP {
 	}
 	prov, err := op.NewProvider(cfg, o, issuerFn, op.WithAllowInsecure())
 	if err != nil {
-		t.Fatal(err)
+		ln.Close()
+		return nil, err
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/login", o.login(prov))
@@ -130,11 +194,14 @@ func Start(t testing.TB, redirect string) *OP {
 		}
 		prov.ServeHTTP(w, r)
 	}))
+	o.mux = mux
 	o.srv.Config.Handler = mux
 	o.srv.Start()
-	t.Cleanup(o.srv.Close)
-	return o
+	return o, nil
 }
+
+// Handle adds a handler to the OP's server (the demo's ID-JAG endpoint).
+func (o *OP) Handle(pattern string, h http.Handler) { o.mux.Handle(pattern, h) }
 
 func (o *OP) Set(u User, fault string) {
 	o.mu.Lock()
@@ -150,7 +217,10 @@ func (o *OP) getFault() string {
 
 // rotate signs with a new key from now on and publishes only it.
 func (o *OP) Rotate() {
-	k := newRSAKey(o.t)
+	k, err := generateRSAKey()
+	if err != nil {
+		panic(err)
+	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.signing, o.published = k, []rsaKey{k}
@@ -166,19 +236,30 @@ func (o *OP) LastAuthorize() url.Values {
 }
 
 // login is the OP's login page: the current user is signed in at once,
-// or, with FaultDeny, the request is denied.
+// or, with FaultDeny, the request is denied. With Options.Users it is a
+// picker: one link per user, and ?user=<name> signs that user in.
 func (o *OP) login(prov op.OpenIDProvider) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		id := r.URL.Query().Get("id")
+		if len(o.users) > 0 && r.URL.Query().Get("user") == "" {
+			o.picker(w, id)
+			return
+		}
 		o.mu.Lock()
 		ar, ok := o.requests[id]
+		user := o.user
+		if len(o.users) > 0 {
+			var found bool
+			user, found = o.userNamed(r.URL.Query().Get("user"))
+			ok = ok && found
+		}
 		if ok {
-			ar.done, ar.subject, ar.authTime = true, o.user.Sub, time.Now()
+			ar.done, ar.subject, ar.authTime = true, user.Sub, time.Now()
 		}
 		fault := o.fault
 		o.mu.Unlock()
 		if !ok {
-			http.Error(w, "unknown request", http.StatusBadRequest)
+			http.Error(w, "unknown request or user", http.StatusBadRequest)
 			return
 		}
 		if fault == FaultDeny {
@@ -188,6 +269,94 @@ func (o *OP) login(prov op.OpenIDProvider) http.HandlerFunc {
 		}
 		http.Redirect(w, r, op.AuthCallbackURL(prov)(r.Context(), id), http.StatusFound)
 	}
+}
+
+// picker is the login page of an OP with several users: no passwords,
+// a link per user.
+func (o *OP) picker(w http.ResponseWriter, id string) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	fmt.Fprint(w, "<!doctype html><title>Demo IdP: sign in</title><h1>Demo IdP</h1><p>Sign in as:</p><ul>\n")
+	for _, u := range o.users {
+		link := "/login?" + url.Values{"id": {id}, "user": {PickerName(u)}}.Encode()
+		fmt.Fprintf(w, "<li><a href=\"%s\">%s</a> &lt;%s&gt;, groups: %s</li>\n",
+			html.EscapeString(link), html.EscapeString(u.Name), html.EscapeString(u.Email), html.EscapeString(strings.Join(u.Groups, ", ")))
+	}
+	fmt.Fprint(w, "</ul>\n")
+}
+
+// PickerName is how the picker's ?user= names u: its name in lower case.
+func PickerName(u User) string { return strings.ToLower(u.Name) }
+
+// userNamed finds a picker user; o.mu is held.
+func (o *OP) userNamed(name string) (User, bool) {
+	for _, u := range o.users {
+		if PickerName(u) == name {
+			return u, true
+		}
+	}
+	return User{}, false
+}
+
+// userBySub is who the OP answers for sub: the user Set names, else one
+// of the picker's; o.mu is held.
+func (o *OP) userBySub(sub string) (User, bool) {
+	if o.user.Sub == sub {
+		return o.user, true
+	}
+	for _, u := range o.users {
+		if u.Sub == sub {
+			return u, true
+		}
+	}
+	return User{}, false
+}
+
+// IDJAGType is the JWT typ of an Identity Assertion JWT Authorization
+// Grant (draft-ietf-oauth-identity-assertion-authz-grant §3).
+const IDJAGType = "oauth-id-jag+jwt"
+
+// IDJAG is what MintIDJAG puts in an assertion.
+type IDJAG struct {
+	Subject, Audience, ClientID, Resource, Scope string
+	// TTL is the lifetime from now. Default: 5 minutes.
+	TTL time.Duration
+}
+
+// MintIDJAG signs an ID-JAG as this OP (iss = o.Issuer) with the key its
+// JWKS publishes, as an IdP does for a client it lets act for a user.
+func (o *OP) MintIDJAG(a IDJAG) (string, error) {
+	o.mu.Lock()
+	k := o.signing
+	o.mu.Unlock()
+	if a.TTL == 0 {
+		a.TTL = 5 * time.Minute
+	}
+	now := time.Now()
+	claims := map[string]any{
+		"iss": o.Issuer, "sub": a.Subject, "aud": a.Audience, "client_id": a.ClientID, "jti": opRandom(),
+		"iat": now.Unix(), "exp": now.Add(a.TTL).Unix(),
+	}
+	if a.Resource != "" {
+		claims["resource"] = a.Resource
+	}
+	if a.Scope != "" {
+		claims["scope"] = a.Scope
+	}
+	payload, err := json.Marshal(claims)
+	if err != nil {
+		return "", err
+	}
+	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: k.priv},
+		(&jose.SignerOptions{}).WithType(IDJAGType).WithHeader("kid", k.kid))
+	if err != nil {
+		return "", err
+	}
+	jws, err := signer.Sign(payload)
+	if err != nil {
+		return "", err
+	}
+	return jws.CompactSerialize()
 }
 
 // opAuthRequest implements op.AuthRequest.
@@ -380,14 +549,14 @@ func (o *OP) KeySet(context.Context) ([]op.Key, error) {
 }
 
 func (o *OP) GetClientByClientID(_ context.Context, id string) (op.Client, error) {
-	if id != ClientID && id != OtherClientID {
+	if id != o.clientID && id != OtherClientID {
 		return nil, errOPNotFound
 	}
 	return opClient{o, id}, nil
 }
 
 func (o *OP) AuthorizeClientIDSecret(_ context.Context, id, secret string) error {
-	if (id != ClientID && id != OtherClientID) || secret != ClientSecret {
+	if (id != o.clientID && id != OtherClientID) || secret != o.secret {
 		return errors.New("bad client credentials")
 	}
 	return nil
@@ -411,9 +580,9 @@ func (o *OP) SetUserinfoFromToken(_ context.Context, ui *oidc.UserInfo, tokenID,
 
 func (o *OP) fillUserinfo(ui *oidc.UserInfo, sub string, scopes []string, groups bool) error {
 	o.mu.Lock()
-	u := o.user
+	u, ok := o.userBySub(sub)
 	o.mu.Unlock()
-	if u.Sub != sub {
+	if !ok {
 		return errOPNotFound
 	}
 	ui.Subject = sub

@@ -129,9 +129,6 @@ func (a *App) Cleanup() error {
 // kavachDataDir is the node's directory in Caddy's data directory.
 func kavachDataDir() string { return filepath.Join(caddy.AppDataDir(), "kavach") }
 
-// adminTokenFile is where a generated admin token is kept.
-func adminTokenFile() string { return node.AdminTokenPath(kavachDataDir()) }
-
 // Interface guards
 var (
 	_ caddy.App          = (*App)(nil)

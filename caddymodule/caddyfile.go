@@ -162,22 +162,6 @@ func noArgs(d *caddyfile.Dispenser) error {
 	return nil
 }
 
-// oneArg reads the one argument of the current line into v.
-func oneArg(d *caddyfile.Dispenser, v *string) error {
-	if !d.Args(v) || d.NextArg() {
-		return d.ArgErr()
-	}
-	return nil
-}
-
-// errAt is a Caddyfile error naming tok's file and line (and import
-// chain), for a problem found after the dispenser has moved on.
-func errAt(tok caddyfile.Token, msg string) error {
-	d := caddyfile.NewDispenser([]caddyfile.Token{tok})
-	d.Next()
-	return d.Err(msg)
-}
-
 // warnUnservedResource adds an adapter warning when no address of the site
 // block a directive sits in can receive requests for resource
 // (gateway.SiteServes): such a resource is most likely a typo. It is a

@@ -2,7 +2,6 @@ package caddymodule
 
 import (
 	"context"
-	"testing"
 
 	"github.com/caddyserver/caddy/v2"
 
@@ -20,13 +19,4 @@ func openTrail(c *audit.Config) (*audit.Writer, error) {
 	cfg.Resolve = func(s string) string { return caddy.NewReplacer().ReplaceAll(s, "") }
 	cfg.DataDir = kavachDataDir()
 	return audit.Open(context.Background(), cfg)
-}
-
-func mustOpenTrail(t *testing.T, c *audit.Config) *audit.Writer {
-	t.Helper()
-	w, err := openTrail(c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return w
 }

@@ -59,6 +59,10 @@ apt_need_file '/usr/lib/postgresql/*/bin/initdb' postgresql
 # Chromium over the DevTools Protocol (integration/browser_test.go).
 apt_need chromium chromium
 
+# make demo-check (integration/demo_check_unix_test.go) drives the demo
+# with curl.
+apt_need curl curl
+
 # The MCP TypeScript SDK test (integration/mcp_ts_test.go) runs the SDK's
 # client on Node.js, installed from integration/tsclient's committed
 # lockfile: npm ci when node_modules is missing or was installed from

@@ -967,6 +967,20 @@ func (s *sqlStore) HasConsent(ctx context.Context, user, client string, now time
 	return err == nil, err
 }
 
+func (s *sqlStore) Consents(ctx context.Context, user string, now time.Time) ([]*Grant, error) {
+	c := s.reader()
+	list, err := all(ctx, c, scanGrant, `SELECT `+grantCols+` FROM grants WHERE user_id = ? AND parent IS NULL
+		AND NOT EXISTS (SELECT 1 FROM agents WHERE agents.grant_id = grants.id)
+		AND revoked_at = 0 AND (expires_at = 0 OR expires_at > ?) ORDER BY created_at, id`, user, now.UnixMilli())
+	if err != nil {
+		return nil, err
+	}
+	if len(list) == 0 {
+		return nil, exists(ctx, c, `SELECT 1 FROM users WHERE id = ?`, user)
+	}
+	return list, nil
+}
+
 // Authorization codes.
 
 const codeCols = `hash, client_id, user_id, grant_id, redirect_uri, challenge, resource, scopes, expires_at, used_at`

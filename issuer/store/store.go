@@ -340,6 +340,11 @@ type Store interface {
 	// still holds at now: a root grant to it without Via, not revoked,
 	// not expired.
 	HasConsent(ctx context.Context, user, client string, now time.Time) (bool, error)
+	// Consents lists the root grants of user that are not an agent's
+	// (consents to OAuth clients, and grants an IdP authorized, Via set)
+	// and still hold at now: not revoked, not expired. Oldest first;
+	// ErrNotFound for an unknown user.
+	Consents(ctx context.Context, user string, now time.Time) ([]*Grant, error)
 
 	// Clients.
 	CreateClient(ctx context.Context, c *Client) error

@@ -55,6 +55,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Clients", testClients},
 		{"MetadataClients", testMetadataClients},
 		{"HasConsent", testHasConsent},
+		{"Consents", testConsents},
 		{"Codes", testCodes},
 		{"RefreshRotation", testRefreshRotation},
 		{"RefreshCollisionIsAtomic", testRefreshCollisionIsAtomic},
@@ -867,6 +868,46 @@ func testHasConsent(t *testing.T, s store.Store) {
 		if got != tt.want {
 			t.Errorf("HasConsent(%s, %s, %v) = %v, want %v", tt.user, tt.client, tt.at, got, tt.want)
 		}
+	}
+}
+
+// testConsents: a user's live root grants to OAuth clients, never an
+// agent's, never another user's.
+func testConsents(t *testing.T, s store.Store) {
+	newUser(t, s, "usr_a")
+	newUser(t, s, "usr_b")
+	rootAgent(t, s, "usr_a", "agt_a", "dlg_agent")
+	for _, g := range []*store.Grant{
+		{ID: "dlg_live", User: "usr_a", Grantee: "cli_app", Scopes: []string{"repo:read"}, CreatedAt: t0, ExpiresAt: at(time.Hour)},
+		{ID: "dlg_doc", User: "usr_a", Grantee: "https://tools.example/c.json", CreatedAt: at(time.Second)},
+		{ID: "dlg_rev", User: "usr_a", Grantee: "cli_old", CreatedAt: t0},
+		{ID: "dlg_bob", User: "usr_b", Grantee: "cli_app", CreatedAt: t0},
+	} {
+		must(t, s.CreateGrant(ctx, g))
+	}
+	_, err := s.RevokeGrant(ctx, "dlg_rev", at(time.Second), at(time.Hour))
+	must(t, err)
+	ids := func(gs []*store.Grant) (out []string) {
+		for _, g := range gs {
+			out = append(out, g.ID)
+		}
+		return out
+	}
+	got, err := s.Consents(ctx, "usr_a", at(time.Minute))
+	must(t, err)
+	if want := []string{"dlg_live", "dlg_doc"}; !slices.Equal(ids(got), want) {
+		t.Errorf("Consents(usr_a) = %v, want %v", ids(got), want)
+	}
+	if len(got) > 0 && !slices.Equal(got[0].Scopes, []string{"repo:read"}) {
+		t.Errorf("consent scopes = %v", got[0].Scopes)
+	}
+	got, err = s.Consents(ctx, "usr_a", at(2*time.Hour)) // dlg_live expired
+	must(t, err)
+	if want := []string{"dlg_doc"}; !slices.Equal(ids(got), want) {
+		t.Errorf("Consents(usr_a) later = %v, want %v", ids(got), want)
+	}
+	if _, err := s.Consents(ctx, "usr_nobody", t0); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("Consents(unknown user) = %v, want ErrNotFound", err)
 	}
 }
 

@@ -195,6 +195,24 @@ type Revoked struct {
 	Clients []string `json:"clients,omitzero"`
 }
 
+// Consent is a user's standing consent to an OAuth client (GET
+// /v1/users/{id}/consents): the root grant of the client's tokens and
+// refresh-token family.
+type Consent struct {
+	Grant     string    `json:"grant"`
+	ClientID  string    `json:"client_id"`
+	Scopes    []string  `json:"scopes,omitempty"`
+	Audience  []string  `json:"audience,omitempty"`
+	Via       string    `json:"via,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+	ExpiresAt time.Time `json:"expires_at,omitzero"`
+}
+
+// ConsentList is the answer of GET /v1/users/{id}/consents.
+type ConsentList struct {
+	Consents []*Consent `json:"consents"`
+}
+
 // KeyRotated is the answer of POST /v1/keys/rotate: the new signing key,
 // published now, signing from SignsFrom.
 type KeyRotated struct {

@@ -35,6 +35,14 @@ func (s *Server) adminRoutes() http.Handler {
 		out, err := s.revokeUser(r.Context(), r.PathValue("id"))
 		s.answer(w, http.StatusOK, out, err)
 	})
+	mux.HandleFunc("GET /v1/users/{id}/consents", func(w http.ResponseWriter, r *http.Request) {
+		out, err := s.listConsents(r.Context(), r.PathValue("id"))
+		s.answer(w, http.StatusOK, out, err)
+	})
+	mux.HandleFunc("POST /v1/users/{id}/consents/{grant}/revoke", func(w http.ResponseWriter, r *http.Request) {
+		out, err := s.revokeConsent(r.Context(), r.PathValue("id"), r.PathValue("grant"))
+		s.answer(w, http.StatusOK, out, err)
+	})
 	mux.HandleFunc("POST /v1/agents", s.adminCreateAgent)
 	mux.HandleFunc("GET /v1/agents", func(w http.ResponseWriter, r *http.Request) {
 		out, err := s.listAgents(r.Context(), r.URL.Query().Get("owner"))

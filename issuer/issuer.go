@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/kavachgate/kavach/audit"
 	"github.com/kavachgate/kavach/issuer/idp"
 	"github.com/kavachgate/kavach/issuer/store"
 	"github.com/kavachgate/kavach/policy"
@@ -104,6 +105,13 @@ type Config struct {
 	// receive the IdP's callback needs the same one. Default: random per
 	// process (one node).
 	LoginKey []byte `json:"-"`
+	// Console configures the web console at <issuer>/console/ (`console
+	// { operators …; operator_groups … }`, `console off`). Default: on, no
+	// operators.
+	Console ConsoleConfig `json:"console,omitempty"`
+	// Trail is the audit trail the console shows; nil: the console says
+	// none is configured.
+	Trail audit.Browser `json:"-"`
 	// IdPClient makes the requests to IdPs (discovery, token, JWKS).
 	// Default: a client with idp.HTTPTimeout.
 	IdPClient *http.Client `json:"-"`

@@ -204,33 +204,50 @@ func (s *Server) serveIdPStart(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	ar, c, ok := s.authRequestFor(w, r, form.Get("req"))
-	if !ok {
-		return
+	// The sign-in resumes an authorization request, or (no req, a
+	// return path) returns to the console.
+	var request string
+	var again func(status int, msg string)
+	var opts idp.AuthOptions
+	if form.Get("req") == "" && form.Has("return") {
+		ret, ok := s.consoleReturn(form.Get("return"))
+		if !ok || s.cfg.Console.Off {
+			s.badReturn(w)
+			return
+		}
+		request = consolePending + ret
+		again = func(status int, msg string) { s.showConsoleLogin(w, r, status, ret, "", msg) }
+	} else {
+		ar, c, ok := s.authRequestFor(w, r, form.Get("req"))
+		if !ok {
+			return
+		}
+		request = ar.ID
+		again = func(status int, msg string) { s.showLogin(w, r, status, ar, c, "", msg) }
+		opts.Prompt = ar.Prompt
+		if ar.MaxAge > 0 {
+			opts.MaxAge = time.Duration(ar.MaxAge) * time.Second
+		}
 	}
 	key := s.cookieValue(r, loginCookie)
-	if !validFormToken(form.Get("csrf"), key, "idp", ar.ID) {
+	if !validFormToken(form.Get("csrf"), key, "idp", request) {
 		s.csrfRefused(w)
 		return
 	}
 	p := s.login.provider(form.Get("provider"))
 	if p == nil {
-		s.showLogin(w, r, http.StatusBadRequest, ar, c, "", "Choose one of the sign-in options.")
+		again(http.StatusBadRequest, "Choose one of the sign-in options.")
 		return
 	}
-	pend, err := idp.NewPending(p.name, ar.ID, browserBinding(key), 0)
+	pend, err := idp.NewPending(p.name, request, browserBinding(key), 0)
 	if err != nil {
 		s.pageServerError(w, err)
 		return
 	}
-	opts := idp.AuthOptions{Prompt: ar.Prompt}
-	if ar.MaxAge > 0 {
-		opts.MaxAge = time.Duration(ar.MaxAge) * time.Second
-	}
 	to, err := p.AuthURL(r.Context(), pend, opts)
 	if err != nil {
 		s.log.Warn("issuer: identity provider unavailable", "provider", p.name, "error", err)
-		s.showLogin(w, r, http.StatusServiceUnavailable, ar, c, "", p.display+" is not reachable right now. Try again in a moment"+
+		again(http.StatusServiceUnavailable, p.display+" is not reachable right now. Try again in a moment"+
 			map[bool]string{true: ", or sign in with a password.", false: "."}[s.login.local])
 		return
 	}
@@ -294,23 +311,35 @@ func (s *Server) serveIdPCallback(w http.ResponseWriter, r *http.Request) {
 		s.signInFailed(w, "", errors.New("the sign-in names a provider no longer configured"))
 		return
 	}
-	ar, _, ok := s.authRequestFor(w, r, pend.Request)
-	if !ok {
-		return
+	// Where the sign-in goes next: the console path it started from, or
+	// the consent page of the authorization request it resumes.
+	var reqID, next string
+	if ret, console := strings.CutPrefix(pend.Request, consolePending); console {
+		var ok bool
+		if next, ok = s.consoleReturn(ret); !ok {
+			s.badReturn(w)
+			return
+		}
+	} else {
+		ar, _, ok := s.authRequestFor(w, r, pend.Request)
+		if !ok {
+			return
+		}
+		reqID, next = ar.ID, s.pageURL(pathConsent, ar.ID)
 	}
 	id, err := p.Callback(ctx, q, pend)
 	if err != nil {
-		s.signInFailed(w, ar.ID, err)
+		s.signInFailed(w, reqID, err)
 		return
 	}
 	at := now()
 	u, err := s.linkIdentity(ctx, p, id, at)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		s.signInFailed(w, ar.ID, fmt.Errorf("%w: no user is linked to this identity", errNoLinkedUser))
+		s.signInFailed(w, reqID, fmt.Errorf("%w: no user is linked to this identity", errNoLinkedUser))
 		return
 	case errors.Is(err, store.ErrInactive):
-		s.signInFailed(w, ar.ID, errUserRevoked)
+		s.signInFailed(w, reqID, errUserRevoked)
 		return
 	case err != nil:
 		s.pageServerError(w, err)
@@ -323,14 +352,14 @@ func (s *Server) serveIdPCallback(w http.ResponseWriter, r *http.Request) {
 		exp = id.Expiry
 	}
 	if !exp.After(at) {
-		s.signInFailed(w, ar.ID, errors.New("the identity provider's ID token leaves no session time"))
+		s.signInFailed(w, reqID, errors.New("the identity provider's ID token leaves no session time"))
 		return
 	}
 	if err := s.startSession(w, r, u.ID, at, exp); err != nil {
 		s.pageServerError(w, err)
 		return
 	}
-	pageRedirect(w, r, s.pageURL(pathConsent, ar.ID), "")
+	pageRedirect(w, r, next, "")
 }
 
 // Sign-in refusals of the issuer's own (the IdP vouched for the person).

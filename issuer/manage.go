@@ -384,6 +384,52 @@ func (s *Server) revokeAgent(ctx context.Context, id string) (*admin.Revoked, er
 	return &admin.Revoked{Revoked: ids}, nil
 }
 
+// listConsents lists the consents a user gave OAuth clients that still
+// hold.
+func (s *Server) listConsents(ctx context.Context, user string) (*admin.ConsentList, error) {
+	grants, err := s.store.Consents(ctx, user, now())
+	if err != nil {
+		return nil, err
+	}
+	out := &admin.ConsentList{Consents: make([]*admin.Consent, len(grants))}
+	for i, g := range grants {
+		out.Consents[i] = &admin.Consent{Grant: g.ID, ClientID: g.Grantee, Scopes: g.Scopes, Audience: g.Audience,
+			Via: g.Via, CreatedAt: g.CreatedAt, ExpiresAt: g.ExpiresAt}
+	}
+	return out, nil
+}
+
+// revokeConsent revokes one consent of a user: the root grant of an OAuth
+// client's tokens, with its refresh-token family, so the client must ask
+// the user again and the gateways drop its tokens by their chain. The
+// client itself stays registered (other users' consents are theirs). A
+// grant that is not a consent of this user is not found: the console and
+// the admin API name nothing they may not touch.
+func (s *Server) revokeConsent(ctx context.Context, user, grantID string) (*admin.Revoked, error) {
+	notFound := &admin.Error{Status: http.StatusNotFound, Code: "not_found", Description: "no such consent of this user"}
+	if !strings.HasPrefix(grantID, token.PrefixGrant) || !validIDChars(grantID) {
+		return nil, notFound
+	}
+	g, err := s.store.GetGrant(ctx, grantID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, notFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	if g.User != user || g.Parent != "" || strings.HasPrefix(g.Grantee, token.PrefixAgent) {
+		return nil, notFound
+	}
+	at := now()
+	ids, err := s.store.RevokeGrant(ctx, g.ID, at, s.revocationUntil(at))
+	if err != nil {
+		return nil, err
+	}
+	s.publishIDs(ctx, ids, at)
+	s.event(Event{Kind: "revoked", Subject: user, ClientID: g.Grantee, IDs: ids, Reason: "consent revoked"})
+	return &admin.Revoked{Revoked: ids}, nil
+}
+
 // rotateAgent replaces an agent's credential (a new secret, or the public
 // key) and stops every token the old one obtained (an issued-before
 // cutoff on the client id): rotation usually follows a leak.

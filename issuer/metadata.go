@@ -49,6 +49,7 @@ func (s *Server) routes() http.Handler {
 	if !s.cfg.DisableRegistration {
 		mux.HandleFunc(base+pathRegister, s.serveRegister)
 	}
+	s.consoleRoutes(mux, base)
 	s.mux = mux
 	return mux
 }

@@ -31,7 +31,7 @@ var templateFS embed.FS
 // pages are the login, consent and error pages. html/template escapes
 // every value by its context, so client names, scopes and URLs render as
 // text.
-var pages = template.Must(template.ParseFS(templateFS, "templates/*.html"))
+var pages = template.Must(template.New("pages").Funcs(consoleFuncs).ParseFS(templateFS, "templates/*.html"))
 
 // Cookies. With an https issuer they carry the __Secure- prefix, which
 // browsers accept only with the Secure attribute.
@@ -68,6 +68,9 @@ type pageData struct {
 	Local     bool
 	// Retry, on an error page: the login page of the request, to try again.
 	Retry string
+	// Return, on the login page of the console: the console path the
+	// sign-in returns to (instead of an authorization request).
+	Return string
 }
 
 // Where a client's name comes from (clientView.Source).
@@ -326,6 +329,10 @@ func (s *Server) authRequestFor(w http.ResponseWriter, r *http.Request, reqID st
 }
 
 func (s *Server) loginForm(w http.ResponseWriter, r *http.Request) {
+	if q := r.URL.Query(); !q.Has("req") && q.Has("return") {
+		s.consoleLoginForm(w, r, q.Get("return"))
+		return
+	}
 	reqID := r.URL.Query().Get("req")
 	ar, c, ok := s.authRequestFor(w, r, reqID)
 	if !ok {
@@ -403,6 +410,10 @@ func (s *Server) loginSubmit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	reqID := form.Get("req")
+	if reqID == "" && form.Has("return") {
+		s.consoleLoginSubmit(w, r, form)
+		return
+	}
 	ar, c, ok := s.authRequestFor(w, r, reqID)
 	if !ok {
 		return
@@ -411,28 +422,41 @@ func (s *Server) loginSubmit(w http.ResponseWriter, r *http.Request) {
 		s.csrfRefused(w)
 		return
 	}
+	again := func(status int, username, msg string) { s.showLogin(w, r, status, ar, c, username, msg) }
+	if !s.passwordSignIn(w, r, form, ar.ClientID, again) {
+		return
+	}
+	pageRedirect(w, r, s.pageURL(pathConsent, ar.ID), "")
+}
+
+// passwordSignIn checks, after the form's CSRF token: that password
+// sign-in is on (403), the rate limits of the user name and the client
+// address (429, counting this attempt), the password; then starts a
+// session. It returns true with the session started and nothing written;
+// on false it has answered (again shows the form with a message).
+func (s *Server) passwordSignIn(w http.ResponseWriter, r *http.Request, form url.Values, clientID string, again func(status int, username, msg string)) bool {
 	if !s.login.local {
 		s.errorPage(w, http.StatusForbidden, "Password sign-in is off", "This server signs people in through their organisation's identity provider only.")
-		return
+		return false
 	}
 	ctx := r.Context()
 	username, password := form.Get("username"), form.Get("password")
 	if username == "" || password == "" || len(username) > MaxNameLen {
-		s.showLogin(w, r, http.StatusBadRequest, ar, c, "", genericLoginError)
-		return
+		again(http.StatusBadRequest, "", genericLoginError)
+		return false
 	}
 	ip := limiterAddr(s.clientAddr(r))
 	at := now()
 	if retry, ok := s.logins.attempt(username, ip, at); !ok {
-		s.event(Event{Kind: "login_failed", ClientID: ar.ClientID, Reason: "too many failed logins"})
+		s.event(Event{Kind: "login_failed", ClientID: clientID, Reason: "too many failed logins"})
 		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(retry.Seconds()))))
 		s.errorPage(w, http.StatusTooManyRequests, "Too many attempts", "Too many failed sign-ins. Wait a few minutes and try again.")
-		return
+		return false
 	}
 	u, err := s.store.GetUserByName(ctx, username)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		s.pageServerError(w, err)
-		return
+		return false
 	}
 	hash := dummyPasswordHash()
 	if u != nil && u.PasswordHash != "" {
@@ -440,22 +464,22 @@ func (s *Server) loginSubmit(w http.ResponseWriter, r *http.Request) {
 	}
 	good := checkPassword(hash, password) && u != nil && u.PasswordHash != "" && u.RevokedAt.IsZero()
 	if !good {
-		e := Event{Kind: "login_failed", ClientID: ar.ClientID, Reason: "bad credentials"}
+		e := Event{Kind: "login_failed", ClientID: clientID, Reason: "bad credentials"}
 		if u != nil {
 			e.Subject = u.ID
 		}
 		s.event(e)
-		s.showLogin(w, r, http.StatusBadRequest, ar, c, username, genericLoginError)
-		return
+		again(http.StatusBadRequest, username, genericLoginError)
+		return false
 	}
 	s.logins.succeed(username, ip)
 	// A new session at every login (no session fixation); the old one, if
 	// any, ends.
 	if err := s.startSession(w, r, u.ID, at, at.Add(s.cfg.SessionTTL)); err != nil {
 		s.pageServerError(w, err)
-		return
+		return false
 	}
-	pageRedirect(w, r, s.pageURL(pathConsent, ar.ID), "")
+	return true
 }
 
 // serveConsent is the consent page: GET shows what the client asks for

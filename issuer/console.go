@@ -333,7 +333,7 @@ type entryView struct {
 
 type trailFilter struct {
 	Agent, Tool, Decision, Status, Since, Until, User string
-	Page                                             int
+	Page                                              int
 }
 
 type overview struct {

@@ -146,7 +146,7 @@ func (s *Server) consoleAuth(h func(http.ResponseWriter, *http.Request, *console
 		}
 		if sess == nil {
 			if r.Method != http.MethodGet && r.Method != http.MethodHead {
-				s.csrfRefused(w)
+				s.consoleCSRFRefused(w, nil)
 				return
 			}
 			ret := r.URL.EscapedPath()
@@ -227,15 +227,28 @@ func (s *Server) consoleReturn(v string) (string, bool) {
 // on failure it has answered 403 (or 400/413 for a bad body) and nothing
 // has happened.
 func (s *Server) checkCSRF(w http.ResponseWriter, r *http.Request, cu *consoleUser, action string) (url.Values, bool) {
-	form, ok := s.pageForm(w, r)
-	if !ok {
+	form, err := parseForm(w, r)
+	if err != nil {
+		var oe *oauthError
+		if !errors.As(err, &oe) {
+			s.consoleError(w, cu, err)
+			return nil, false
+		}
+		s.consoleRender(w, oe.Status, "console_message.html", cu, &consoleData{Title: "Bad request", Error: oe.Description})
 		return nil, false
 	}
 	if !validFormToken(form.Get("csrf"), cu.sess.CSRF, "console", action) {
-		s.csrfRefused(w)
+		s.consoleCSRFRefused(w, cu)
 		return nil, false
 	}
 	return form, true
+}
+
+// consoleCSRFRefused answers a POST whose CSRF token is missing or wrong,
+// or that has no session; nothing has changed.
+func (s *Server) consoleCSRFRefused(w http.ResponseWriter, cu *consoleUser) {
+	s.consoleRender(w, http.StatusForbidden, "console_message.html", cu, &consoleData{Title: "Request refused",
+		Error: "This form has expired or was not sent from this console. Go back, reload the page and try again."})
 }
 
 // consoleData is what the console templates see.

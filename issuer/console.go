@@ -52,6 +52,28 @@ type ConsoleConfig struct {
 	OperatorGroups []string `json:"operator_groups,omitempty"`
 }
 
+// Validate checks the operator lists: names that are not empty, not too
+// long, not repeated.
+func (c *ConsoleConfig) Validate() error {
+	for _, l := range []struct {
+		what string
+		list []string
+	}{{"operators", c.Operators}, {"operator_group", c.OperatorGroups}} {
+		for i, v := range l.list {
+			if v == "" || len(v) > MaxNameLen {
+				return fmt.Errorf("%s: %q is not a user id, name or group (1 to %d bytes)", l.what, v, MaxNameLen)
+			}
+			if slices.Contains(l.list[:i], v) {
+				return fmt.Errorf("%s: %q is named twice", l.what, v)
+			}
+		}
+	}
+	if c.Off && len(c.Operators)+len(c.OperatorGroups) > 0 {
+		return errors.New("a console that is off has no operators")
+	}
+	return nil
+}
+
 // pathConsole is the console's root, under the issuer's path.
 const pathConsole = "/console"
 

@@ -108,7 +108,7 @@ type Config struct {
 	// Console configures the web console at <issuer>/console/ (`console
 	// { operators …; operator_groups … }`, `console off`). Default: on, no
 	// operators.
-	Console ConsoleConfig `json:"console,omitempty"`
+	Console ConsoleConfig `json:"console,omitzero"`
 	// Trail is the audit trail the console shows; nil: the console says
 	// none is configured.
 	Trail audit.Browser `json:"-"`
@@ -183,6 +183,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.MaxDepth < 1 || cfg.MaxDepth > policy.MaxDepth {
 		return nil, fmt.Errorf("issuer: max_depth must be between 1 and %d", policy.MaxDepth)
+	}
+	if err := cfg.Console.Validate(); err != nil {
+		return nil, fmt.Errorf("issuer: console: %w", err)
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()

@@ -139,6 +139,11 @@ type IssuerConfig struct {
 	// single node; in a cluster a sign-in must then return to the node
 	// that began it).
 	LoginKey string `json:"login_key,omitempty"`
+	// Console configures the web console at <issuer>/console/: `console
+	// off`, or `console { operators <user id or name>…; operator_group
+	// <IdP group>… }`. Default: on, no operators (each person sees their
+	// own agents, consents and trail).
+	Console issuer.ConsoleConfig `json:"console,omitzero"`
 }
 
 // loginKey resolves and decodes LoginKey (nil when unset).
@@ -199,6 +204,9 @@ func (c *IssuerConfig) Validate(maxLifetime time.Duration) error {
 	}
 	if err := CheckAccessTTL(time.Duration(c.AccessTokenTTL), maxLifetime); err != nil {
 		return fmt.Errorf("issuer %s: %w", c.Issuer, err)
+	}
+	if err := c.Console.Validate(); err != nil {
+		return fmt.Errorf("issuer %s: console: %w", c.Issuer, err)
 	}
 	cfg, err := c.signIn(func(s string) string { return s }) // placeholders stay: they resolve at start
 	if err == nil {

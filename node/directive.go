@@ -291,6 +291,8 @@ func (h *IssuerConfig) UnmarshalDirective(d directive.Reader, maxLifetime time.D
 			err = positiveDuration(d, &h.SessionTTL)
 		case "login_key":
 			err = directive.OneArg(d, &h.LoginKey)
+		case "console":
+			err = h.parseConsole(d)
 		default:
 			return d.Errf("unknown kavach_issuer option %q", d.Val())
 		}
@@ -387,6 +389,48 @@ func (h *IssuerConfig) parseLogin(d directive.Reader) error {
 		return d.Errf("login oidc %s: %v", lp.Name, err)
 	}
 	h.Login = append(h.Login, lp)
+	return nil
+}
+
+// parseConsole reads
+//
+//	console off
+//	console {
+//		operators <user id or name>…     # see and manage everyone's agents, consents, trail
+//		operator_group <IdP group>…      # people whose IdP sign-in names one of these groups
+//	}
+//
+// Both lines may repeat; their values add up.
+func (h *IssuerConfig) parseConsole(d directive.Reader) error {
+	args := d.RemainingArgs()
+	switch {
+	case len(args) == 1 && (args[0] == "off" || args[0] == "on"):
+		h.Console.Off = args[0] == "off"
+		if d.NextBlock(d.Nesting()) {
+			return d.Err("console on|off takes no block")
+		}
+		return nil
+	case len(args) > 0:
+		return d.Err("console takes off, or a block: console { operators <user>…; operator_group <group>… }")
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		opt := d.Val()
+		vals := d.RemainingArgs()
+		if len(vals) == 0 {
+			return d.Errf("console %s: name at least one", opt)
+		}
+		switch opt {
+		case "operators":
+			h.Console.Operators = append(h.Console.Operators, vals...)
+		case "operator_group", "operator_groups":
+			h.Console.OperatorGroups = append(h.Console.OperatorGroups, vals...)
+		default:
+			return d.Errf("unknown console option %q (want operators or operator_group)", opt)
+		}
+	}
+	if err := h.Console.Validate(); err != nil {
+		return d.Errf("console: %v", err)
+	}
 	return nil
 }
 

@@ -123,6 +123,7 @@ func (rt *Runtime) startIssuer(i *Issuer) error {
 		TrustIDJAG:            cfg.TrustIDJAG,
 		SessionTTL:            cfg.SessionTTL,
 		LoginKey:              cfg.LoginKey,
+		Console:               i.cfg.Console,
 		Replay:                replay,
 		Issuer:                i.cfg.Issuer,
 		Store:                 v.(store.Store),

@@ -178,9 +178,10 @@ func (s *Server) consoleAuth(h func(http.ResponseWriter, *http.Request, *console
 			if _, ok := s.consoleReturn(ret); !ok {
 				ret = s.basePath() + pathConsole + "/"
 			}
+			// 302 after a GET, like the issuer's other page redirects.
 			setConsoleHeaders(w.Header())
 			w.Header().Set("Location", s.basePath()+pathLogin+"?return="+url.QueryEscape(ret))
-			w.WriteHeader(http.StatusSeeOther)
+			w.WriteHeader(http.StatusFound)
 			return
 		}
 		op, err := s.isOperator(r.Context(), u)

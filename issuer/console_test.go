@@ -179,7 +179,7 @@ func (e *consoleEnv) signIn(name string) *browser {
 	e.t.Helper()
 	b := newBrowser(e.t)
 	p := b.get(e.console("/agents"))
-	if p.status != http.StatusSeeOther || p.location == nil || p.location.Path != pathLogin {
+	if p.status != http.StatusFound || p.location == nil || p.location.Path != pathLogin {
 		e.t.Fatalf("unauthenticated console: %d %v", p.status, p.location)
 	}
 	if got := p.location.Query().Get("return"); got != pathConsole+"/agents" {
@@ -586,7 +586,7 @@ func TestConsoleLogout(t *testing.T) {
 	if p.status != http.StatusSeeOther || p.location.Path != pathLogin {
 		t.Fatalf("logout: %d %v", p.status, p.location)
 	}
-	if p := b.get(e.console("/agents")); p.status != http.StatusSeeOther {
+	if p := b.get(e.console("/agents")); p.status != http.StatusFound || p.location.Path != pathLogin {
 		t.Errorf("after logout: %d", p.status)
 	}
 }
@@ -636,7 +636,7 @@ func (e *consoleEnv) refreshOf(tok map[string]any) string {
 }
 
 func TestConsoleOff(t *testing.T) {
-	e := newConsoleEnv(t, func(c *Config) { c.Console.Off = true })
+	e := newConsoleEnv(t, func(c *Config) { c.Console = ConsoleConfig{Off: true} })
 	if p := newBrowser(t).get(e.console("/")); p.status != http.StatusNotFound {
 		t.Errorf("console off: %d", p.status)
 	}

@@ -676,3 +676,47 @@ func anyStrings(v any) []string {
 	}
 	return out
 }
+
+// TestConsoleIdPSignIn: the login page's IdP button, started from the
+// console, lands back on the console page it came from, and the IdP's
+// group makes the person an operator.
+func TestConsoleIdPSignIn(t *testing.T) {
+	e, _ := idpEnv(t, func(c *Config) { c.Console.OperatorGroups = []string{"platform-eng"} })
+	b := newBrowser(t)
+	p := b.get(e.url(pathConsole + "/trail?decision=deny"))
+	if p.status != http.StatusFound || p.location == nil || p.location.Path != pathLogin {
+		t.Fatalf("console: %d %v", p.status, p.location)
+	}
+	login := b.get(p.location.String())
+	if !strings.Contains(login.body, "Sign in with Corp SSO") || !strings.Contains(login.body, "to continue to the Kavach console") {
+		t.Fatalf("login page:\n%s", login.body)
+	}
+	action, f := formOf(t, login, "Sign in with Corp SSO")
+	if action != pathIdPStart {
+		t.Fatalf("IdP form action %q", action)
+	}
+	// The IdP form's token is bound to the return path.
+	bad := url.Values{"return": {"/console/agents"}, "csrf": {f.Get("csrf")}, "provider": {"corpsso"}}
+	if p := b.post(e.url(pathIdPStart), bad); p.status != http.StatusForbidden {
+		t.Errorf("IdP start with a token of another path: %d", p.status)
+	}
+	f.Set("provider", "corpsso")
+	p = b.post(e.url(pathIdPStart), f)
+	for i := 0; p.location != nil && p.location.Path != pathIdPCallback; i++ {
+		if i > 10 {
+			t.Fatalf("on the way to the IdP: %d %v", p.status, p.location)
+		}
+		p = b.get(p.location.String())
+	}
+	if p.location == nil {
+		t.Fatalf("the IdP did not send the browser back: %d %s", p.status, p.body)
+	}
+	p = b.get(p.location.String())
+	if p.status != http.StatusFound || p.location == nil || p.location.RequestURI() != pathConsole+"/trail?decision=deny" {
+		t.Fatalf("callback: %d %v %s", p.status, p.location, p.body)
+	}
+	home := b.get(p.location.String())
+	if home.status != http.StatusOK || !strings.Contains(home.body, "operator") {
+		t.Fatalf("console after IdP sign-in: %d\n%s", home.status, home.body)
+	}
+}

@@ -37,4 +37,4 @@ const envTests = "TestAdminJSONStrict|TestRefreshGraceSameSuccessor|TestRefreshG
 	"TestAuthorizeWithSessionSkipsLogin|TestAuthorizeRejectsBadPKCE|TestAuthorizeNeverRedirectsToUntrustedURI|TestCodeExchangePKCE|" +
 	"TestCodeExchangeMismatches|TestCodeReuseRevokesFirstTokens|TestExpiredCode|TestLoginCSRF|TestConsentCSRF|TestConsentDeny|" +
 	"TestConsentBeyondEntitlements|TestRefreshRotationAndReuse|TestRefreshScopeAndResource|TestLoginBruteForce|" +
-	"TestLoginLimitPerAddress|TestRevokedUser"
+	"TestLoginLimitPerAddress|TestRevokedUser|TestConsoleRevokeCascade|TestConsoleConsents|TestConsoleUserIsolation|TestAdminConsents"

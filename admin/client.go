@@ -75,6 +75,23 @@ func (c *Client) RevokeUser(ctx context.Context, id string) (*Revoked, error) {
 	return call[Revoked](ctx, c, http.MethodPost, c.issuerPath("/v1/users/"+url.PathEscape(id)+"/revoke", nil), nil)
 }
 
+// Consents lists the consents a user gave OAuth clients that still hold
+// (GET /v1/users/{id}/consents).
+func (c *Client) Consents(ctx context.Context, user string) ([]*Consent, error) {
+	l, err := call[ConsentList](ctx, c, http.MethodGet, c.issuerPath("/v1/users/"+url.PathEscape(user)+"/consents", nil), nil)
+	if err != nil {
+		return nil, err
+	}
+	return l.Consents, nil
+}
+
+// RevokeConsent revokes one consent of a user, with the client's tokens
+// and refresh tokens under it (POST /v1/users/{id}/consents/{grant}/revoke).
+func (c *Client) RevokeConsent(ctx context.Context, user, grant string) (*Revoked, error) {
+	return call[Revoked](ctx, c, http.MethodPost,
+		c.issuerPath("/v1/users/"+url.PathEscape(user)+"/consents/"+url.PathEscape(grant)+"/revoke", nil), nil)
+}
+
 // CreateAgent creates a root agent of in.Owner (POST /v1/agents).
 func (c *Client) CreateAgent(ctx context.Context, in AgentCreate) (*Agent, error) {
 	return call[Agent](ctx, c, http.MethodPost, c.issuerPath("/v1/agents", nil), in)

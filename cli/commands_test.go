@@ -57,6 +57,8 @@ func TestAdminRequests(t *testing.T) {
 			"PUT", "/v1/users/usr_a%2Fb/entitlements", "", `{"https://r.example":["x:y"]}`},
 		{[]string{"user", "show", "usr_alice", "--json"}, "", "GET", "/v1/users/usr_alice", "", ""},
 		{[]string{"user", "revoke", "usr_alice", "--issuer", "https://iss.example"}, "", "POST", "/v1/users/usr_alice/revoke", "issuer=https%3A%2F%2Fiss.example", ""},
+		{[]string{"user", "consents", "usr_alice"}, "", "GET", "/v1/users/usr_alice/consents", "", ""},
+		{[]string{"user", "revoke-consent", "usr_alice", "dlg_a"}, "", "POST", "/v1/users/usr_alice/consents/dlg_a/revoke", "", ""},
 		{[]string{"agent", "create", "--name", "orch", "--owner", "usr_alice", "--scope", "a:b c:d", "--scope", "e:f", "--ttl", "1h",
 			"--constraint", "hosts=a.example,b.example", "--constraint", "max_body=10"}, "",
 			"POST", "/v1/agents", "", `{"name":"orch","owner":"usr_alice","scopes":["a:b","c:d","e:f"],"ttl":"1h0m0s","constraints":{"hosts":["a.example","b.example"],"max_body":10}}`},

@@ -18,7 +18,7 @@ import (
 func userCommand(env *Env) Command {
 	return Command{
 		Name:  "user",
-		Usage: "create|entitle|list|show|revoke",
+		Usage: "create|entitle|list|show|revoke|consents|revoke-consent",
 		Short: "Manages the issuer's users and their entitlements",
 		Long: `
 Manages users of the Kavach issuer through the admin listener (--admin,
@@ -32,6 +32,8 @@ directory; --issuer picks one issuer of a gateway that runs several).
   user show <id> [--json]   entitlements (and where they come from), IdP
                             accounts and the groups they last had
   user revoke <id>      every token of the user stops at once
+  user consents <id>    the OAuth clients the user consented to (JSON)
+  user revoke-consent <id> <grant>   that client's tokens stop; it must ask again
 `,
 		Setup: func(cmd *cobra.Command) {
 			f := addAdminFlags(env, cmd.PersistentFlags(), true)
@@ -43,6 +45,27 @@ directory; --issuer picks one issuer of a gateway that runs several).
 					Args:  cobra.ExactArgs(1),
 					RunE: func(cmd *cobra.Command, args []string) error {
 						return call(cmd, f, func(ctx context.Context, c *admin.Client) (*admin.Revoked, error) { return c.RevokeUser(ctx, args[0]) })
+					},
+				},
+				&cobra.Command{
+					Use:   "consents <id>",
+					Short: "Lists the OAuth clients a user consented to",
+					Args:  cobra.ExactArgs(1),
+					RunE: func(cmd *cobra.Command, args []string) error {
+						return call(cmd, f, func(ctx context.Context, c *admin.Client) (*admin.ConsentList, error) {
+							l, err := c.Consents(ctx, args[0])
+							return &admin.ConsentList{Consents: l}, err
+						})
+					},
+				},
+				&cobra.Command{
+					Use:   "revoke-consent <id> <grant>",
+					Short: "Revokes a user's consent to an OAuth client (its tokens stop)",
+					Args:  cobra.ExactArgs(2),
+					RunE: func(cmd *cobra.Command, args []string) error {
+						return call(cmd, f, func(ctx context.Context, c *admin.Client) (*admin.Revoked, error) {
+							return c.RevokeConsent(ctx, args[0], args[1])
+						})
 					},
 				},
 			)

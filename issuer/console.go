@@ -1044,7 +1044,7 @@ func (s *Server) consoleTrail(w http.ResponseWriter, r *http.Request, cu *consol
 	}
 	statusOK, err := statusMatcher(tf.Status)
 	if err != nil {
-		s.consoleBadFilter(w, cu, d, tf, err.Error())
+		s.consoleBadFilter(w, cu, d, tf, sentence(err.Error()))
 		return
 	}
 	for _, t := range []struct {
@@ -1056,7 +1056,7 @@ func (s *Server) consoleTrail(w http.ResponseWriter, r *http.Request, cu *consol
 		}
 		at, err := parseWhen(t.v, now())
 		if err != nil {
-			s.consoleBadFilter(w, cu, d, tf, err.Error())
+			s.consoleBadFilter(w, cu, d, tf, sentence(err.Error()))
 			return
 		}
 		*t.dst = at
@@ -1126,6 +1126,14 @@ func (s *Server) consoleBadFilter(w http.ResponseWriter, cu *consoleUser, d *con
 	s.consoleRender(w, http.StatusBadRequest, "console_trail.html", cu, d)
 }
 
+// sentence makes an error message a sentence for a page.
+func sentence(msg string) string {
+	if msg == "" {
+		return msg
+	}
+	return strings.ToUpper(msg[:1]) + msg[1:] + "."
+}
+
 // statusMatcher reads the status filter: a status (403) or a class (4xx).
 func statusMatcher(v string) (func(int) bool, error) {
 	v = strings.ToLower(strings.TrimSpace(v))
@@ -1138,7 +1146,7 @@ func statusMatcher(v string) (func(int) bool, error) {
 	}
 	var n int
 	if _, err := fmt.Sscanf(v, "%d", &n); err != nil || n < 100 || n > 999 || fmt.Sprint(n) != v {
-		return nil, errors.New("Status is a number such as 403, or a class such as 4xx.")
+		return nil, errors.New("status is a number such as 403, or a class such as 4xx")
 	}
 	return func(st int) bool { return st == n }, nil
 }
@@ -1154,7 +1162,7 @@ func parseWhen(v string, at time.Time) (time.Time, error) {
 			return t, nil
 		}
 	}
-	return time.Time{}, errors.New("Times are like 2026-03-01T12:00 (UTC), or a span back from now such as 1h.")
+	return time.Time{}, errors.New("times are like 2026-03-01T12:00 (UTC), or a span back from now such as 1h")
 }
 
 // consoleOverview is the console's home: counts of the last hour and day.

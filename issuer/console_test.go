@@ -10,7 +10,6 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -79,9 +78,7 @@ type consoleEnv struct {
 	trail                  string
 	orch, rev, xss, bobBot *admin.Agent
 	bob, olga              *store.User
-
-	mu sync.Mutex
-	w  *audit.Writer
+	w                      *audit.Writer
 }
 
 func newConsoleEnv(t *testing.T, opts ...func(*Config)) *consoleEnv {

@@ -192,6 +192,17 @@ func TestBrowseFilters(t *testing.T) {
 	mid := time.Now()
 	tw.write(30)
 	b := openFileBrowser(t, path, BrowseOptions{})
+	checkFilters(t, b, mid)
+	for _, c := range []string{"x", "t1:gw-1", "t1:a:b:0", "tx:gw-1:1", "r12"} {
+		if _, err := b.BrowsePage(context.Background(), Filter{}, 10, c); err != ErrBadCursor {
+			t.Errorf("cursor %q: %v, want ErrBadCursor", c, err)
+		}
+	}
+}
+
+// checkFilters checks Browse's filters on a trail of gwRequest(0…119),
+// with an issued event after request 89 (at mid) and after 119.
+func checkFilters(t *testing.T, b Pager, mid time.Time) {
 	names := &Names{Agents: map[string]string{"agt_reviewer": "reviewer"}, Users: map[string]string{"usr_alice": "alice"}}
 	// want counts the requests among 0…119 that the filter keeps.
 	want := func(keep func(i int, dec, out *Record) bool) int {
@@ -228,6 +239,7 @@ func TestBrowseFilters(t *testing.T) {
 		{"until", Filter{Until: mid}, 90, 1},
 		{"request", Filter{RequestID: "req_7"}, 1, 0},
 		{"chain", Filter{Chain: "dlg_root_0"}, 60, 0},
+		{"nobody", Filter{Sub: "usr_mallory"}, 0, 0},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -244,11 +256,6 @@ func TestBrowseFilters(t *testing.T) {
 	}
 	if _, err := b.BrowsePage(context.Background(), Filter{Status: "4x"}, 10, ""); err == nil {
 		t.Error("status filter 4x accepted")
-	}
-	for _, c := range []string{"x", "t1:gw-1", "t1:a:b:0", "tx:gw-1:1", "r12"} {
-		if _, err := b.BrowsePage(context.Background(), Filter{}, 10, c); err != ErrBadCursor {
-			t.Errorf("cursor %q: %v, want ErrBadCursor", c, err)
-		}
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/kavachgate/kavach/audit"
 	"github.com/kavachgate/kavach/issuer/idp"
 	"github.com/kavachgate/kavach/issuer/store"
 	"github.com/kavachgate/kavach/policy"
@@ -107,6 +108,8 @@ type Config struct {
 	// IdPClient makes the requests to IdPs (discovery, token, JWKS).
 	// Default: a client with idp.HTTPTimeout.
 	IdPClient *http.Client `json:"-"`
+	// Trail is the trail the console shows; nil: none configured.
+	Trail audit.Browser `json:"-"`
 }
 
 // LoginProvider is one upstream OpenID provider of the login page.

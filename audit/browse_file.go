@@ -80,10 +80,14 @@ func (b *fileBrowser) BrowsePage(ctx context.Context, f Filter, limit int, curso
 	}()
 	for i := range plan.files {
 		tf := &plan.files[i]
-		if !tf.first.ok || !tf.last.ok || tf.first.time.UnixMicro() > bound {
+		if !tf.first.ok || tf.first.time.UnixMicro() > bound {
 			continue
 		}
 		s := &revSource{path: tf.path, key: browseKey{t: tf.last.time.UnixMicro(), stream: tf.last.stream, seq: tf.last.seq}}
+		if !tf.last.ok {
+			// Its last line is not a record: read it first.
+			s.key = browseKey{t: math.MaxInt64}
+		}
 		if s.key.t > bound {
 			s.key = browseKey{t: bound, stream: "\xff", seq: math.MaxUint64}
 			s.search = bound

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // pgBrowser browses the PostgreSQL sink's table. A page is one indexed
@@ -174,7 +175,12 @@ func (b *pgBrowser) page(ctx context.Context, f *Filter, limit int, upper int64)
 		return page, scrub(fmt.Errorf("audit: postgres %s: browse %s: %w", b.where, PostgresTable, err), secrets)
 	}
 	if upper == 0 {
-		if err := b.conn.QueryRow(ctx, `SELECT coalesce(max(id), 0) + 1 FROM `+PostgresTable).Scan(&upper); err != nil {
+		err := b.conn.QueryRow(ctx, `SELECT coalesce(max(id), 0) + 1 FROM `+PostgresTable).Scan(&upper)
+		var pe *pgconn.PgError
+		if errors.As(err, &pe) && pe.Code == "42P01" {
+			return page, nil // no writer created the table yet: nothing written
+		}
+		if err != nil {
 			return fail(err)
 		}
 	}

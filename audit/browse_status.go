@@ -171,6 +171,7 @@ type fileVerifier struct {
 	read     []readFile
 	ends     []ChainEnd // per read file: the last record verified in it
 	fullAt   time.Time
+	fullTook time.Duration // how long the last full pass took
 	lastStat TrailStatus
 	lastCov  coverage
 }
@@ -224,19 +225,28 @@ func (fv *fileVerifier) pass(ctx context.Context) (TrailStatus, coverage) {
 	// Go on from the last pass when the files it read are where it left
 	// them.
 	resume := fv.v != nil && time.Since(fv.fullAt) < fv.opts.FullEvery && len(fv.read) <= len(steps)
+	grew := false // only an earlier file grew
 	for k := 0; resume && k < len(fv.read); k++ {
 		r, s := &fv.read[k], &steps[k]
 		switch {
 		case !os.SameFile(r.fi, s.fi), r.begin != s.begin, s.fi.Size() < r.off:
-			resume = false
+			resume, grew = false, false
+		case k < len(fv.read)-1 && s.fi.Size() > r.fi.Size():
+			resume, grew = false, true // another live file: read from the start again
 		case k < len(fv.read)-1 && (s.fi.Size() != r.fi.Size() || !s.fi.ModTime().Equal(r.fi.ModTime())):
-			resume = false // an earlier file changed: read from the start again
+			resume, grew = false, false // an earlier file changed
 		}
 	}
 	if fv.v != nil && fv.v.stopped && resume {
 		return fv.lastStat, fv.lastCov // the fault stands until the files change
 	}
+	if grew && time.Since(fv.fullAt) < 10*fv.fullTook {
+		// Several live files (processes writing a directory at once)
+		// make every pass a full one: at most a tenth of the time.
+		return fv.lastStat, fv.lastCov
+	}
 	if !resume {
+		defer func(start time.Time) { fv.fullTook = time.Since(start) }(time.Now())
 		fv.v, fv.read, fv.ends, fv.prog = NewVerifier(ctx, fv.opts.Pub, VerifyOptions{}), nil, nil, chainProgress{}
 		fv.fullAt = time.Now()
 	}

@@ -518,3 +518,54 @@ func BenchmarkBrowseNewest50(b *testing.B) {
 		}
 	}
 }
+
+// Two processes writing one directory at once: their records merge by
+// time, newest first, and the status covers both files.
+func TestBrowseConcurrentFiles(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	a := openTrailWriter(t, filepath.Join(dir, "a.jsonl"), "gw-a", 0, 20)
+	// Both trails are signed with a.jsonl's key, as the default trail's
+	// files share audit.key.
+	key, err := LoadOrCreateKey(filepath.Join(dir, "a.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sink, err := OpenFile(filepath.Join(dir, "b.jsonl"), FileOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wb, err := NewWriter(context.Background(), sink, key, Options{Stream: "gw-b", CheckpointEvery: 20, CheckpointInterval: time.Hour, BatchDelay: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &trailWriter{t: t, w: wb}
+	t.Cleanup(b.close)
+	for range 10 {
+		a.write(3)
+		b.write(4)
+	}
+	// A directory named as the path: every trail in it.
+	br, err := OpenBrowser(context.Background(), Config{Sink: SinkFile, Path: dir, Key: filepath.Join(dir, "a.jsonl.key")}, BrowseOptions{StatusEvery: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer br.Close()
+	got := all(t, br.(Pager), Filter{}, 9)
+	streams := map[string]int{}
+	for _, e := range got {
+		streams[e.Stream]++
+	}
+	if streams["gw-a"] != 40 || streams["gw-b"] != 50 {
+		t.Fatalf("entries per stream %v, want gw-a 40 (30 requests, 10 events), gw-b 50", streams)
+	}
+	st := waitStatus(t, br)
+	if !st.Verified || !strings.Contains(st.Source, "(2 files)") {
+		t.Fatalf("status %+v", st)
+	}
+	a.write(5)
+	b.write(5)
+	if st = nextStatus(t, br); !st.Verified || st.Problem != "" {
+		t.Fatalf("after both grew: %+v", st)
+	}
+}

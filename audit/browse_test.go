@@ -305,6 +305,10 @@ func TestBrowseRotatedAndPartial(t *testing.T) {
 	if got := all(t, b, Filter{Decision: Deny}, 3); len(got) != 166 {
 		t.Fatalf("%d denials, want 166", len(got))
 	}
+	// The partial line is the live end of the stream: not a fault.
+	if st := waitStatus(t, b); !st.Verified || st.Uncovered != 0 || !strings.Contains(st.Source, fmt.Sprintf("(%d files)", len(files))) {
+		t.Fatalf("status %+v", st)
+	}
 }
 
 // A page reads at most MaxScan records, whatever the filter: a search

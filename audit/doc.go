@@ -29,6 +29,13 @@
 //     (VerifyOptions.From), name the first bad seq and why, and report
 //     records not yet covered by a checkpoint.
 //   - Query, QueryPostgres and the printers serve `kavach audit query`.
+//   - OpenBrowser opens a file or PostgreSQL trail for the issuer's
+//     console (Browser, Pager): entries newest first with their outcomes
+//     joined, filtered (Filter, with Status and Roots), at most
+//     BrowseOptions.MaxScan records read per page, a cursor to go on; and
+//     Status, verified incrementally in the background with the same
+//     Verifier: the newest signed checkpoint, the records not yet
+//     covered, the key's fingerprint, the first fault.
 //   - LoadOrCreateKey keeps the signing key in <name>.key (0600) with its
 //     public half in <name>.pub: beside the trail by default; a verifier
 //     pins a copy of the .pub kept where the writer cannot change it.
@@ -50,4 +57,10 @@
 //	pub, err := audit.LoadPublicKey("audit.jsonl.pub")
 //	rep, err := audit.VerifyTrail(ctx, "audit.jsonl", pub, audit.VerifyOptions{})
 //	if !rep.OK() { fmt.Println(rep.Problem) } // "audit.jsonl:20: stream … seq 20 missing: …"
+//
+// Browsing (the console):
+//
+//	b, err := audit.OpenBrowser(ctx, audit.Config{Sink: audit.SinkFile, Path: "audit.jsonl"})
+//	page, err := b.(audit.Pager).BrowsePage(ctx, audit.Filter{Sub: "usr_alice", Status: "4xx"}, 50, "")
+//	st, err := b.Status(ctx) // st.Checkpoint "gw-1:2001", st.Uncovered 17, st.KeyFingerprint "sha256 …"
 package audit

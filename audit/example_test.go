@@ -101,3 +101,47 @@ func ExampleVerifyTrail() {
 	// Output:
 	// missing 3 3
 }
+
+// The console reads a trail newest first, with each request's outcome,
+// filtered to one user's requests, and says how far it is verified.
+func ExampleOpenBrowser() {
+	dir, _ := os.MkdirTemp("", "audit-browse")
+	defer os.RemoveAll(dir)
+	cfg := audit.Config{Sink: audit.SinkFile, Path: filepath.Join(dir, "audit.jsonl")}
+	w, err := audit.Open(context.Background(), cfg)
+	if err != nil {
+		panic(err)
+	}
+	for i, tool := range []string{"read_diff", "write_file"} {
+		id := fmt.Sprintf("req_%d", i)
+		dec := audit.Record{Kind: audit.KindDecision, Decision: audit.Allow, RequestID: id, Sub: "usr_alice", Actor: "agt_reviewer", MCPMethod: "tools/call", Tool: tool}
+		if tool == "write_file" {
+			dec.Decision, dec.Reason, dec.Status = audit.Deny, "insufficient_scope: repository:write", 403
+		}
+		_ = w.Write(&dec)
+		if dec.Decision == audit.Allow {
+			_ = w.Write(&audit.Record{Kind: audit.KindOutcome, RequestID: id, Status: 200})
+		}
+	}
+	_ = w.Close() // a final checkpoint covers everything
+
+	b, err := audit.OpenBrowser(context.Background(), cfg)
+	if err != nil {
+		panic(err)
+	}
+	defer b.Close()
+	entries, _ := b.Browse(context.Background(), audit.Filter{Sub: "usr_alice"}, 50)
+	for _, e := range entries {
+		fmt.Println(e.Decision.Tool, e.Decision.Decision, e.Status())
+	}
+	st, _ := b.Status(context.Background())
+	for st.Pending {
+		time.Sleep(10 * time.Millisecond)
+		st, _ = b.Status(context.Background())
+	}
+	fmt.Println(st.Verified, st.Uncovered, st.Problem == "")
+	// Output:
+	// write_file deny 403
+	// read_diff allow 200
+	// true 0 true
+}

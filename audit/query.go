@@ -27,6 +27,11 @@ type Filter struct {
 	// Sub matches records of the user the chain acts for, by id or, with
 	// Names, by name.
 	Sub string
+	// Roots matches records whose chain begins with one of these grants.
+	// With Sub, a record matches by either: the requests made on behalf
+	// of a user are those naming them as sub, and those whose chain is
+	// rooted in one of their grants.
+	Roots []string
 	// Tool matches records of MCP requests for this tool, resource or
 	// prompt name.
 	Tool string
@@ -45,6 +50,11 @@ type Filter struct {
 	Kinds []Kind
 	// Names lets Agent and Sub name principals by name as well as by id.
 	Names *Names
+	// Status matches entries of Browse by the HTTP status their request
+	// got (the outcome's, or a denial's): a code ("403") or a class
+	// ("4xx"); see CheckStatusFilter. Query does not read it: an outcome
+	// comes after the decision it answers.
+	Status string
 }
 
 // Names are the names people know principals by, by id: agents (agt_…)
@@ -162,7 +172,7 @@ type selector struct {
 }
 
 func newSelector(f Filter) *selector {
-	joining := f.Agent != "" || f.Sub != "" || f.Tool != "" || f.Chain != "" || f.Decision != ""
+	joining := f.Agent != "" || f.Sub != "" || len(f.Roots) > 0 || f.Tool != "" || f.Chain != "" || f.Decision != ""
 	return &selector{f: f, joining: joining, requests: make(map[string]struct{})}
 }
 
@@ -203,7 +213,7 @@ func (f *Filter) match(r *Record) bool {
 		return false
 	case f.Agent != "" && !f.isAgent(r.Actor) && !f.isAgent(r.ClientID) && !slices.ContainsFunc(r.Agents, f.isAgent):
 		return false
-	case f.Sub != "" && (r.Sub == "" || r.Sub != f.Sub && f.Names.user(r.Sub) != f.Sub):
+	case (f.Sub != "" || len(f.Roots) > 0) && !f.onBehalf(r):
 		return false
 	case f.Tool != "" && r.Tool != f.Tool:
 		return false

@@ -59,6 +59,33 @@ func (rt *Runtime) startAudit() error {
 	return nil
 }
 
+// openBrowser opens the node's trail for its issuers' console (one per
+// runtime, closed by closeBrowser). A trail that cannot be read back (off,
+// stdout) leaves the console without one.
+func (rt *Runtime) openBrowser() {
+	if rt.browser != nil || rt.cfg.AuditOff() {
+		return
+	}
+	c := audit.Config{Sink: audit.SinkFile}
+	if rt.cfg.Audit != nil {
+		c = *rt.cfg.Audit
+	}
+	c.Resolve, c.DataDir = rt.opts.Resolve, rt.opts.DataDir
+	b, err := audit.OpenBrowser(context.Background(), c)
+	if err != nil {
+		rt.log.Warn("the console cannot show the audit trail", "error", err)
+		return
+	}
+	rt.browser = b
+}
+
+func (rt *Runtime) closeBrowser() {
+	if rt.browser != nil {
+		_ = rt.browser.Close()
+		rt.browser = nil
+	}
+}
+
 // AuditWriter is the writer requests record into; nil when the trail is
 // off or not open yet.
 func (rt *Runtime) AuditWriter() *audit.Writer { return rt.auditW.Load() }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/lestrrat-go/jwx/v2/jwk"
 
+	"github.com/kavachgate/kavach/audit"
 	"github.com/kavachgate/kavach/issuer"
 	"github.com/kavachgate/kavach/issuer/store"
 	"github.com/kavachgate/kavach/revocation"
@@ -23,6 +24,7 @@ type Issuer struct {
 	cfg      IssuerConfig
 	clientIP func(*http.Request) string
 	srv      atomic.Pointer[issuer.Server]
+	trail    atomic.Pointer[audit.Browser]
 
 	// Its current key set as the key ring holds it (under the ring lock).
 	last []byte
@@ -32,6 +34,16 @@ type Issuer struct {
 // Server is the issuer's server; nil before Start (after Stop, the
 // closed server).
 func (i *Issuer) Server() *issuer.Server { return i.srv.Load() }
+
+// Trail is the trail the issuer's console shows (issuer.Config.Trail):
+// the node's audit trail; nil when it cannot be read back (off, stdout)
+// or before Start.
+func (i *Issuer) Trail() audit.Browser {
+	if p := i.trail.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
 
 // AddIssuer registers an issuer to run in this node; it starts with
 // Start. clientIP gives a request's trusted client address (Caddy's
@@ -55,6 +67,9 @@ func (rt *Runtime) AddIssuer(cfg IssuerConfig, clientIP func(*http.Request) stri
 // revocation set, or the gateways share Redis), and seeds the revocation
 // set.
 func (rt *Runtime) startIssuers() error {
+	if len(rt.issuers) > 0 {
+		rt.openBrowser()
+	}
 	for _, i := range rt.issuers {
 		if err := rt.startIssuer(i); err != nil {
 			rt.stopIssuers()
@@ -136,6 +151,7 @@ func (rt *Runtime) startIssuer(i *Issuer) error {
 		AllowLoopbackMetadata: i.cfg.DevLoopbackClientMetadata,
 		AdminAuth:             rt.isAdmin,
 		OnEvent:               rt.auditEvent,
+		Trail:                 rt.browser,
 		ClientIP:              i.clientIP,
 		Logger:                rt.log.With("issuer", i.cfg.Issuer),
 	})
@@ -146,6 +162,9 @@ func (rt *Runtime) startIssuer(i *Issuer) error {
 		return err
 	}
 	i.srv.Store(srv)
+	if rt.browser != nil {
+		i.trail.Store(&rt.browser)
+	}
 	rt.log.Info("kavach issuer started", "issuer", i.cfg.Issuer, "store", i.cfg.Store)
 	return nil
 }
@@ -158,6 +177,7 @@ func (rt *Runtime) stopIssuers() {
 			_ = srv.Close()
 		}
 	}
+	rt.closeBrowser()
 }
 
 // issuerByID is the issuer of this node an admin request names with

@@ -467,3 +467,59 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestIssuerTrail: the issuer of a node gets the node's audit trail for
+// its console (issuer.Config.Trail): it shows what the gateway recorded,
+// newest first with outcomes, and verifies it with the node's audit key.
+func TestIssuerTrail(t *testing.T) {
+	t.Parallel()
+	key, file := keyFile(t)
+	iss := IssuerConfig{Issuer: "http://127.0.0.1:9004", DSN: filepath.Join(t.TempDir(), "issuer.db")}
+	n := start(t, Config{TrustedKeys: []TrustedKeys{{Issuer: testIssuer, File: file}}}, nil, iss) // the default trail
+	tb := n.local[iss.Issuer].Trail()
+	if tb == nil {
+		t.Fatal("the issuer got no trail")
+	}
+	tok, _ := mint(t, key)
+	if got := decide(t, n.Runtime, tok); got != http.StatusOK {
+		t.Fatalf("a good token: %d", got)
+	}
+	other, _ := mint(t, key)
+	if st := n.call(t, http.MethodPost, revocation.RevocationsPath, adminSecret, map[string]string{"id": "agt_1"}, nil); st >= 300 {
+		t.Fatalf("POST /v1/revocations: %d", st)
+	}
+	if got := decide(t, n.Runtime, other); got != http.StatusUnauthorized {
+		t.Fatalf("a revoked agent: %d", got)
+	}
+	var got []audit.BrowseEntry
+	waitFor(t, "two requests in the trail", func() bool {
+		var err error
+		got, err = tb.Browse(context.Background(), audit.Filter{Sub: "usr_alice", Kinds: []audit.Kind{audit.KindDecision}}, 10)
+		return err == nil && len(got) == 2
+	})
+	if got[0].Decision.Decision != audit.Deny || got[0].Status() != http.StatusUnauthorized || got[1].Decision.Decision != audit.Allow {
+		t.Fatalf("newest first: %+v", got)
+	}
+	waitFor(t, "the allowed request's outcome", func() bool {
+		got, _ = tb.Browse(context.Background(), audit.Filter{Decision: audit.Allow}, 10)
+		return len(got) == 1 && got[0].Outcome != nil && got[0].Outcome.Status == http.StatusOK
+	})
+	pub, err := audit.LoadPublicKey(filepath.Join(n.opts.DataDir, "audit", "audit.pub"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st audit.TrailStatus
+	waitFor(t, "a verification pass", func() bool {
+		st, err = tb.Status(context.Background())
+		return err == nil && !st.Pending && st.Records > 0
+	})
+	if !st.Verified || st.Problem != "" || st.KeyFingerprint != "sha256 "+audit.KeyFingerprint(pub) {
+		t.Fatalf("status %+v", st)
+	}
+	if err := n.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tb.Status(context.Background()); err == nil {
+		t.Error("the trail is still open after Stop")
+	}
+}

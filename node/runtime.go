@@ -77,6 +77,7 @@ type Runtime struct {
 	rev      *revPart
 	sessions mcp.SessionStore
 	auditW   atomic.Pointer[audit.Writer]
+	browser  audit.Browser       // the trail the issuers' console shows; nil: none
 	journal  *revocation.Journal // admin-listener revocations, without an issuer
 
 	ringMu     sync.Mutex

@@ -17,6 +17,7 @@ import (
 
 	"github.com/kavachgate/kavach/admin"
 	"github.com/kavachgate/kavach/audit"
+	"github.com/kavachgate/kavach/internal/svgchart"
 	"github.com/kavachgate/kavach/issuer/store"
 	"github.com/kavachgate/kavach/token"
 )
@@ -84,9 +85,9 @@ const consoleCSP = "default-src 'none'; style-src 'self'; img-src 'self' data:; 
 // Sizes of what a page reads from the trail.
 const (
 	consolePageSize   = 50   // trail entries per page
-	consoleMaxPages   = 40   // the trail pages back at most this far
 	consoleRecentScan = 2000 // entries read for "last use" and the overview
 	consoleAgentTrail = 20   // entries on an agent's page
+	consoleChartRows  = 12   // bars of an overview chart
 )
 
 //go:embed templates/console.css
@@ -369,7 +370,6 @@ type entryView struct {
 
 type trailFilter struct {
 	Agent, Tool, Decision, Status, Since, Until, User string
-	Page                                              int
 }
 
 type overview struct {
@@ -380,6 +380,8 @@ type overview struct {
 	ByTool  []countRow
 	// OneScope are denials that one more scope would have allowed.
 	OneScope []countRow
+	// Charts of ByAgent and ByTool (server-rendered SVG).
+	AgentChart, ToolChart template.HTML
 }
 
 type countRow struct {
@@ -1019,9 +1021,8 @@ func (s *Server) consoleTrail(w http.ResponseWriter, r *http.Request, cu *consol
 	}
 	tf := trailFilter{Agent: q.Get("agent"), Tool: q.Get("tool"), Decision: q.Get("decision"), Status: q.Get("status"),
 		Since: q.Get("since"), Until: q.Get("until"), User: want}
-	fmt.Sscan(q.Get("page"), &tf.Page)
-	tf.Page = max(0, min(tf.Page, consoleMaxPages-1))
-	f := audit.Filter{Sub: want, Tool: tf.Tool}
+	cursor := q.Get("cursor")
+	f := audit.Filter{Sub: want, Tool: tf.Tool, Status: strings.ToLower(strings.TrimSpace(tf.Status))}
 	if len(tf.Tool) > 256 {
 		s.consoleBadFilter(w, cu, d, tf, "The tool name is too long.")
 		return
@@ -1042,9 +1043,8 @@ func (s *Server) consoleTrail(w http.ResponseWriter, r *http.Request, cu *consol
 		s.consoleBadFilter(w, cu, d, tf, "Choose allow or deny.")
 		return
 	}
-	statusOK, err := statusMatcher(tf.Status)
-	if err != nil {
-		s.consoleBadFilter(w, cu, d, tf, sentence(err.Error()))
+	if audit.CheckStatusFilter(f.Status) != nil {
+		s.consoleBadFilter(w, cu, d, tf, "Status is a number such as 403, or a class such as 4xx.")
 		return
 	}
 	for _, t := range []struct {
@@ -1079,46 +1079,72 @@ func (s *Server) consoleTrail(w http.ResponseWriter, r *http.Request, cu *consol
 		}
 	}
 	sort.Slice(d.AgentsOfPic, func(i, j int) bool { return d.AgentsOfPic[i].Name < d.AgentsOfPic[j].Name })
-	// Status is not a trail filter: read more and keep the matching ones.
-	limit := (tf.Page + 1) * consolePageSize
-	read := limit + 1
-	if tf.Status != "" {
-		read = min(read*4, consoleRecentScan)
+	if want != "" {
+		// On behalf of the user: sub names them, or the chain is rooted in
+		// one of their agents' grants.
+		f.Roots = rootGrants(n, want)
 	}
-	var kept []entryView
-	for _, e := range s.browse(ctx, d, f, read) {
-		st := e.Decision.Status
-		if e.Outcome != nil {
-			st = e.Outcome.Status
-		}
-		if statusOK(st) {
-			kept = append(kept, s.viewEntry(&e, n, cu))
-		}
+	entries, next, err := s.trailPage(ctx, d, f, cursor)
+	if errors.Is(err, audit.ErrBadCursor) {
+		s.consoleBadFilter(w, cu, d, tf, "This page link is not valid any more: start again from the newest entries.")
+		return
 	}
-	from := tf.Page * consolePageSize
-	if from < len(kept) {
-		d.Entries = kept[from:min(len(kept), limit)]
+	for _, e := range entries {
+		d.Entries = append(d.Entries, s.viewEntry(&e, n, cu))
 	}
-	page := func(p int) string {
+	link := func(cursor string) string {
 		v := url.Values{}
 		for k, x := range map[string]string{"agent": tf.Agent, "tool": tf.Tool, "decision": tf.Decision, "status": tf.Status,
-			"since": tf.Since, "until": tf.Until, "user": d.PickedUser} {
+			"since": tf.Since, "until": tf.Until, "user": d.PickedUser, "cursor": cursor} {
 			if x != "" {
 				v.Set(k, x)
 			}
 		}
-		if p > 0 {
-			v.Set("page", fmt.Sprint(p))
-		}
 		return s.basePath() + pathConsole + "/trail?" + v.Encode()
 	}
-	if len(kept) > limit && tf.Page+1 < consoleMaxPages {
-		d.NextPage = page(tf.Page + 1)
+	if next != "" {
+		d.NextPage = link(next)
 	}
-	if tf.Page > 0 {
-		d.PrevPage = page(tf.Page - 1)
+	if cursor != "" {
+		d.PrevPage = link("")
 	}
 	s.consoleRender(w, http.StatusOK, "console_trail.html", cu, d)
+}
+
+// trailPage reads one page of the trail from cursor: by the Browser's
+// cursor when it pages (every audit.OpenBrowser trail does), else the
+// newest page only. A failure other than a bad cursor is shown on the
+// page.
+func (s *Server) trailPage(ctx context.Context, d *consoleData, f audit.Filter, cursor string) ([]audit.BrowseEntry, string, error) {
+	pager, ok := s.cfg.Trail.(audit.Pager)
+	if !ok {
+		if cursor != "" {
+			return nil, "", audit.ErrBadCursor
+		}
+		return s.browse(ctx, d, f, consolePageSize), "", nil
+	}
+	pg, err := pager.BrowsePage(ctx, f, consolePageSize, cursor)
+	if errors.Is(err, audit.ErrBadCursor) {
+		return nil, "", err
+	}
+	if err != nil {
+		s.log.Warn("issuer: console: reading the trail failed", "error", err)
+		d.TrailError = "The trail could not be read."
+		return nil, "", nil
+	}
+	return pg.Entries, pg.Next, nil
+}
+
+// rootGrants are the root grants of a user's agent trees.
+func rootGrants(n *names, user string) []string {
+	var out []string
+	for _, a := range n.agents {
+		if a.Owner == user && a.Parent == "" && len(a.Chain) > 0 {
+			out = append(out, a.Chain[0])
+		}
+	}
+	sort.Strings(out)
+	return out
 }
 
 func (s *Server) consoleBadFilter(w http.ResponseWriter, cu *consoleUser, d *consoleData, tf trailFilter, msg string) {
@@ -1132,23 +1158,6 @@ func sentence(msg string) string {
 		return msg
 	}
 	return strings.ToUpper(msg[:1]) + msg[1:] + "."
-}
-
-// statusMatcher reads the status filter: a status (403) or a class (4xx).
-func statusMatcher(v string) (func(int) bool, error) {
-	v = strings.ToLower(strings.TrimSpace(v))
-	if v == "" {
-		return func(int) bool { return true }, nil
-	}
-	if len(v) == 3 && v[1:] == "xx" && v[0] >= '1' && v[0] <= '5' {
-		c := int(v[0] - '0')
-		return func(st int) bool { return st/100 == c }, nil
-	}
-	var n int
-	if _, err := fmt.Sscanf(v, "%d", &n); err != nil || n < 100 || n > 999 || fmt.Sprint(n) != v {
-		return nil, errors.New("status is a number such as 403, or a class such as 4xx")
-	}
-	return func(st int) bool { return st == n }, nil
 }
 
 // parseWhen reads a time filter: a datetime-local value (UTC), RFC 3339,
@@ -1246,8 +1255,26 @@ func (s *Server) consoleOverview(w http.ResponseWriter, r *http.Request, cu *con
 		}
 	}
 	ov.ByAgent, ov.ByTool, ov.OneScope = sortedCounts(byAgent), sortedCounts(byTool), sortedCounts(one)
+	ov.AgentChart = countChart("Requests per agent, last "+window, ov.ByAgent)
+	ov.ToolChart = countChart("Requests per tool, last "+window, ov.ByTool)
 	d.Overview = ov
 	s.consoleRender(w, http.StatusOK, "console_overview.html", cu, d)
+}
+
+// countChart draws counts as stacked allowed/denied bars (at most the
+// first consoleChartRows).
+func countChart(title string, rows []countRow) template.HTML {
+	if len(rows) == 0 {
+		return ""
+	}
+	rows = rows[:min(len(rows), consoleChartRows)]
+	labels := make([]string, len(rows))
+	allow, deny := make([]int, len(rows)), make([]int, len(rows))
+	for i, r := range rows {
+		labels[i], allow[i], deny[i] = r.Label, r.Allow, r.Deny
+	}
+	return svgchart.Stacked(title, labels, []svgchart.Series{
+		{Name: "allowed", Values: allow, Class: "allow"}, {Name: "denied", Values: deny, Class: "deny"}})
 }
 
 func sortedCounts(m map[string]*countRow) []countRow {

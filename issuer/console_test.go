@@ -4,6 +4,8 @@ import (
 	"context"
 	"html"
 	"io"
+	"log/slog"
+	"os"
 	"net/http"
 	"net/url"
 	"path/filepath"
@@ -21,52 +23,6 @@ import (
 	"github.com/kavachgate/kavach/token"
 )
 
-// fileBrowser is a small audit.Browser over a real trail file written by
-// the real audit writer, read with audit.Query (the trail reader of
-// branch c-trail replaces it in production).
-type fileBrowser struct {
-	path string
-}
-
-func (b *fileBrowser) Browse(ctx context.Context, f audit.Filter, limit int) ([]audit.BrowseEntry, error) {
-	files, err := audit.Files(b.path)
-	if err != nil {
-		return nil, nil // no trail yet
-	}
-	var out []audit.BrowseEntry
-	byReq := map[string]int{}
-	for e, err := range audit.Query(files, f) {
-		if err != nil {
-			return nil, err
-		}
-		r := e.Record
-		switch r.Kind {
-		case audit.KindCheckpoint:
-			continue
-		case audit.KindOutcome:
-			if i, ok := byReq[r.RequestID]; ok {
-				out[i].Outcome = &r
-			}
-			continue
-		}
-		if r.RequestID != "" {
-			byReq[r.RequestID] = len(out)
-		}
-		out = append(out, audit.BrowseEntry{Decision: r, Seq: r.Seq, Stream: r.Stream})
-	}
-	slices.Reverse(out)
-	if len(out) > limit {
-		out = out[:limit]
-	}
-	return out, nil
-}
-
-func (b *fileBrowser) Status(context.Context) (audit.TrailStatus, error) {
-	return audit.TrailStatus{Source: "file " + filepath.Base(b.path), Verified: true, Checkpoint: "test:4", KeyFingerprint: "SHA256:testkey"}, nil
-}
-
-func (b *fileBrowser) Close() error { return nil }
-
 const xssName = `<script>alert(1)</script>`
 const xssTool = `<img src=x onerror=alert(1)>`
 
@@ -75,7 +31,8 @@ const xssTool = `<img src=x onerror=alert(1)>`
 // deploy bot) and olga, an operator.
 type consoleEnv struct {
 	*testEnv
-	trail                  string
+	trail                  audit.Browser
+	path                   string
 	orch, rev, xss, bobBot *admin.Agent
 	bob, olga              *store.User
 	w                      *audit.Writer
@@ -83,13 +40,26 @@ type consoleEnv struct {
 
 func newConsoleEnv(t *testing.T, opts ...func(*Config)) *consoleEnv {
 	t.Helper()
-	trail := filepath.Join(t.TempDir(), "audit.jsonl")
+	ctx := context.Background()
+	// The trail: the real file sink and writer, read back by the real
+	// browser the node gives the issuer.
+	cfg := audit.Config{Sink: audit.SinkFile, Path: filepath.Join(t.TempDir(), "audit.jsonl"),
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	w, err := audit.Open(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = w.Close() })
+	trail, err := audit.OpenBrowser(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = trail.Close() })
 	opts = append([]func(*Config){func(c *Config) {
-		c.Trail = &fileBrowser{path: trail}
+		c.Trail = trail
 		c.Console.Operators = []string{"olga"}
 	}}, opts...)
-	e := &consoleEnv{testEnv: newEnv(t, opts...), trail: trail}
-	ctx := context.Background()
+	e := &consoleEnv{testEnv: newEnv(t, opts...), w: w, trail: trail, path: cfg.Path}
 	h, err := bcrypt.GenerateFromPassword([]byte(testPassword), bcrypt.MinCost)
 	if err != nil {
 		t.Fatal(err)
@@ -122,19 +92,6 @@ func newConsoleEnv(t *testing.T, opts ...func(*Config)) *consoleEnv {
 	e.xss = mk(e.user.ID, admin.AgentCreate{Name: xssName, Scopes: []string{"repo:read"}})
 	e.bobBot = mk(e.bob.ID, admin.AgentCreate{Name: "bobs-deploy-bot", Scopes: []string{"repo:read"}})
 
-	sink, err := audit.OpenFile(trail, audit.FileOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	key, err := audit.LoadOrCreateKey(trail)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.w, err = audit.NewWriter(ctx, sink, key, audit.Options{Stream: "test", BatchDelay: time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = e.w.Close() })
 	// The reviewer reads a diff (allowed) and tries to write (denied for
 	// a missing scope), calls a tool named like markup; bob's bot calls.
 	e.call(e.rev, "req_1", "read_diff", audit.Allow, "", 200)
@@ -430,9 +387,14 @@ func TestConsoleHeaders(t *testing.T) {
 	check("not found", e.page(b, "/nothing", http.StatusNotFound).header)
 	check("redirect", newBrowser(t).get(e.console("/")).header)
 	check("csrf refused", b.post(e.console("/logout"), url.Values{}).header)
-	p := b.get(e.console("/agents"))
-	if strings.Contains(p.body, "<script") || strings.Contains(p.body, "style=") {
-		t.Error("a console page carries a script or inline style")
+	for _, path := range []string{"/", "/agents", "/trail", "/agents/" + e.orch.ID, "/agents/" + e.orch.ID + "/revoke", "/clients"} {
+		p := e.page(b, path, http.StatusOK)
+		if strings.Contains(p.body, "<script") || strings.Contains(p.body, "style=") || strings.Contains(p.body, "<style") {
+			t.Errorf("%s carries a script or inline style", path)
+		}
+	}
+	if p := e.page(b, "/", http.StatusOK); !strings.Contains(p.body, `<svg`) || !strings.Contains(p.body, `role="img"`) {
+		t.Error("overview has no chart")
 	}
 	css := b.get(e.console("/console.css"))
 	if css.status != http.StatusOK || !strings.HasPrefix(css.header.Get("Content-Type"), "text/css") {
@@ -464,7 +426,7 @@ func TestConsoleTrail(t *testing.T) {
 	b := e.signIn("alice")
 	p := e.page(b, "/trail?agent="+e.rev.ID, http.StatusOK)
 	for _, want := range []string{"read_diff", "write_file", "allowed", "denied", "missing scope repository:write",
-		"9f86d081884c7d65", "Trail verified", "test:4", "SHA256:testkey", "403", "200"} {
+		"9f86d081884c7d65", "403", "200", "Source: file"} {
 		if !strings.Contains(p.body, want) {
 			t.Errorf("trail lacks %q", want)
 		}
@@ -715,5 +677,77 @@ func TestConsoleIdPSignIn(t *testing.T) {
 	home := b.get(p.location.String())
 	if home.status != http.StatusOK || !strings.Contains(home.body, "operator") {
 		t.Fatalf("console after IdP sign-in: %d\n%s", home.status, home.body)
+	}
+}
+
+// settled closes the trail's writer (its final checkpoint covers every
+// record) and waits for the browser's verification to catch up.
+func (e *consoleEnv) settled() audit.TrailStatus {
+	e.t.Helper()
+	if err := e.w.Close(); err != nil {
+		e.t.Fatal(err)
+	}
+	for i := 0; ; i++ {
+		st, err := e.trail.Status(context.Background())
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		if !st.Pending && !st.At.IsZero() {
+			return st
+		}
+		if i > 500 {
+			e.t.Fatalf("trail verification does not settle: %+v", st)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestConsoleTrailStatus: every page says how far the trail is verified,
+// and a trail edited after the fact is shown as a problem.
+func TestConsoleTrailStatus(t *testing.T) {
+	e := newConsoleEnv(t)
+	st := e.settled()
+	if !st.Verified || st.Checkpoint == "" || st.KeyFingerprint == "" {
+		t.Fatalf("status after close: %+v", st)
+	}
+	b := e.signIn("alice")
+	for _, path := range []string{"/", "/agents", "/trail", "/clients", "/agents/" + e.rev.ID} {
+		p := e.page(b, path, http.StatusOK)
+		for _, want := range []string{"Trail verified", st.Checkpoint, html.EscapeString(st.KeyFingerprint), `class="trailbox good"`} {
+			if !strings.Contains(p.body, want) {
+				t.Errorf("%s: status box lacks %q", path, want)
+			}
+		}
+	}
+	p := e.page(b, "/trail", http.StatusOK)
+	if !strings.Contains(p.body, "✓ signed") {
+		t.Error("entries covered by a checkpoint are not marked")
+	}
+
+	// Another trail, edited before it is first verified: a problem.
+	e2 := newConsoleEnv(t)
+	if err := e2.w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(e2.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(e2.path, []byte(strings.Replace(string(data), `"deny"`, `"allow"`, 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var st2 audit.TrailStatus
+	for i := 0; i < 500; i++ {
+		if st2, err = e2.trail.Status(context.Background()); err != nil || (!st2.Pending && !st2.At.IsZero()) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if st2.Problem == "" {
+		t.Fatalf("edited trail: %+v", st2)
+	}
+	p = e2.page(e2.signIn("alice"), "/trail", http.StatusOK)
+	if !strings.Contains(p.body, "Trail problem:") || !strings.Contains(p.body, `class="trailbox bad"`) {
+		t.Errorf("edited trail's problem not shown:\n%s", p.body)
 	}
 }

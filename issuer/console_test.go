@@ -2,6 +2,7 @@ package issuer
 
 import (
 	"context"
+	"fmt"
 	"html"
 	"io"
 	"log/slog"
@@ -750,4 +751,31 @@ func TestConsoleTrailStatus(t *testing.T) {
 	if !strings.Contains(p.body, "Trail problem:") || !strings.Contains(p.body, `class="trailbox bad"`) {
 		t.Errorf("edited trail's problem not shown:\n%s", p.body)
 	}
+}
+
+// TestConsoleTrailPages: the timeline pages by the trail's cursor, and a
+// cursor the trail did not make is a 400.
+func TestConsoleTrailPages(t *testing.T) {
+	e := newConsoleEnv(t)
+	for i := range consolePageSize + 10 {
+		e.call(e.rev, fmt.Sprintf("req_p%d", i), fmt.Sprintf("tool_%02d", i), audit.Allow, "", 200)
+	}
+	b := e.signIn("alice")
+	p := e.page(b, "/trail?agent="+e.rev.ID, http.StatusOK)
+	rows := strings.Count(p.body, "<tr>") - 1 // the header row
+	if rows != consolePageSize || !strings.Contains(p.body, "tool_59") || strings.Contains(p.body, "tool_09") {
+		t.Fatalf("first page: %d rows", rows)
+	}
+	m := regexp.MustCompile(`<a href="([^"]*)" rel="next">Older entries</a>`).FindStringSubmatch(p.body)
+	if m == nil {
+		t.Fatal("no link to older entries")
+	}
+	older := b.get(e.url(html.UnescapeString(m[1])))
+	if older.status != http.StatusOK || !strings.Contains(older.body, "tool_09") || !strings.Contains(older.body, "write_file") || strings.Contains(older.body, "tool_59") {
+		t.Fatalf("second page: %d", older.status)
+	}
+	if !strings.Contains(older.body, "Newest entries") {
+		t.Error("no way back to the newest entries")
+	}
+	e.page(b, "/trail?cursor=made-up", http.StatusBadRequest)
 }

@@ -433,7 +433,7 @@ func TestConsoleTrail(t *testing.T) {
 		}
 	}
 	// The chain as breadcrumbs, current actor first, agents linked.
-	crumbs := regexp.MustCompile(`<a href="/console/agents/` + e.rev.ID + `">reviewer</a> <span aria-hidden="true">←</span> <a href="/console/agents/` + e.orch.ID + `">orchestrator</a> <span aria-hidden="true">←</span> <span>alice</span>`)
+	crumbs := regexp.MustCompile(`<a href="/console/agents/` + e.rev.ID + `">reviewer</a> <span aria-hidden="true">←</span><span class="sr">on behalf of</span> <a href="/console/agents/` + e.orch.ID + `">orchestrator</a> <span aria-hidden="true">←</span><span class="sr">on behalf of</span> <span>alice</span>`)
 	if !crumbs.MatchString(p.body) {
 		t.Errorf("no reviewer ← orchestrator ← alice breadcrumbs:\n%s", p.body)
 	}

@@ -20,6 +20,7 @@ import (
 
 	"github.com/kavachgate/kavach/admin"
 	"github.com/kavachgate/kavach/audit"
+	"github.com/kavachgate/kavach/internal/oidctest"
 	"github.com/kavachgate/kavach/issuer/store"
 	"github.com/kavachgate/kavach/token"
 )
@@ -641,7 +642,7 @@ func anyStrings(v any) []string {
 // console, lands back on the console page it came from, and the IdP's
 // group makes the person an operator.
 func TestConsoleIdPSignIn(t *testing.T) {
-	e, _ := idpEnv(t, func(c *Config) { c.Console.OperatorGroups = []string{"platform-eng"} })
+	e, o := idpEnv(t, func(c *Config) { c.Console.OperatorGroups = []string{"platform-eng"} })
 	b := newBrowser(t)
 	p := b.get(e.url(pathConsole + "/trail?decision=deny"))
 	if p.status != http.StatusFound || p.location == nil || p.location.Path != pathLogin {
@@ -678,6 +679,23 @@ func TestConsoleIdPSignIn(t *testing.T) {
 	home := b.get(p.location.String())
 	if home.status != http.StatusOK || !strings.Contains(home.body, "operator") {
 		t.Fatalf("console after IdP sign-in: %d\n%s", home.status, home.body)
+	}
+
+	// A refused IdP sign-in offers to try again, for the console.
+	o.Set(oidctest.Carol, oidctest.FaultDeny)
+	b = newBrowser(t)
+	login = b.get(e.url(pathLogin) + "?return=" + url.QueryEscape("/console/agents"))
+	action, f = formOf(t, login, "Sign in with Corp SSO")
+	f.Set("provider", "corpsso")
+	p = b.post(e.url(action), f)
+	for i := 0; p.location != nil; i++ {
+		if i > 10 {
+			t.Fatalf("refused sign-in: %d %v", p.status, p.location)
+		}
+		p = b.get(p.location.String())
+	}
+	if p.status < 400 || !strings.Contains(p.body, `href="/oauth/login?return=%2Fconsole%2Fagents"`) {
+		t.Errorf("refused sign-in: %d, no retry for the console:\n%s", p.status, p.body)
 	}
 }
 

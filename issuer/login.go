@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -263,8 +264,9 @@ func (s *Server) serveIdPStart(w http.ResponseWriter, r *http.Request) {
 
 // signInFailed shows why a sign-in through an IdP failed: the
 // *idp.Error's fixed public text (its detail is logged), and a way back
-// to the login page while the authorization request lives.
-func (s *Server) signInFailed(w http.ResponseWriter, reqID string, err error) {
+// to the login page (retry, "" for none) while the authorization request
+// lives.
+func (s *Server) signInFailed(w http.ResponseWriter, retry string, err error) {
 	status, msg := http.StatusBadRequest, "The sign-in could not be completed."
 	var ie *idp.Error
 	if errors.As(err, &ie) {
@@ -278,9 +280,7 @@ func (s *Server) signInFailed(w http.ResponseWriter, reqID string, err error) {
 	}
 	s.event(Event{Kind: "login_failed", Reason: "identity provider sign-in: " + msg})
 	d := &pageData{Title: "Sign-in failed", Error: msg}
-	if reqID != "" {
-		d.Retry = s.pageURL(pathLogin, reqID)
-	}
+	d.Retry = retry
 	s.render(w, status, "error.html", d, "")
 }
 
@@ -313,33 +313,34 @@ func (s *Server) serveIdPCallback(w http.ResponseWriter, r *http.Request) {
 	}
 	// Where the sign-in goes next: the console path it started from, or
 	// the consent page of the authorization request it resumes.
-	var reqID, next string
+	var retry, next string
 	if ret, console := strings.CutPrefix(pend.Request, consolePending); console {
 		var ok bool
 		if next, ok = s.consoleReturn(ret); !ok {
 			s.badReturn(w)
 			return
 		}
+		retry = s.basePath() + pathLogin + "?return=" + url.QueryEscape(next)
 	} else {
 		ar, _, ok := s.authRequestFor(w, r, pend.Request)
 		if !ok {
 			return
 		}
-		reqID, next = ar.ID, s.pageURL(pathConsent, ar.ID)
+		retry, next = s.pageURL(pathLogin, ar.ID), s.pageURL(pathConsent, ar.ID)
 	}
 	id, err := p.Callback(ctx, q, pend)
 	if err != nil {
-		s.signInFailed(w, reqID, err)
+		s.signInFailed(w, retry, err)
 		return
 	}
 	at := now()
 	u, err := s.linkIdentity(ctx, p, id, at)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		s.signInFailed(w, reqID, fmt.Errorf("%w: no user is linked to this identity", errNoLinkedUser))
+		s.signInFailed(w, retry, fmt.Errorf("%w: no user is linked to this identity", errNoLinkedUser))
 		return
 	case errors.Is(err, store.ErrInactive):
-		s.signInFailed(w, reqID, errUserRevoked)
+		s.signInFailed(w, retry, errUserRevoked)
 		return
 	case err != nil:
 		s.pageServerError(w, err)
@@ -352,7 +353,7 @@ func (s *Server) serveIdPCallback(w http.ResponseWriter, r *http.Request) {
 		exp = id.Expiry
 	}
 	if !exp.After(at) {
-		s.signInFailed(w, reqID, errors.New("the identity provider's ID token leaves no session time"))
+		s.signInFailed(w, retry, errors.New("the identity provider's ID token leaves no session time"))
 		return
 	}
 	if err := s.startSession(w, r, u.ID, at, exp); err != nil {

@@ -3,9 +3,12 @@ package mcp
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/kavachgate/kavach/policy"
 )
 
 func TestRecordArguments(t *testing.T) {
@@ -100,4 +103,42 @@ func holdsRedactedValue(v any) bool {
 		}
 	}
 	return false
+}
+
+func TestArgumentValues(t *testing.T) {
+	t.Parallel()
+	raw := []byte(`{"path":"/repo/\u0061","n":1.5e2,"opt":null,"flag":true,"list":[1,{"path":"x"}],"options":{"mode":"r","deep":{"x":"y"}},"a/b":"slash"}`)
+	names := []string{"path", "n", "opt", "flag", "list", "/options/mode", "/options/deep/x", "/options", "missing", "/path/x", "/a~1b", "/options/none"}
+	out := make([]policy.ArgValue, len(names))
+	if err := ArgumentValues(raw, names, out); err != nil {
+		t.Fatal(err)
+	}
+	want := []policy.ArgValue{
+		{Type: policy.ArgString, Text: "/repo/a"},
+		{Type: policy.ArgNumber, Text: "1.5e2"},
+		{Type: policy.ArgNull},
+		{Type: policy.ArgOther},
+		{Type: policy.ArgOther},
+		{Type: policy.ArgString, Text: "r"},
+		{Type: policy.ArgString, Text: "y"},
+		{Type: policy.ArgOther},
+		{},
+		{},
+		{Type: policy.ArgString, Text: "slash"},
+		{},
+	}
+	for i := range want {
+		if out[i] != want[i] {
+			t.Errorf("%s = %+v, want %+v", names[i], out[i], want[i])
+		}
+	}
+	for _, raw := range []string{`{"path":"/repo/a","PATH":"/etc/passwd"}`, `{"Path":"/etc/passwd"}`, `{"options":{"MODE":"w"}}`} {
+		err := ArgumentValues([]byte(raw), []string{"path", "/options/mode"}, out)
+		if !errors.Is(err, ErrInvalidParams) {
+			t.Errorf("%s: %v, want a case variant refused", raw, err)
+		}
+	}
+	if err := ArgumentValues([]byte(`"text"`), []string{"path"}, out); err != nil || out[0].Type != policy.ArgAbsent {
+		t.Errorf("arguments not an object: %v %+v", err, out[0])
+	}
 }

@@ -3,10 +3,12 @@ package gateway
 import (
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/kavachgate/kavach/internal/directive"
 	"github.com/kavachgate/kavach/mcp"
+	"github.com/kavachgate/kavach/policy"
 )
 
 // kavachForms are the two forms of the directive's scope line.
@@ -26,7 +28,9 @@ var mcpPatterns = map[string]string{"tool": "name|*", "prompt": "name|*", "resou
 //		allow_path_params                     # let `;` path parameters through (see AllowPathParams)
 //
 //		mcp                                   # an MCP route (DESIGN.md §4.1); with it:
-//		tool <name|*> <scope…>                # tools/call
+//		tool <name|*> <scope…> [{             # tools/call
+//			arg <name> <facet> <value…>   # argument rules (parseToolArgs)
+//		}]
 //		resource_uri <uri|prefix*|*> <scope…> # resources/read, resources/subscribe
 //		prompt <name|*> <scope…>              # prompts/get
 //		allowed_origins <origin…>             # besides the resource's own
@@ -34,10 +38,12 @@ var mcpPatterns = map[string]string{"tool": "name|*", "prompt": "name|*", "resou
 //	}
 //
 // The lines may come in any order. A route is an MCP route by its `mcp`
-// line, or when it has MCP rule lines and its resource is an MCP endpoint
-// by the transport's convention (the resource URL's path ends in /mcp):
-// MCP lines on any other route are an error, never a silent switch (in
-// JSON, a route is an MCP route by the presence of the "mcp" object).
+// line or by a tool, resource_uri or prompt rule (they are about MCP
+// messages). allowed_origins and audit_arguments alone make it one only
+// when its resource is an MCP endpoint by the transport's convention (the
+// resource URL's path ends in /mcp), and are an error on any other route,
+// never a silent switch (in JSON, a route is an MCP route by the presence
+// of the "mcp" object).
 //
 // onResource, when not nil, is called while the reader is on the resource
 // line (the glue notes its place for a warning about it).
@@ -55,9 +61,13 @@ func (cfg *RouteConfig) UnmarshalDirective(d directive.Reader, onResource func()
 	for d.NextBlock(0) {
 		opt := d.Val()
 		switch opt {
-		case "tool", "prompt", "resource_uri", "allowed_origins", "audit_arguments":
+		case "tool", "prompt", "resource_uri":
+			// A tool, resource or prompt rule is about MCP messages: the
+			// route is an MCP route.
+			isMCP = true
+		case "allowed_origins", "audit_arguments":
 			if mcpErr == nil {
-				mcpErr = d.Errf("%s is an MCP rule, and this route has no `mcp` line: add `mcp` to the block to make it an MCP route (then every POST is inspected, DESIGN.md §4.1); a route whose resource ends in /mcp is one without it", opt)
+				mcpErr = d.Errf("%s is an MCP option, and this route is not an MCP route: add `mcp` (or a tool, resource_uri or prompt rule) to the block to make it one (then every POST is inspected, DESIGN.md §4.1); a route whose resource ends in /mcp is one without it", opt)
 			}
 		}
 		switch opt {
@@ -85,6 +95,20 @@ func (cfg *RouteConfig) UnmarshalDirective(d directive.Reader, onResource func()
 			}
 			list := map[string]*[]mcp.Rule{"tool": &rules.Tools, "prompt": &rules.Prompts, "resource_uri": &rules.Resources}[opt]
 			*list = append(*list, mcp.Rule{Pattern: args[0], Scopes: args[1:]})
+			if opt == "tool" {
+				ta, err := parseToolArgs(d, args[0])
+				if err != nil {
+					return err
+				}
+				if ta != nil {
+					if m.Args == nil {
+						m.Args = policy.Args{}
+					}
+					m.Args[args[0]] = ta
+				}
+			} else if d.NextBlock(d.Nesting()) {
+				return d.Errf("%s takes no block: only a tool has argument rules", opt)
+			}
 			// Compiled after each line, so that an error (a duplicate
 			// among them) names the line that caused it.
 			if err := rules.Compile(); err != nil {
@@ -238,4 +262,149 @@ func methodWord(s string) bool {
 func mcpEndpoint(resource string) bool {
 	u, err := url.Parse(resource)
 	return err == nil && (u.Path == "/mcp" || strings.HasSuffix(u.Path, "/mcp"))
+}
+
+// argFacets are the words of an `arg` line after the argument's name.
+const argFacets = "path, host, url, scheme, port, enum, range, maxlen or optional"
+
+// parseToolArgs reads the block of `tool <name> <scope…> { … }`, if any:
+//
+//	arg <name> path <pattern…>    # or `arg <name> <pattern…>` when the first starts with '/'
+//	arg <name> host <host…>       # a host name/address, or a URL whose host counts
+//	arg <name> url <host…>        # an absolute URL whose host is one of these
+//	arg <name> scheme <scheme…>   # URL schemes besides (instead of) http, https
+//	arg <name> port <port…>       # explicit URL ports allowed besides the default
+//	arg <name> enum <value…>
+//	arg <name> range <min> <max>  # a JSON number, integers bounds, inclusive
+//	arg <name> maxlen <n>         # a string of at most n characters
+//	arg <name> optional           # the argument may be missing
+//
+// Lines for the same argument add facets to its rule (policy.ArgRule);
+// a facet given twice is an error. A pattern ending in "/**" means what
+// "/*" does: everything below the directory. Errors name the line.
+func parseToolArgs(d directive.Reader, tool string) (policy.ToolArgs, error) {
+	var out policy.ToolArgs
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		if d.Val() != "arg" {
+			return nil, d.Errf("tool %s: unknown line %q in its block (want `arg <name> <facet> <value…>`)", tool, d.Val())
+		}
+		if tool == "*" {
+			return nil, d.Err("tool *: argument rules need a tool name (`tool <name> <scope…> { arg … }`)")
+		}
+		args := d.RemainingArgs()
+		if len(args) < 2 {
+			return nil, d.Errf("arg <name> <facet> <value…>: facets are %s", argFacets)
+		}
+		name, facet, vals := args[0], args[1], args[2:]
+		if strings.HasPrefix(facet, "/") {
+			facet, vals = "path", args[1:]
+		}
+		if out == nil {
+			out = policy.ToolArgs{}
+		}
+		r := out[name]
+		twice := func(set bool) error {
+			if set {
+				return d.Errf("arg %s %s is given twice", name, facet)
+			}
+			if len(vals) == 0 && facet != "optional" {
+				return d.Errf("arg %s %s needs at least one value", name, facet)
+			}
+			return nil
+		}
+		var single policy.ArgRule // the facet alone, for its syntax
+		switch facet {
+		case "path":
+			if err := twice(r.Paths != nil); err != nil {
+				return nil, err
+			}
+			for _, v := range vals {
+				if p, ok := strings.CutSuffix(v, "/**"); ok {
+					v = p + "/*"
+				}
+				r.Paths = append(r.Paths, v)
+			}
+			single.Paths = r.Paths
+		case "host", "url":
+			if err := twice(r.Hosts != nil); err != nil {
+				return nil, err
+			}
+			r.Hosts, r.URL = vals, facet == "url"
+			single.Hosts = r.Hosts
+		case "scheme":
+			if err := twice(r.Schemes != nil); err != nil {
+				return nil, err
+			}
+			r.Schemes = vals
+			single = policy.ArgRule{Hosts: policy.StringList{"x"}, Schemes: vals}
+		case "port":
+			if err := twice(r.Ports != nil); err != nil {
+				return nil, err
+			}
+			for _, v := range vals {
+				n, err := strconv.Atoi(v)
+				if err != nil || n < 1 || n > 65535 {
+					return nil, d.Errf("arg %s port: %q is not a port (1 to 65535)", name, v)
+				}
+				r.Ports = append(r.Ports, n)
+			}
+			single = policy.ArgRule{Hosts: policy.StringList{"x"}, Ports: r.Ports}
+		case "enum":
+			if err := twice(r.Enum != nil); err != nil {
+				return nil, err
+			}
+			r.Enum = vals
+			single.Enum = vals
+		case "range":
+			if err := twice(r.Range != nil); err != nil {
+				return nil, err
+			}
+			if len(vals) != 2 {
+				return nil, d.Errf("arg %s range <min> <max>: two integers", name)
+			}
+			lo, err1 := strconv.ParseInt(vals[0], 10, 64)
+			hi, err2 := strconv.ParseInt(vals[1], 10, 64)
+			if err1 != nil || err2 != nil {
+				return nil, d.Errf("arg %s range %s %s: the bounds must be integers", name, vals[0], vals[1])
+			}
+			r.Range = &policy.Range{Min: lo, Max: hi}
+			single.Range = r.Range
+		case "maxlen":
+			if err := twice(r.MaxLen != 0); err != nil {
+				return nil, err
+			}
+			n, err := strconv.ParseInt(vals[0], 10, 64)
+			if len(vals) != 1 || err != nil || n < 1 {
+				return nil, d.Errf("arg %s maxlen <n>: one positive number of characters", name)
+			}
+			r.MaxLen = n
+			single.MaxLen = n
+		case "optional":
+			if r.Optional || len(vals) != 0 {
+				return nil, d.Errf("arg %s optional takes no value and is given once", name)
+			}
+			r.Optional = true
+		default:
+			return nil, d.Errf("arg %s %s: unknown facet %q (want %s; a path pattern starts with '/')", name, facet, facet, argFacets)
+		}
+		if facet != "optional" {
+			if err := (&policy.Constraints{Args: policy.Args{tool: {name: single}}}).Validate(); err != nil {
+				return nil, d.Errf("%v", err)
+			}
+		}
+		out[name] = r
+		if r.Paths != nil || r.Hosts != nil || r.Enum != nil || r.Range != nil || r.MaxLen != 0 {
+			// Facets that cannot combine are refused at the line that adds
+			// the second.
+			if err := (&policy.Constraints{Args: policy.Args{tool: {name: r}}}).Validate(); err != nil {
+				return nil, d.Errf("%v", err)
+			}
+		}
+	}
+	if out != nil {
+		if err := (&policy.Constraints{Args: policy.Args{tool: out}}).Validate(); err != nil {
+			return nil, d.Errf("%v", err)
+		}
+	}
+	return out, nil
 }

@@ -52,11 +52,12 @@ func (cfg *RouteConfig) UnmarshalDirective(d directive.Reader, onResource func()
 		return err
 	}
 	var (
-		isMCP  bool
-		mcpErr error // about the first MCP-only line, returned when `mcp` is missing
-		rules  mcp.Rules
-		m      MCPConfig
-		err    error
+		isMCP   bool
+		mcpLine bool
+		mcpErr  error // about the first MCP-only line, returned when `mcp` is missing
+		rules   mcp.Rules
+		m       MCPConfig
+		err     error
 	)
 	for d.NextBlock(0) {
 		opt := d.Val()
@@ -122,10 +123,10 @@ func (cfg *RouteConfig) UnmarshalDirective(d directive.Reader, onResource func()
 			if d.NextArg() || d.NextBlock(d.Nesting()) {
 				return d.Err("mcp takes no arguments and no block: the MCP lines (tool, resource_uri, prompt, allowed_origins, audit_arguments) go beside it")
 			}
-			if isMCP {
+			if mcpLine {
 				return d.Err("mcp is given twice")
 			}
-			isMCP = true
+			mcpLine, isMCP = true, true
 		case "allowed_origins":
 			args := d.RemainingArgs()
 			if len(args) == 0 {
@@ -305,7 +306,7 @@ func parseToolArgs(d directive.Reader, tool string) (policy.ToolArgs, error) {
 		r := out[name]
 		twice := func(set bool) error {
 			if set {
-				return d.Errf("arg %s %s is given twice", name, facet)
+				return d.Errf("arg %s: %s is given twice (one line lists every value)", name, facet)
 			}
 			if len(vals) == 0 && facet != "optional" {
 				return d.Errf("arg %s %s needs at least one value", name, facet)

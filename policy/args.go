@@ -199,14 +199,14 @@ func (r *ArgRule) validate() string {
 		}
 	}
 	switch {
+	case r.Hosts == nil && (r.URL || r.Schemes != nil || r.Ports != nil):
+		return "url, schemes and ports come with hosts"
 	case kinds == 0 && r.MaxLen == 0:
 		return "a rule needs paths, hosts, enum, range or max_len"
 	case kinds > 1:
 		return "paths, hosts, enum and range read the value differently: one of them per argument"
 	case r.Range != nil && r.MaxLen != 0:
 		return "range is for numbers and max_len for strings: not both"
-	case r.Hosts == nil && (r.URL || r.Schemes != nil || r.Ports != nil):
-		return "url, schemes and ports come with hosts"
 	case r.MaxLen < 0:
 		return fmt.Sprintf("max_len %d is negative", r.MaxLen)
 	}

@@ -800,3 +800,11 @@ func (r ArgRule) merge(p *ArgRule) ArgRule {
 	c.Optional = c.Optional || pc.Optional
 	return c
 }
+
+// Clone returns a deep copy of a (nil for nil).
+func (a Args) Clone() Args {
+	if a == nil {
+		return nil
+	}
+	return inheritArgs(nil, a)
+}

@@ -808,3 +808,9 @@ func (a Args) Clone() Args {
 	}
 	return inheritArgs(nil, a)
 }
+
+// Inherit returns a with what it leaves absent filled from parent, as
+// Attenuate fills a request's args: each tool and argument of parent a
+// has no rule for, and each facet a's rule for an argument leaves absent.
+// The result shares nothing with either.
+func (a Args) Inherit(parent Args) Args { return inheritArgs(a, parent) }

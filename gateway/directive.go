@@ -3,7 +3,6 @@ package gateway
 import (
 	"net/url"
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/kavachgate/kavach/internal/directive"
@@ -265,24 +264,14 @@ func mcpEndpoint(resource string) bool {
 	return err == nil && (u.Path == "/mcp" || strings.HasSuffix(u.Path, "/mcp"))
 }
 
-// argFacets are the words of an `arg` line after the argument's name.
-const argFacets = "path, host, url, scheme, port, enum, range, maxlen or optional"
-
 // parseToolArgs reads the block of `tool <name> <scope…> { … }`, if any:
 //
-//	arg <name> path <pattern…>    # or `arg <name> <pattern…>` when the first starts with '/'
-//	arg <name> host <host…>       # a host name/address, or a URL whose host counts
-//	arg <name> url <host…>        # an absolute URL whose host is one of these
-//	arg <name> scheme <scheme…>   # URL schemes besides (instead of) http, https
-//	arg <name> port <port…>       # explicit URL ports allowed besides the default
-//	arg <name> enum <value…>
-//	arg <name> range <min> <max>  # a JSON number, integers bounds, inclusive
-//	arg <name> maxlen <n>         # a string of at most n characters
-//	arg <name> optional           # the argument may be missing
+//	arg <name> <facet> <value…>
 //
-// Lines for the same argument add facets to its rule (policy.ArgRule);
-// a facet given twice is an error. A pattern ending in "/**" means what
-// "/*" does: everything below the directory. Errors name the line.
+// with the facets of policy.AddArgLine. Lines for the same argument add
+// facets to its rule; a rule that is incomplete at the end of the block
+// (`arg url scheme https` without hosts) is an error naming the block's
+// last line. Errors name the line.
 func parseToolArgs(d directive.Reader, tool string) (policy.ToolArgs, error) {
 	var out policy.ToolArgs
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
@@ -292,114 +281,11 @@ func parseToolArgs(d directive.Reader, tool string) (policy.ToolArgs, error) {
 		if tool == "*" {
 			return nil, d.Err("tool *: argument rules need a tool name (`tool <name> <scope…> { arg … }`)")
 		}
-		args := d.RemainingArgs()
-		if len(args) < 2 {
-			return nil, d.Errf("arg <name> <facet> <value…>: facets are %s", argFacets)
-		}
-		name, facet, vals := args[0], args[1], args[2:]
-		if strings.HasPrefix(facet, "/") {
-			facet, vals = "path", args[1:]
-		}
 		if out == nil {
 			out = policy.ToolArgs{}
 		}
-		r := out[name]
-		twice := func(set bool) error {
-			if set {
-				return d.Errf("arg %s: %s is given twice (one line lists every value)", name, facet)
-			}
-			if len(vals) == 0 && facet != "optional" {
-				return d.Errf("arg %s %s needs at least one value", name, facet)
-			}
-			return nil
-		}
-		var single policy.ArgRule // the facet alone, for its syntax
-		switch facet {
-		case "path":
-			if err := twice(r.Paths != nil); err != nil {
-				return nil, err
-			}
-			for _, v := range vals {
-				if p, ok := strings.CutSuffix(v, "/**"); ok {
-					v = p + "/*"
-				}
-				r.Paths = append(r.Paths, v)
-			}
-			single.Paths = r.Paths
-		case "host", "url":
-			if err := twice(r.Hosts != nil); err != nil {
-				return nil, err
-			}
-			r.Hosts, r.URL = vals, facet == "url"
-			single.Hosts = r.Hosts
-		case "scheme":
-			if err := twice(r.Schemes != nil); err != nil {
-				return nil, err
-			}
-			r.Schemes = vals
-			single = policy.ArgRule{Hosts: policy.StringList{"x"}, Schemes: vals}
-		case "port":
-			if err := twice(r.Ports != nil); err != nil {
-				return nil, err
-			}
-			for _, v := range vals {
-				n, err := strconv.Atoi(v)
-				if err != nil || n < 1 || n > 65535 {
-					return nil, d.Errf("arg %s port: %q is not a port (1 to 65535)", name, v)
-				}
-				r.Ports = append(r.Ports, n)
-			}
-			single = policy.ArgRule{Hosts: policy.StringList{"x"}, Ports: r.Ports}
-		case "enum":
-			if err := twice(r.Enum != nil); err != nil {
-				return nil, err
-			}
-			r.Enum = vals
-			single.Enum = vals
-		case "range":
-			if err := twice(r.Range != nil); err != nil {
-				return nil, err
-			}
-			if len(vals) != 2 {
-				return nil, d.Errf("arg %s range <min> <max>: two integers", name)
-			}
-			lo, err1 := strconv.ParseInt(vals[0], 10, 64)
-			hi, err2 := strconv.ParseInt(vals[1], 10, 64)
-			if err1 != nil || err2 != nil {
-				return nil, d.Errf("arg %s range %s %s: the bounds must be integers", name, vals[0], vals[1])
-			}
-			r.Range = &policy.Range{Min: lo, Max: hi}
-			single.Range = r.Range
-		case "maxlen":
-			if err := twice(r.MaxLen != 0); err != nil {
-				return nil, err
-			}
-			n, err := strconv.ParseInt(vals[0], 10, 64)
-			if len(vals) != 1 || err != nil || n < 1 {
-				return nil, d.Errf("arg %s maxlen <n>: one positive number of characters", name)
-			}
-			r.MaxLen = n
-			single.MaxLen = n
-		case "optional":
-			if r.Optional || len(vals) != 0 {
-				return nil, d.Errf("arg %s optional takes no value and is given once", name)
-			}
-			r.Optional = true
-		default:
-			return nil, d.Errf("arg %s %s: unknown facet %q (want %s; a path pattern starts with '/')", name, facet, facet, argFacets)
-		}
-		if facet != "optional" {
-			if err := (&policy.Constraints{Args: policy.Args{tool: {name: single}}}).Validate(); err != nil {
-				return nil, d.Errf("%v", err)
-			}
-		}
-		out[name] = r
-		if r.Paths != nil || r.Hosts != nil || r.Enum != nil || r.Range != nil || r.MaxLen != 0 {
-			// Facets that cannot combine are refused at the line that adds
-			// the second.
-			if err := (&policy.Constraints{Args: policy.Args{tool: {name: r}}}).Validate(); err != nil {
-				return nil, d.Errf("%v", err)
-			}
+		if err := policy.AddArgLine(out, tool, d.RemainingArgs()); err != nil {
+			return nil, d.Errf("%v", err)
 		}
 	}
 	if out != nil {

@@ -19,9 +19,10 @@ import (
 //
 // Encoding: {"<tool>":{"<argument>":<ArgRule>,…},…}, members in sorted
 // order (encoding/json sorts map keys), so the encoding is deterministic.
-// A present Args, ToolArgs or rule is never empty. Limits:
-// MaxConstraintEntries tools, MaxConstraintEntries arguments per tool,
-// MaxEntryLen bytes per name.
+// A present Args, ToolArgs or rule is never empty. Limits (limits.go):
+// MaxConstraintEntries tools, arguments per tool and entries per list,
+// MaxEntryLen bytes per name, enum value or path, MaxHostLen per host,
+// MaxSchemeLen per scheme, range bounds within ±MaxArgNumber.
 type Args map[string]ToolArgs
 
 // ToolArgs are one tool's argument rules, keyed by argument: a member name
@@ -81,10 +82,6 @@ type Range struct{ Min, Max int64 }
 // integers from 1 to 65535.
 type PortList []int
 
-// MaxArgNumber bounds Range: every integer of magnitude up to 2^53−1 is
-// exactly a double, so a bound means what it says.
-const MaxArgNumber = 1<<53 - 1
-
 // defaultSchemes are the schemes a URL argument may have when its rule
 // lists none.
 var defaultSchemes = StringList{"http", "https"}
@@ -124,7 +121,7 @@ func (a Args) validate() *FieldError {
 		if reason := nameError("tool name", tool); reason != "" {
 			return argsError("%s", reason)
 		}
-		if ta == nil || len(ta) == 0 {
+		if len(ta) == 0 {
 			return argsError("tool %s: %s", quote(tool), emptyListReason)
 		}
 		if len(ta) > MaxConstraintEntries {
@@ -259,8 +256,8 @@ func schemeError(s string) string {
 			return fmt.Sprintf("%s is not a lowercase URL scheme", quote(s))
 		}
 	}
-	if len(s) > 32 {
-		return fmt.Sprintf("%s is longer than 32 bytes", quote(s))
+	if len(s) > MaxSchemeLen {
+		return fmt.Sprintf("%s is longer than %d bytes", quote(s), MaxSchemeLen)
 	}
 	return ""
 }

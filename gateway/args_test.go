@@ -105,6 +105,12 @@ func TestToolArguments(t *testing.T) {
 			if !strings.Contains(w.Body.String(), jsonText(tc.reason)) {
 				t.Fatalf("body %s does not say %q", w.Body.String(), tc.reason)
 			}
+			// RFC 6750 §3: error_description holds no '"' or '\'; the
+			// argument's name is quoted with '\'' there.
+			ch := w.Header().Get("WWW-Authenticate")
+			if want := strings.ReplaceAll(tc.reason, `"`, `'`); tc.status == 403 && (!strings.Contains(ch, want) || strings.Count(ch, `"`) != 4 || strings.Contains(ch, `\`)) {
+				t.Fatalf("WWW-Authenticate %q, want %q", ch, want)
+			}
 			recs := tr.records()
 			if len(recs) != 1 || recs[0].Decision != audit.Deny || !strings.Contains(recs[0].Reason, tc.reason) || !strings.HasPrefix(recs[0].Reason, string(ArgumentDenied)) {
 				t.Fatalf("records %+v", recs)

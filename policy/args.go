@@ -372,7 +372,7 @@ func cleanArgPath(s string) (clean, why string) {
 		case c < 0x20 || c == 0x7f:
 			return "", "contains a control character"
 		case c == '\\':
-			return "", "contains '\\'"
+			return "", "contains a backslash"
 		case c == '%':
 			return "", "contains '%' (encoded forms are refused)"
 		}
@@ -428,7 +428,7 @@ func (r *ArgRule) target(s string) (host string, ip bool, why string) {
 		return hostOf(s)
 	}
 	if strings.ContainsAny(s, "\\") {
-		return "", false, "contains '\\'"
+		return "", false, "contains a backslash"
 	}
 	for i := 0; i < len(s); i++ {
 		if c := s[i]; c <= 0x20 || c == 0x7f {

@@ -95,6 +95,15 @@ func (cfg *RouteConfig) UnmarshalDirective(d directive.Reader, onResource func()
 			}
 			list := map[string]*[]mcp.Rule{"tool": &rules.Tools, "prompt": &rules.Prompts, "resource_uri": &rules.Resources}[opt]
 			*list = append(*list, mcp.Rule{Pattern: args[0], Scopes: args[1:]})
+			// Compiled after each line, so that an error (a duplicate
+			// among them) names the line that caused it.
+			if err := rules.Compile(); err != nil {
+				msg := err.Error()
+				if rest, ok := strings.CutPrefix(msg, "resource "); ok {
+					msg = "resource_uri " + rest // package mcp names the kind, not the Caddyfile line
+				}
+				return d.Err(msg)
+			}
 			if opt == "tool" {
 				ta, err := parseToolArgs(d, args[0])
 				if err != nil {
@@ -108,15 +117,6 @@ func (cfg *RouteConfig) UnmarshalDirective(d directive.Reader, onResource func()
 				}
 			} else if d.NextBlock(d.Nesting()) {
 				return d.Errf("%s takes no block: only a tool has argument rules", opt)
-			}
-			// Compiled after each line, so that an error (a duplicate
-			// among them) names the line that caused it.
-			if err := rules.Compile(); err != nil {
-				msg := err.Error()
-				if rest, ok := strings.CutPrefix(msg, "resource "); ok {
-					msg = "resource_uri " + rest // package mcp names the kind, not the Caddyfile line
-				}
-				return d.Err(msg)
 			}
 		case "mcp":
 			if d.NextArg() || d.NextBlock(d.Nesting()) {

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 
@@ -133,5 +134,35 @@ func TestRouteArgsNeedToolRule(t *testing.T) {
 	}}
 	if err := rt.Compile(); err == nil || !strings.Contains(err.Error(), "no tool rule") {
 		t.Fatalf("%v", err)
+	}
+}
+
+// TestRouteArgsJSON: the JSON config takes the token constraint's form and
+// is as strict: an unknown or misspelt member is an error at load, never a
+// rule silently dropped.
+func TestRouteArgsJSON(t *testing.T) {
+	t.Parallel()
+	good := `{"resource":"https://api.example/mcp","mcp":{"tools":[{"pattern":"read_file","scopes":["repo:read"]}],"args":{"read_file":{"path":{"paths":["/repo/*"]}}}}}`
+	var cfg RouteConfig
+	if err := json.Unmarshal([]byte(good), &cfg); err != nil {
+		t.Fatal(err)
+	}
+	rt, err := NewRoute(&cfg, mcp.NewMemorySessions(0, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rt.MCP.Args.For("read_file")["path"].Paths[0] != "/repo/*" {
+		t.Fatalf("args %+v", rt.MCP.Args)
+	}
+	for _, bad := range []string{
+		strings.Replace(good, `"paths"`, `"path"`, 1),
+		strings.Replace(good, `["/repo/*"]`, `[]`, 1),
+		strings.Replace(good, `["/repo/*"]`, `["/repo/**"]`, 1),
+		strings.Replace(good, `{"paths":["/repo/*"]}`, `{"paths":["/repo/*"],"enum":["a"]}`, 1),
+	} {
+		var cfg RouteConfig
+		if err := json.Unmarshal([]byte(bad), &cfg); err == nil {
+			t.Errorf("accepted %s", bad)
+		}
 	}
 }

@@ -414,7 +414,8 @@ func (d *Decision) Challenge(rt *Route) string {
 
 // descriptionText is s as an RFC 6750 §3 error_description may hold it:
 // only %x20-21 / %x23-5B / %x5D-7E, so a '"' (argument denials quote the
-// argument's name) becomes '\” and any other byte outside the set '?'.
+// argument's name) becomes an apostrophe and any other byte outside the
+// set a question mark.
 // The JSON-RPC error body keeps the reason as it is.
 func descriptionText(s string) string {
 	ok := true

@@ -28,8 +28,9 @@ client secret is printed once, when created or rotated.
 
   agent create --name orchestrator --owner usr_alice --scope a:b --scope c:d
                [--ttl 24h] [--constraint hosts=x,y …] [--public-key key.pub.jwk]
+               [--arg "read_file path /repo/*" …]
   agent child <parent-id> --name reviewer --scope a:b [--ttl 180s]
-               [--constraint …] [--public-key …]
+               [--constraint …] [--arg …] [--public-key …]
   agent revoke <id>        the agent, its grants and every descendant
   agent rotate <id> [--public-key key.pub.jwk]
   agent list [--owner usr_…] [--json]
@@ -58,7 +59,7 @@ show print a table, or with --json the admin API's JSON.
 func agentCreateCommand(f *adminFlags, child bool) *cobra.Command {
 	var in admin.AgentCreate
 	var pubFile string
-	var scopes, cnst []string
+	var scopes, cnst, argLines []string
 	var ttl time.Duration
 	use, short, nargs := "create --name <name> --owner <usr_…> --scope <scope> …", "Creates a root agent for a user", 0
 	if child {
@@ -79,6 +80,9 @@ func agentCreateCommand(f *adminFlags, child bool) *cobra.Command {
 				if err := setConstraint(&in.Constraints, kv); err != nil {
 					return err
 				}
+			}
+			if err := addArgLines(&in.Constraints, argLines); err != nil {
+				return err
 			}
 			if pubFile != "" {
 				data, err := os.ReadFile(pubFile)
@@ -101,7 +105,8 @@ func agentCreateCommand(f *adminFlags, child bool) *cobra.Command {
 	}
 	c.Flags().StringArrayVar(&scopes, "scope", nil, "scope (repeatable, or space-separated)")
 	c.Flags().DurationVar(&ttl, "ttl", 0, "lifetime of the agent (default 24h; a child's at most its parent's)")
-	c.Flags().StringArrayVar(&cnst, "constraint", nil, "constraint name=value: hosts, cidrs, methods, paths (comma-separated), max_body, audit=required")
+	c.Flags().StringArrayVar(&cnst, "constraint", nil, "constraint name=value: hosts, cidrs, methods, paths (comma-separated), max_body, audit=required, args=<JSON>")
+	c.Flags().StringArrayVar(&argLines, "arg", nil, `argument rule "<tool> <argument> <facet> <value…>" (repeatable), e.g. "read_file path /repo/*"`)
 	c.Flags().StringVar(&pubFile, "public-key", "", "public JWK file for private_key_jwt (no secret is issued)")
 	return c
 }

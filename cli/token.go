@@ -33,7 +33,11 @@ issuer's /oauth/token endpoint mints tokens.
       agents, the last one being the current actor.
       Constraints: hosts=a.example,*.corp.example  cidrs=10.0.0.0/8
       methods=GET,POST  paths=/mcp,/api/*  max_body=5242880
-      audit=required
+      audit=required  args=<kvc.cnst.args JSON>
+      Argument rules, one per --arg: "read_file path /repo/*",
+      "fetch url host *.corp.example", "deploy env enum dev staging",
+      "pay amount range 0 100", "post body maxlen 2000" (README:
+      Argument rules).
 
   token inspect <token|->
       Decodes a token's header and claims WITHOUT verifying them.
@@ -47,6 +51,7 @@ issuer's /oauth/token endpoint mints tokens.
 type mintFlags struct {
 	key, iss, sub, scope, client, jti string
 	aud, agents, chain, constraints   []string
+	args                              []string
 	ttl                               time.Duration
 }
 
@@ -85,6 +90,7 @@ func tokenMintCommand() *cobra.Command {
 	fl.StringVar(&f.jti, "jti", "", "token id (default: a new tok_ id)")
 	fl.DurationVar(&f.ttl, "ttl", token.DefaultTTL, "lifetime")
 	fl.StringArrayVar(&f.constraints, "constraint", nil, "constraint name=value (repeatable)")
+	fl.StringArrayVar(&f.args, "arg", nil, `argument rule "<tool> <argument> <facet> <value…>" (repeatable), e.g. "read_file path /repo/*"`)
 	return c
 }
 
@@ -118,6 +124,9 @@ func (f *mintFlags) claims(at time.Time) (*token.Claims, error) {
 		if err := setConstraint(&cnst, kv); err != nil {
 			return nil, err
 		}
+	}
+	if err := addArgLines(&cnst, f.args); err != nil {
+		return nil, err
 	}
 	if err := cnst.Validate(); err != nil {
 		return nil, err
@@ -177,10 +186,41 @@ func setConstraint(c *policy.Constraints, kv string) error {
 			return fmt.Errorf("constraint audit: only %q is valid", policy.AuditRequired)
 		}
 		c.Audit = policy.AuditRequired
+	case "args":
+		// The kvc.cnst.args object as JSON; --arg is the line form.
+		var a policy.Args
+		if err := a.UnmarshalJSON([]byte(value)); err != nil {
+			return fmt.Errorf("constraint %w", err)
+		}
+		c.Args = a.Inherit(c.Args)
 	default:
-		return fmt.Errorf("unknown constraint %q (hosts, cidrs, methods, paths, max_body, audit)", name)
+		return fmt.Errorf("unknown constraint %q (hosts, cidrs, methods, paths, max_body, audit, args)", name)
 	}
 	return nil
+}
+
+// addArgLines applies --arg "<tool> <name> <facet> <value…>" flags (the
+// Caddyfile's `arg` line with the tool in front) to c.Args, then checks
+// the rules they made are complete.
+func addArgLines(c *policy.Constraints, lines []string) error {
+	for _, l := range lines {
+		f := strings.Fields(l)
+		if len(f) < 3 {
+			return fmt.Errorf("--arg %q: want \"<tool> <argument> <facet> <value…>\" (facets: %s)", l, policy.ArgFacets)
+		}
+		if c.Args == nil {
+			c.Args = policy.Args{}
+		}
+		ta := c.Args[f[0]]
+		if ta == nil {
+			ta = policy.ToolArgs{}
+			c.Args[f[0]] = ta
+		}
+		if err := policy.AddArgLine(ta, f[0], f[1:]); err != nil {
+			return fmt.Errorf("--arg %q: %w", l, err)
+		}
+	}
+	return c.Validate()
 }
 
 func jsonStrings(l []string) []byte {

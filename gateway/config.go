@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/kavachgate/kavach/mcp"
+	"github.com/kavachgate/kavach/policy"
 )
 
 // RouteConfig is a protected route as an operator writes it: the JSON
@@ -64,6 +65,14 @@ type MCPConfig struct {
 	// Tools: `tool <name|*> <scope…>`; every matching rule applies, and a
 	// tool no rule matches is denied.
 	Tools []mcp.Rule `json:"tools,omitempty"`
+	// Args are rules on the arguments of tools/call, keyed by tool name
+	// (a tool with a rule of its exact name), then by argument: the form
+	// of the token constraint kvc.cnst.args (policy.Args), e.g.
+	// {"read_file":{"path":{"paths":["/repo/*"]}}}. A call must meet these
+	// and the token's own; an argument with hosts here is also held to the
+	// token's hosts constraint. Caddyfile: `arg` lines in a tool's block.
+	// Default: none.
+	Args policy.Args `json:"args,omitempty"`
 	// Resources: `resource_uri <uri|prefix*|*> <scope…>` (resources/read).
 	Resources []mcp.Rule `json:"resources,omitempty"`
 	// Prompts: `prompt <name|*> <scope…>` (prompts/get).
@@ -113,6 +122,7 @@ func NewRoute(cfg *RouteConfig, sessions mcp.SessionStore) (*Route, error) {
 	if c := cfg.MCP; c != nil {
 		rt.MCP = &MCP{
 			Rules:    mcp.Rules{Tools: c.Tools, Resources: c.Resources, Prompts: c.Prompts},
+			Args:     c.Args,
 			MaxBody:  c.MaxBody,
 			Origins:  c.AllowedOrigins,
 			Sessions: sessions,

@@ -7,6 +7,7 @@ import (
 
 	"github.com/kavachgate/kavach/internal/directive"
 	"github.com/kavachgate/kavach/mcp"
+	"github.com/kavachgate/kavach/policy"
 )
 
 // kavachForms are the two forms of the directive's scope line.
@@ -26,7 +27,9 @@ var mcpPatterns = map[string]string{"tool": "name|*", "prompt": "name|*", "resou
 //		allow_path_params                     # let `;` path parameters through (see AllowPathParams)
 //
 //		mcp                                   # an MCP route (DESIGN.md §4.1); with it:
-//		tool <name|*> <scope…>                # tools/call
+//		tool <name|*> <scope…> [{             # tools/call
+//			arg <name> <facet> <value…>   # argument rules (parseToolArgs)
+//		}]
 //		resource_uri <uri|prefix*|*> <scope…> # resources/read, resources/subscribe
 //		prompt <name|*> <scope…>              # prompts/get
 //		allowed_origins <origin…>             # besides the resource's own
@@ -34,10 +37,12 @@ var mcpPatterns = map[string]string{"tool": "name|*", "prompt": "name|*", "resou
 //	}
 //
 // The lines may come in any order. A route is an MCP route by its `mcp`
-// line, or when it has MCP rule lines and its resource is an MCP endpoint
-// by the transport's convention (the resource URL's path ends in /mcp):
-// MCP lines on any other route are an error, never a silent switch (in
-// JSON, a route is an MCP route by the presence of the "mcp" object).
+// line or by a tool, resource_uri or prompt rule (they are about MCP
+// messages). allowed_origins and audit_arguments alone make it one only
+// when its resource is an MCP endpoint by the transport's convention (the
+// resource URL's path ends in /mcp), and are an error on any other route,
+// never a silent switch (in JSON, a route is an MCP route by the presence
+// of the "mcp" object).
 //
 // onResource, when not nil, is called while the reader is on the resource
 // line (the glue notes its place for a warning about it).
@@ -46,18 +51,23 @@ func (cfg *RouteConfig) UnmarshalDirective(d directive.Reader, onResource func()
 		return err
 	}
 	var (
-		isMCP  bool
-		mcpErr error // about the first MCP-only line, returned when `mcp` is missing
-		rules  mcp.Rules
-		m      MCPConfig
-		err    error
+		isMCP   bool
+		mcpLine bool
+		mcpErr  error // about the first MCP-only line, returned when `mcp` is missing
+		rules   mcp.Rules
+		m       MCPConfig
+		err     error
 	)
 	for d.NextBlock(0) {
 		opt := d.Val()
 		switch opt {
-		case "tool", "prompt", "resource_uri", "allowed_origins", "audit_arguments":
+		case "tool", "prompt", "resource_uri":
+			// A tool, resource or prompt rule is about MCP messages: the
+			// route is an MCP route.
+			isMCP = true
+		case "allowed_origins", "audit_arguments":
 			if mcpErr == nil {
-				mcpErr = d.Errf("%s is an MCP rule, and this route has no `mcp` line: add `mcp` to the block to make it an MCP route (then every POST is inspected, DESIGN.md §4.1); a route whose resource ends in /mcp is one without it", opt)
+				mcpErr = d.Errf("%s is an MCP option, and this route is not an MCP route: add `mcp` (or a tool, resource_uri or prompt rule) to the block to make it one (then every POST is inspected, DESIGN.md §4.1); a route whose resource ends in /mcp is one without it", opt)
 			}
 		}
 		switch opt {
@@ -94,14 +104,28 @@ func (cfg *RouteConfig) UnmarshalDirective(d directive.Reader, onResource func()
 				}
 				return d.Err(msg)
 			}
+			if opt == "tool" {
+				ta, err := parseToolArgs(d, args[0])
+				if err != nil {
+					return err
+				}
+				if ta != nil {
+					if m.Args == nil {
+						m.Args = policy.Args{}
+					}
+					m.Args[args[0]] = ta
+				}
+			} else if d.NextBlock(d.Nesting()) {
+				return d.Errf("%s takes no block: only a tool has argument rules", opt)
+			}
 		case "mcp":
 			if d.NextArg() || d.NextBlock(d.Nesting()) {
 				return d.Err("mcp takes no arguments and no block: the MCP lines (tool, resource_uri, prompt, allowed_origins, audit_arguments) go beside it")
 			}
-			if isMCP {
+			if mcpLine {
 				return d.Err("mcp is given twice")
 			}
-			isMCP = true
+			mcpLine, isMCP = true, true
 		case "allowed_origins":
 			args := d.RemainingArgs()
 			if len(args) == 0 {
@@ -238,4 +262,36 @@ func methodWord(s string) bool {
 func mcpEndpoint(resource string) bool {
 	u, err := url.Parse(resource)
 	return err == nil && (u.Path == "/mcp" || strings.HasSuffix(u.Path, "/mcp"))
+}
+
+// parseToolArgs reads the block of `tool <name> <scope…> { … }`, if any:
+//
+//	arg <name> <facet> <value…>
+//
+// with the facets of policy.AddArgLine. Lines for the same argument add
+// facets to its rule; a rule that is incomplete at the end of the block
+// (`arg url scheme https` without hosts) is an error naming the block's
+// last line. Errors name the line.
+func parseToolArgs(d directive.Reader, tool string) (policy.ToolArgs, error) {
+	var out policy.ToolArgs
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		if d.Val() != "arg" {
+			return nil, d.Errf("tool %s: unknown line %q in its block (want `arg <name> <facet> <value…>`)", tool, d.Val())
+		}
+		if tool == "*" {
+			return nil, d.Err("tool *: argument rules need a tool name (`tool <name> <scope…> { arg … }`)")
+		}
+		if out == nil {
+			out = policy.ToolArgs{}
+		}
+		if err := policy.AddArgLine(out, tool, d.RemainingArgs()); err != nil {
+			return nil, d.Errf("%v", err)
+		}
+	}
+	if out != nil {
+		if err := (&policy.Constraints{Args: policy.Args{tool: out}}).Validate(); err != nil {
+			return nil, d.Errf("%v", err)
+		}
+	}
+	return out, nil
 }

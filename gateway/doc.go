@@ -38,7 +38,11 @@
 //     Mcp-Name agreeing with it (400, JSON-RPC -32020); a known method
 //     (404, -32601); the session bound to this chain (unknown: 404,
 //     another chain's: 403, store unreachable: 503); the tool, resource or
-//     prompt rules (403; insufficient_scope names what would help).
+//     prompt rules (403; insufficient_scope names what would help); for
+//     tools/call, the arguments (checkArguments): the route's argument
+//     rules, the token's kvc.cnst.args, then every URL/host argument
+//     against the token's hosts (403 naming the argument and the rule; a
+//     case variant of a constrained member: 400).
 //  8. Audit: the decision record is handed to the trail (Recorder); a
 //     trail that cannot take it is 503 and nothing is forwarded. With
 //     `audit: required` (token or route) the record is durable first; a

@@ -406,10 +406,36 @@ func (d *Decision) Challenge(rt *Route) string {
 		b.WriteString(`scope="` + d.Scope + `", `)
 	}
 	if d.Reason != "" {
-		b.WriteString(`error_description="` + d.Reason + `", `)
+		b.WriteString(`error_description="` + descriptionText(d.Reason) + `", `)
 	}
 	b.WriteString(`resource_metadata="` + rt.metadataURL + `"`)
 	return b.String()
+}
+
+// descriptionText is s as an RFC 6750 §3 error_description may hold it:
+// only %x20-21 / %x23-5B / %x5D-7E, so a '"' (argument denials quote the
+// argument's name) becomes an apostrophe and any other byte outside the
+// set a question mark.
+// The JSON-RPC error body keeps the reason as it is.
+func descriptionText(s string) string {
+	ok := true
+	for i := 0; i < len(s) && ok; i++ {
+		c := s[i]
+		ok = c >= 0x20 && c <= 0x7e && c != '"' && c != '\\'
+	}
+	if ok {
+		return s
+	}
+	b := []byte(s)
+	for i, c := range b {
+		switch {
+		case c == '"':
+			b[i] = '\''
+		case c < 0x20 || c > 0x7e || c == '\\':
+			b[i] = '?'
+		}
+	}
+	return string(b)
 }
 
 // BodyLimit cuts a request body at the token's max_body while it streams,

@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/kavachgate/kavach/mcp"
+	"github.com/kavachgate/kavach/policy"
 	"github.com/kavachgate/kavach/token"
 )
 
@@ -43,6 +44,9 @@ type MCP struct {
 	// Redact names the members whose values are never recorded, compared
 	// without regard to case once unescaped ("Password", "pass\u0077ord").
 	Redact []string
+	// Args are the route's rules on tools/call arguments, by tool name
+	// (each a tool with a rule of that exact name). Optional.
+	Args policy.Args
 
 	origin   string // the resource's scheme://host[:port]
 	loopback bool   // the resource is on a loopback host
@@ -55,6 +59,7 @@ const (
 	BadMethod       Outcome = "method_not_allowed"
 	UnknownMethod   Outcome = "mcp_unknown_method"
 	ToolDenied      Outcome = "mcp_denied"
+	ArgumentDenied  Outcome = "mcp_argument"
 	SessionMismatch Outcome = "session_mismatch"
 	SessionUnknown  Outcome = "session_unknown"
 )
@@ -82,6 +87,16 @@ func (m *MCP) compile(resource string) error {
 	}
 	if m.Sessions == nil {
 		return errors.New("mcp: no session store")
+	}
+	if m.Args != nil {
+		if err := (&policy.Constraints{Args: m.Args}).Validate(); err != nil {
+			return err
+		}
+		for tool := range m.Args {
+			if !slices.ContainsFunc(m.Rules.Tools, func(r mcp.Rule) bool { return r.Pattern == tool }) {
+				return errors.New("args: tool " + quoteValue(tool) + " has argument rules but no tool rule of that name")
+			}
+		}
 	}
 	return nil
 }
@@ -269,11 +284,74 @@ func inspectMCP(rt *Route, r *http.Request, d Decision) (*MCPExchange, Decision)
 		}
 		return ex, d
 	}
+	if msg.Method == mcp.MethodToolsCall {
+		if d2, ok := checkArguments(rt, t, msg, ex.args, d); !ok {
+			return ex, d2
+		}
+	}
 	if msg.IsToolsList() {
 		ex.filter, ex.request = true, msg.ID
 		mcp.PrepareToolsListRequest(r.Header)
 	}
 	return ex, d
+}
+
+// checkArguments is the argument step of a tools/call (after its scope
+// rules): the route's rules for the tool, then the token's kvc.cnst.args,
+// then every network target a rule of either names against the token's
+// hosts constraint. The arguments are read once, for every name a rule
+// of either has. A denial is 403 with the JSON-RPC error naming the
+// argument and the rule; a case variant of a constrained name is 400.
+func checkArguments(rt *Route, t *token.Token, msg *mcp.Message, args []byte, d Decision) (Decision, bool) {
+	routeArgs := rt.MCP.Args.For(msg.Name)
+	c := t.Constraints()
+	var tokenArgs policy.ToolArgs
+	if c != nil {
+		tokenArgs = c.Args.For(msg.Name)
+	}
+	if routeArgs == nil && tokenArgs == nil {
+		return d, true
+	}
+	names := make([]string, 0, len(routeArgs)+len(tokenArgs))
+	for n := range routeArgs {
+		names = append(names, n)
+	}
+	for n := range tokenArgs {
+		if !slices.Contains(names, n) {
+			names = append(names, n)
+		}
+	}
+	slices.Sort(names)
+	values := make([]policy.ArgValue, len(names))
+	if err := mcp.ArgumentValues(args, names, values); err != nil {
+		return mcpDenial(d, err, msg.ID), false
+	}
+	value := func(n string) policy.ArgValue { return values[slices.Index(names, n)] }
+	deny := func(fe *policy.FieldError, whose string) (Decision, bool) {
+		d = d.deny(ArgumentDenied, http.StatusForbidden, "", fe.Reason, "")
+		d.RPC = RPCError{ID: msg.ID, Code: rpcForbidden}
+		d.Why = "tool " + clip(msg.Name, maxEcho) + ": " + fe.Reason + " (" + whose + ")"
+		return d, false
+	}
+	for _, n := range names {
+		r, ok := routeArgs[n]
+		if !ok {
+			continue
+		}
+		host, ip, fe := r.Check(n, value(n))
+		if fe != nil {
+			return deny(fe, "route rule")
+		}
+		if host != "" && !c.AllowsTarget(host, ip) {
+			return deny(&policy.FieldError{Field: "args", Reason: "argument " + strconv.Quote(n) + " names a host outside the token's hosts"}, "token hosts")
+		}
+	}
+	if tokenArgs != nil {
+		if fe := c.PermitsArgs(msg.Name, value); fe != nil {
+			return deny(fe, "token args")
+		}
+	}
+	return d, true
 }
 
 // whyDenied says, for the trail, why mcp.Decide refused m without a

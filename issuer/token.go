@@ -297,5 +297,6 @@ func mergeConstraints(req, def policy.Constraints) policy.Constraints {
 	if req.Audit == "" {
 		req.Audit = def.Audit
 	}
+	req.Args = req.Args.Inherit(def.Args)
 	return req
 }

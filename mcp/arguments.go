@@ -1,11 +1,13 @@
 package mcp
 
 import (
+	"bytes"
 	"errors"
 	"strings"
 	"unicode/utf8"
 
 	"github.com/kavachgate/kavach/internal/strictjson"
+	"github.com/kavachgate/kavach/policy"
 )
 
 // Redacted replaces the value of a member RecordArguments redacts.
@@ -128,4 +130,112 @@ func (a *argsRecorder) redacts(key []byte) bool {
 		}
 	}
 	return false
+}
+
+// ArgumentValues reads a call's arguments once (raw: the bytes of a
+// Message's Arguments span, which Decode checked) and sets out[i] to the
+// value of the argument names[i] names: a member name, or an RFC 6901
+// pointer through nested objects (policy.ArgPointer). An argument that is
+// not there (no arguments, not an object, a pointer meeting a non-object)
+// is policy.ArgAbsent. Strings are unescaped; numbers are their tokens as
+// sent; objects, arrays, true and false are ArgOther.
+//
+// Names compare exactly. A member whose name differs from a constrained
+// one only in case is refused (ErrInvalidParams): decoders such as Go's
+// encoding/json match member names case-insensitively, and the last of
+// {"path":"/repo/a","PATH":"/etc/passwd"} would be the one the tool reads.
+func ArgumentValues(raw []byte, names []string, out []policy.ArgValue) error {
+	for i := range out {
+		out[i] = policy.ArgValue{}
+	}
+	if len(raw) == 0 || len(names) == 0 {
+		return nil
+	}
+	paths := make([][]string, len(names))
+	idx := make([]int, len(names))
+	for i, n := range names {
+		paths[i], idx[i] = policy.ArgPointer(n), i
+	}
+	w := walkers.Get().(*walker)
+	defer walkers.Put(w)
+	w.reset(raw)
+	defer w.reset(nil)
+	return lookupArgs(w, 0, 0, paths, idx, out)
+}
+
+// lookupArgs reads the value at depth (the depth of its container) and,
+// when it is an object, the members the pointers paths[idx] name at level.
+func lookupArgs(w *walker, depth, level int, paths [][]string, idx []int, out []policy.ArgValue) error {
+	if w.r.Peek() != '{' {
+		return w.value(depth)
+	}
+	for key, err := range w.members(depth + 1) {
+		if err != nil {
+			return err
+		}
+		var exact, deeper []int
+		for _, i := range idx {
+			seg := paths[i][level]
+			switch {
+			case string(key) == seg:
+				if level+1 == len(paths[i]) {
+					exact = append(exact, i)
+				} else {
+					deeper = append(deeper, i)
+				}
+			case bytes.EqualFold(key, []byte(seg)):
+				return invalid(pubParams, "a case variant of the argument "+excerpt(seg))
+			}
+		}
+		if exact == nil && deeper == nil {
+			if err := w.value(depth + 1); err != nil {
+				return err
+			}
+			continue
+		}
+		var v policy.ArgValue
+		switch w.r.Peek() {
+		case '{':
+			v.Type = policy.ArgOther
+			if deeper != nil {
+				if err := lookupArgs(w, depth+1, level+1, paths, deeper, out); err != nil {
+					return err
+				}
+			} else if err := w.value(depth + 1); err != nil {
+				return err
+			}
+		case '[':
+			v.Type = policy.ArgOther
+			if err := w.value(depth + 1); err != nil {
+				return err
+			}
+		case '"':
+			tok, err := w.stringToken()
+			if err != nil {
+				return err
+			}
+			s, err := unquote(tok)
+			if err != nil {
+				return err
+			}
+			v = policy.ArgValue{Type: policy.ArgString, Text: s}
+		default:
+			tok, err := w.r.Raw()
+			if err != nil {
+				return errSyntax
+			}
+			switch tok[0] {
+			case 'n':
+				v.Type = policy.ArgNull
+			case 't', 'f':
+				v.Type = policy.ArgOther
+			default:
+				v = policy.ArgValue{Type: policy.ArgNumber, Text: string(tok)}
+			}
+		}
+		for _, i := range exact {
+			out[i] = v
+		}
+	}
+	return nil
 }

@@ -3,9 +3,12 @@ package mcp
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/kavachgate/kavach/policy"
 )
 
 func TestRecordArguments(t *testing.T) {
@@ -100,4 +103,98 @@ func holdsRedactedValue(v any) bool {
 		}
 	}
 	return false
+}
+
+func TestArgumentValues(t *testing.T) {
+	t.Parallel()
+	raw := []byte(`{"path":"/repo/\u0061","n":1.5e2,"opt":null,"flag":true,"list":[1,{"path":"x"}],"options":{"mode":"r","deep":{"x":"y"}},"a/b":"slash"}`)
+	names := []string{"path", "n", "opt", "flag", "list", "/options/mode", "/options/deep/x", "/options", "missing", "/path/x", "/a~1b", "/options/none"}
+	out := make([]policy.ArgValue, len(names))
+	if err := ArgumentValues(raw, names, out); err != nil {
+		t.Fatal(err)
+	}
+	want := []policy.ArgValue{
+		{Type: policy.ArgString, Text: "/repo/a"},
+		{Type: policy.ArgNumber, Text: "1.5e2"},
+		{Type: policy.ArgNull},
+		{Type: policy.ArgOther},
+		{Type: policy.ArgOther},
+		{Type: policy.ArgString, Text: "r"},
+		{Type: policy.ArgString, Text: "y"},
+		{Type: policy.ArgOther},
+		{},
+		{},
+		{Type: policy.ArgString, Text: "slash"},
+		{},
+	}
+	for i := range want {
+		if out[i] != want[i] {
+			t.Errorf("%s = %+v, want %+v", names[i], out[i], want[i])
+		}
+	}
+	for _, raw := range []string{`{"path":"/repo/a","PATH":"/etc/passwd"}`, `{"Path":"/etc/passwd"}`, `{"options":{"MODE":"w"}}`} {
+		err := ArgumentValues([]byte(raw), []string{"path", "/options/mode"}, out)
+		if !errors.Is(err, ErrInvalidParams) {
+			t.Errorf("%s: %v, want a case variant refused", raw, err)
+		}
+	}
+	if err := ArgumentValues([]byte(`"text"`), []string{"path"}, out); err != nil || out[0].Type != policy.ArgAbsent {
+		t.Errorf("arguments not an object: %v %+v", err, out[0])
+	}
+}
+
+// FuzzArgumentValues: on any valid JSON arguments, ArgumentValues never
+// panics, and what it reads for a top-level member is what encoding/json
+// reads (absent, null, the string, the number token).
+func FuzzArgumentValues(f *testing.F) {
+	for _, s := range []string{`{"path":"/repo/a"}`, `{"path":"\u002e\u002e","n":1e2}`, `{"a":{"path":null}}`, `[]`, `"x"`, `{"path":["x"],"Path":1}`} {
+		f.Add([]byte(s))
+	}
+	names := []string{"path", "n", "/a/path", "a"}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		if !utf8.Valid(raw) || !json.Valid(raw) {
+			return
+		}
+		out := make([]policy.ArgValue, len(names))
+		if err := ArgumentValues(raw, names, out); err != nil {
+			return
+		}
+		var m map[string]json.RawMessage
+		if json.Unmarshal(raw, &m) != nil {
+			for _, v := range out {
+				if v.Type != policy.ArgAbsent {
+					t.Fatalf("%s: not an object, yet %+v", raw, out)
+				}
+			}
+			return
+		}
+		for i, n := range names[:2] {
+			v, ok := m[n]
+			got := out[i]
+			switch {
+			case !ok:
+				if got.Type != policy.ArgAbsent {
+					t.Fatalf("%s: %s absent, read %+v", raw, n, got)
+				}
+			case string(v) == "null":
+				if got.Type != policy.ArgNull {
+					t.Fatalf("%s: %s null, read %+v", raw, n, got)
+				}
+			case v[0] == '"':
+				var s string
+				_ = json.Unmarshal(v, &s)
+				if got.Type != policy.ArgString || got.Text != s {
+					t.Fatalf("%s: %s = %q, read %+v", raw, n, s, got)
+				}
+			case v[0] == '-' || v[0] >= '0' && v[0] <= '9':
+				if got.Type != policy.ArgNumber || got.Text != string(v) {
+					t.Fatalf("%s: %s = %s, read %+v", raw, n, v, got)
+				}
+			default:
+				if got.Type != policy.ArgOther {
+					t.Fatalf("%s: %s = %s, read %+v", raw, n, v, got)
+				}
+			}
+		}
+	})
 }

@@ -36,7 +36,7 @@ type Request struct {
 // FieldError names the field of rights or constraints that is invalid,
 // would widen, or denies an operation.
 type FieldError struct {
-	Field  string // "scope", "aud", "hosts", "cidrs", "methods", "paths", "max_body", "audit", "exp", "depth"
+	Field  string // "scope", "aud", "hosts", "cidrs", "methods", "paths", "max_body", "audit", "args", "exp", "depth"
 	Reason string // short, human, safe to show a client: echoed input is quoted
 }
 
@@ -101,6 +101,13 @@ func attenuate(parent *Rights, req *Request) (Rights, *FieldError) {
 		return Rights{}, fe
 	}
 	child.Constraints = inherit(&req.Constraints, &parent.Constraints)
+	if req.Constraints.Args != nil {
+		// Facets merged from the parent may not combine with the
+		// request's (paths on one side, enum on the other).
+		if fe := child.Constraints.Args.validate(); fe != nil {
+			return Rights{}, fe
+		}
+	}
 	if fe := child.Constraints.Within(&parent.Constraints); fe != nil {
 		return Rights{}, fe
 	}
@@ -169,6 +176,7 @@ func inherit(req, parent *Constraints) Constraints {
 		Paths:   own(req.Paths, parent.Paths),
 		MaxBody: req.MaxBody,
 		Audit:   req.Audit,
+		Args:    inheritArgs(req.Args, parent.Args),
 	}
 	if c.MaxBody == 0 {
 		c.MaxBody = parent.MaxBody
@@ -198,12 +206,17 @@ type Operation struct {
 	Path     string     // decoded, cleaned request path
 	BodySize int64      // bytes; -1 unknown
 	At       time.Time  // time of the request; zero: now
+	// Tool is the tool of an MCP tools/call ("" for any other request),
+	// and Args gives its arguments by name (nil: none), for the args
+	// constraint.
+	Tool string
+	Args func(name string) ArgValue
 }
 
 // Permits reports whether r allows op: nil when allowed, else a *FieldError
 // naming the field that denies it. Checks run in a fixed order, so the
 // answer does not depend on which of several faults is found first: exp,
-// aud, hosts, cidrs, methods, paths, max_body, scope. Scope comes last
+// aud, hosts, cidrs, methods, paths, max_body, args, scope. Scope comes last
 // because a client is told insufficient_scope only when more scope would
 // actually help. Expiry is exact (no leeway: the token layer owns leeway).
 // Permits does not allocate unless it denies.
@@ -236,6 +249,15 @@ func (r *Rights) Permits(op *Operation) *FieldError {
 	if !c.AllowsBody(op.BodySize) {
 		return &FieldError{Field: "max_body", Reason: fmt.Sprintf("body of %d bytes exceeds max_body %d", op.BodySize, c.MaxBody)}
 	}
+	if op.Tool != "" && c.Args != nil {
+		args := op.Args
+		if args == nil {
+			args = noArgs
+		}
+		if fe := c.PermitsArgs(op.Tool, args); fe != nil {
+			return fe
+		}
+	}
 	for _, s := range op.Scopes {
 		if !Allows(r.Scopes, s) {
 			return &FieldError{Field: "scope", Reason: quote(s) + " is not granted"}
@@ -243,6 +265,8 @@ func (r *Rights) Permits(op *Operation) *FieldError {
 	}
 	return nil
 }
+
+func noArgs(string) ArgValue { return ArgValue{} }
 
 // quote renders untrusted input for an error message: %q-escaped so it
 // cannot forge log lines or markup, and cut so an error never echoes a

@@ -12,7 +12,7 @@ import (
 // token may be used, on top of its scopes and audience.
 //
 // Encoding: a JSON object, members in field order (hosts, cidrs, methods,
-// paths, max_body, audit), absent fields omitted, as encoding/json writes
+// paths, max_body, audit, args), absent fields omitted, as encoding/json writes
 // the struct.
 // An absent field means "no constraint". A present field is never empty or
 // zero: null, [], "", 0 are rejected when decoding, by Validate and when
@@ -29,6 +29,7 @@ type Constraints struct {
 	Paths   StringList `json:"paths,omitempty"`    // start with '/'; exact, or ending in '*' = any suffix (Caddy path-matcher meaning); '*' only as last char; no '.'/'..' segments, no '%', '\', '?', '#'
 	MaxBody ByteLimit  `json:"max_body,omitempty"` // bytes, > 0
 	Audit   AuditMode  `json:"audit,omitempty"`    // only "required"
+	Args    Args       `json:"args,omitempty"`     // rules on MCP tool-call arguments, keyed by tool (see Args)
 }
 
 // StringList is a constraint list of strings. Its JSON form is a non-empty
@@ -56,7 +57,7 @@ const AuditRequired AuditMode = "required"
 // non-nil empty list is not absent (it allows nothing, and is invalid).
 func (c *Constraints) IsZero() bool {
 	return c == nil || (c.Hosts == nil && c.CIDRs == nil && c.Methods == nil &&
-		c.Paths == nil && c.MaxBody == 0 && c.Audit == "")
+		c.Paths == nil && c.MaxBody == 0 && c.Audit == "" && c.Args == nil)
 }
 
 // Validate checks the syntax of every field, for constraints decoded from
@@ -93,7 +94,7 @@ func (c *Constraints) validate() *FieldError {
 	if c.Audit != "" && c.Audit != AuditRequired {
 		return &FieldError{Field: "audit", Reason: fmt.Sprintf("%s is not %q", quote(string(c.Audit)), AuditRequired)}
 	}
-	return nil
+	return c.Args.validate()
 }
 
 const emptyListReason = "must not be empty (omit the field for no constraint)"
@@ -492,7 +493,13 @@ func (c *Constraints) AuditRequired() bool {
 // the same wildcard); every prefix of c lies inside a parent prefix of the
 // same family; every method of c is a method of parent; every path of c is
 // an exact parent path, or its prefix (before '*') extends a parent
-// wildcard's prefix; max_body is not larger; audit "required" stays.
+// wildcard's prefix; max_body is not larger; audit "required" stays; for
+// each tool and argument both have a rule for, the child's allows nothing
+// the parent's does not (ArgRule narrowing: paths within, hosts within
+// (an IP address only when listed by the parent), url kept, schemes and
+// ports subsets of the parent's (absent: http/https, default port), enum a
+// subset, range inside, max_len not larger, a required argument stays
+// required).
 func (c *Constraints) Within(parent *Constraints) *FieldError {
 	if c == nil || parent == nil {
 		return nil
@@ -530,6 +537,9 @@ func (c *Constraints) Within(parent *Constraints) *FieldError {
 	}
 	if parent.Audit == AuditRequired && c.Audit != "" && c.Audit != AuditRequired {
 		return &FieldError{Field: "audit", Reason: "the parent requires audit"}
+	}
+	if c.Args != nil && parent.Args != nil {
+		return c.Args.within(parent.Args)
 	}
 	return nil
 }

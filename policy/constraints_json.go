@@ -182,7 +182,7 @@ func (a *AuditMode) UnmarshalJSON(data []byte) error {
 }
 
 // constraintFields are the JSON member names of Constraints, in field order.
-var constraintFields = [...]string{"hosts", "cidrs", "methods", "paths", "max_body", "audit"}
+var constraintFields = [...]string{"hosts", "cidrs", "methods", "paths", "max_body", "audit", "args"}
 
 // UnmarshalJSON decodes a kvc.cnst object strictly: case-sensitive member
 // names, no unknown or repeated member (encoding/json would skip an unknown
@@ -219,6 +219,8 @@ func (c *Constraints) UnmarshalJSON(data []byte) error {
 			out.MaxBody, err = byteLimit(r)
 		case 5:
 			out.Audit, err = audit(r)
+		case 6:
+			out.Args, err = readArgs(r)
 		}
 		if err != nil {
 			return &FieldError{Field: key, Reason: err.Error()}

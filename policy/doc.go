@@ -18,6 +18,15 @@
 // in JSON (the UnmarshalJSON methods), so that dropping an empty field can
 // never widen a token.
 //
+// Constraints.Args (kvc.cnst.args) are rules on MCP tool-call arguments,
+// per tool and argument (ArgRule): file paths under patterns ('..' is
+// always refused), network targets on host allow-lists (a URL parsed once,
+// userinfo, IP literals not listed exactly, non-canonical IPv4 spellings
+// and IDN tricks refused), enums, numeric ranges, string lengths, and
+// whether the argument may be missing (by default it may not). The gateway
+// reads the arguments (package mcp) and calls ArgRule.Check or
+// Constraints.PermitsArgs; network targets also meet Hosts.
+//
 // # Attenuation
 //
 // Attenuate derives a child's Rights from a parent's: every field may only

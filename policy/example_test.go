@@ -91,3 +91,29 @@ func ExampleRights_Permits() {
 	// <nil>
 	// scope: "repository:write" is not granted
 }
+
+func ExampleArgRule_Check() {
+	rule := policy.ArgRule{Hosts: policy.StringList{"*.corp.example"}}
+	for _, u := range []string{
+		"https://api.corp.example/v1",
+		"https://api.corp.example.evil.example/",
+		"https://api.corp.example@evil.example/",
+		"http://169.254.169.254/latest/meta-data/",
+	} {
+		host, _, fe := rule.Check("url", policy.ArgValue{Type: policy.ArgString, Text: u})
+		if fe != nil {
+			fmt.Println(fe.Reason)
+			continue
+		}
+		fmt.Println("allowed:", host)
+	}
+	paths := policy.ArgRule{Paths: policy.StringList{"/repo/*"}}
+	_, _, fe := paths.Check("path", policy.ArgValue{Type: policy.ArgString, Text: "/repo/../etc/passwd"})
+	fmt.Println(fe.Reason)
+	// Output:
+	// allowed: api.corp.example
+	// argument "url" names a host outside *.corp.example
+	// argument "url" carries userinfo ('@')
+	// argument "url" names a host outside *.corp.example
+	// argument "path" has a '..' segment
+}

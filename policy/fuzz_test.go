@@ -205,6 +205,11 @@ func (f *fuzzBytes) constraints(parent *Constraints) Constraints {
 			c.Paths = dedupe(c.Paths)
 		}
 	}
+	if request {
+		c.Args = f.args(from.Args)
+	} else {
+		c.Args = f.args(nil)
+	}
 	switch f.pick(4) {
 	case 0:
 		c.Audit = AuditRequired
@@ -214,6 +219,87 @@ func (f *fuzzBytes) constraints(parent *Constraints) Constraints {
 		}
 	}
 	return c
+}
+
+// Argument rules: each argument name has its kind (p paths, u hosts, e
+// enum, n range, s max_len), so generated rules mostly combine; a request
+// sometimes gives an argument another kind's rule, which must be refused.
+var (
+	fzTools    = []string{"t1", "t2"}
+	fzArgNames = []string{"p", "u", "e", "n", "s"}
+	fzArgPaths = []string{"/a/*", "/a/b", "/a*", "/b/*", "/"}
+	fzArgHosts = []string{"a.x", "*.x", "b.x", "10.0.0.1", "*.0.0.1"}
+	fzEnum     = []string{"a", "b", "c"}
+	fzSchemes  = []string{"http", "https", "ftp"}
+)
+
+func (f *fuzzBytes) args(parent Args) Args {
+	if f.pick(3) == 0 {
+		return nil
+	}
+	out := Args{}
+	for range f.pick(2) + 1 {
+		tool := fzTools[f.pick(len(fzTools))]
+		ta := out[tool]
+		if ta == nil {
+			ta = ToolArgs{}
+			out[tool] = ta
+		}
+		for range f.pick(3) + 1 {
+			name := fzArgNames[f.pick(len(fzArgNames))]
+			var from *ArgRule
+			if pr, ok := parent.For(tool)[name]; ok && f.pick(4) != 0 {
+				from = &pr
+			}
+			kind := name
+			if parent != nil && f.pick(16) == 0 {
+				kind = fzArgNames[f.pick(len(fzArgNames))]
+			}
+			ta[name] = f.argRule(kind, from)
+		}
+	}
+	return out
+}
+
+func (f *fuzzBytes) argRule(kind string, from *ArgRule) ArgRule {
+	var r ArgRule
+	if from == nil {
+		from = &ArgRule{}
+	}
+	switch kind {
+	case "p":
+		r.Paths = f.narrowPaths(f.list(from.Paths, fzArgPaths, nil))
+	case "u":
+		r.Hosts = f.narrowHosts(f.list(from.Hosts, fzArgHosts, nil))
+		r.URL = f.pick(3) == 0
+		r.Schemes = f.list(from.Schemes, fzSchemes, nil)
+		if f.pick(3) == 0 {
+			r.Ports = PortList{[]int{443, 8443}[f.pick(2)]}
+		}
+	case "e":
+		r.Enum = f.list(from.Enum, fzEnum, nil)
+	case "n":
+		lo, hi := int64(f.pick(6)), int64(f.pick(12))
+		r.Range = &Range{Min: lo, Max: hi}
+	case "s":
+		r.MaxLen = int64(f.pick(6))
+	}
+	r.Paths, r.Hosts = dedupe(r.Paths), dedupe(r.Hosts)
+	if r.Paths == nil && r.Hosts == nil && r.Enum == nil && r.Range == nil && r.MaxLen == 0 {
+		r.MaxLen = int64(f.pick(6)) + 1
+	}
+	r.Optional = f.pick(4) == 0
+	return r
+}
+
+// argValues are the argument values operations draw from, per name.
+var argValues = map[string][]ArgValue{
+	"p": {str("/a/b"), str("/a"), str("/a/"), str("/a/../b"), str("/a/./b"), str("/b/c"), str("a"), str("/A/b"), str("/ab"), str("/")},
+	"u": {str("https://a.x/"), str("https://b.x:8443/"), str("http://10.0.0.1/"), str("http://10.0.0.1:443/"), str("ftp://a.x/"), str("a.x"),
+		str("https://a.b.x/"), str("https://x/"), str("https://u@a.x/"), str("https://c.x/"), str("10.0.0.1")},
+	"e": {str("a"), str("b"), str("c"), str("")},
+	"n": {num("0"), num("5"), num("10"), num("11"), num("-1"), num("5.5")},
+	"s": {str("ab"), str("abcdef"), str("")},
 }
 
 func dedupe(l StringList) StringList {
@@ -338,6 +424,23 @@ func ops(data []byte, child *Rights, n int) []Operation {
 			op.BodySize = []int64{-1, 0, 1, 10, int64(c.MaxBody)}[pick(5)]
 			op.At = fzT0.Add(time.Duration([]int{-100, -6, -1, -1, -1, 0, 1}[pick(7)]) * time.Second)
 		}
+		if pick(4) != 0 {
+			op.Tool = []string{"t1", "t2", "t3"}[pick(3)]
+			vals := map[string]ArgValue{}
+			for _, n := range fzArgNames {
+				switch pick(8) {
+				case 0:
+				case 1:
+					vals[n] = ArgValue{Type: ArgNull}
+				case 2:
+					other := argValues[fzArgNames[pick(len(fzArgNames))]]
+					vals[n] = other[pick(len(other))]
+				default:
+					vals[n] = argValues[n][pick(len(argValues[n]))]
+				}
+			}
+			op.Args = func(n string) ArgValue { return vals[n] }
+		}
 		out[i] = op
 	}
 	return out
@@ -350,7 +453,7 @@ func cloneRights(r Rights) Rights {
 	return r
 }
 
-var fieldNames = []string{"scope", "aud", "hosts", "cidrs", "methods", "paths", "max_body", "audit", "exp", "depth"}
+var fieldNames = []string{"scope", "aud", "hosts", "cidrs", "methods", "paths", "max_body", "audit", "args", "exp", "depth"}
 
 // FuzzAttenuate checks the delegation invariant: whatever Attenuate grants,
 // the child is never permitted an operation its parent is not.
@@ -436,7 +539,8 @@ func FuzzAttenuate(f *testing.F) {
 				cc.AllowsIP(op.ClientIP) && !pc.AllowsIP(op.ClientIP) ||
 				cc.AllowsMethod(op.Method) && !pc.AllowsMethod(op.Method) ||
 				cc.AllowsPath(op.Path) && !pc.AllowsPath(op.Path) ||
-				cc.AllowsBody(op.BodySize) && !pc.AllowsBody(op.BodySize) {
+				cc.AllowsBody(op.BodySize) && !pc.AllowsBody(op.BodySize) ||
+				op.Tool != "" && op.Args != nil && cc.PermitsArgs(op.Tool, op.Args) == nil && pc.PermitsArgs(op.Tool, op.Args) != nil {
 				t.Fatalf("a child constraint allows what the parent's denies: %+v\nparent %+v\nchild  %+v", op, pc, cc)
 			}
 			for _, s := range op.Scopes {
@@ -557,6 +661,12 @@ func refUnmarshal(data []byte) (Constraints, error) {
 				return out, fail
 			}
 			out.Audit = AuditRequired
+		case "args":
+			// Not an independent oracle: args have their own table tests
+			// (TestArgsJSON); here the rest of the object is.
+			if err := out.Args.UnmarshalJSON(raw); err != nil {
+				return out, fail
+			}
 		default:
 			return out, fail
 		}

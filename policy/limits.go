@@ -18,4 +18,11 @@ const (
 	// MaxEntryLen bounds one method or path entry of a constraint list, so a
 	// rejected entry can be echoed in an error without echoing a megabyte.
 	MaxEntryLen = 1024
+
+	// MaxArgNumber bounds an argument rule's range: every integer of
+	// magnitude up to 2^53−1 is exactly a double (RFC 8259 §6), so a bound
+	// means what it says.
+	MaxArgNumber = 1<<53 - 1
+	// MaxSchemeLen bounds a URL scheme in an argument rule.
+	MaxSchemeLen = 32
 )

@@ -25,6 +25,7 @@ func TestCompact(t *testing.T) {
 		Paths:   policy.StringList{"/mcp", "/api/repos/*"},
 		MaxBody: 5 << 20,
 		Audit:   policy.AuditRequired,
+		Args:    policy.Args{"read_file": {"path": {Paths: policy.StringList{"/repo/*"}}}},
 	}
 	full.NotBefore = full.IssuedAt
 	oneHop := testClaims()
@@ -111,6 +112,14 @@ func fillAll(t *testing.T, v reflect.Value, path string, depth int) {
 		v.SetInt(int64(7 + depth))
 	case reflect.Bool:
 		v.SetBool(true)
+	case reflect.Map:
+		m := reflect.MakeMap(v.Type())
+		k := reflect.New(v.Type().Key()).Elem()
+		fillAll(t, k, path+"[key]", depth)
+		e := reflect.New(v.Type().Elem()).Elem()
+		fillAll(t, e, path+"[]", depth)
+		m.SetMapIndex(k, e)
+		v.Set(m)
 	case reflect.Slice:
 		s := reflect.MakeSlice(v.Type(), 2, 2)
 		for i := range 2 {

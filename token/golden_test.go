@@ -22,6 +22,11 @@ func goldenClaims() *Claims {
 		Paths:   policy.StringList{"/mcp", "/api/repos/*"},
 		MaxBody: 5242880,
 		Audit:   policy.AuditRequired,
+		Args: policy.Args{
+			"read_file": {"path": {Paths: policy.StringList{"/repo/*"}}},
+			"fetch":     {"url": {Hosts: policy.StringList{"*.corp.example"}, URL: true, Schemes: policy.StringList{"https"}, Ports: policy.PortList{8443}}},
+			"deploy":    {"env": {Enum: policy.StringList{"dev", "staging"}, MaxLen: 16}, "/opts/n": {Range: &policy.Range{Min: 0, Max: 100}, Optional: true}},
+		},
 	}
 	if err := json.Unmarshal([]byte(`["10.0.0.0/8"]`), &c.Kavach.Constraints.CIDRs); err != nil {
 		panic(err)

@@ -244,6 +244,17 @@ func (a browseKey) compare(b browseKey) int {
 	return 0
 }
 
+// after reports whether the record at key was read before the cursor c
+// (a page beginning at c skips it): in c's stream, by seq, the order of
+// the stream's lines (the times of concurrent requests may be a little
+// out of order); in other streams, by time.
+func (c browseKey) after(key browseKey, bad bool) bool {
+	if !bad && key.stream == c.stream {
+		return key.seq >= c.seq
+	}
+	return key.compare(c) >= 0
+}
+
 // cursor of a file trail: "t<unix µs>:<stream>:<seq>", the key of the
 // last record a page read.
 func (a browseKey) cursor() string {

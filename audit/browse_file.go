@@ -62,6 +62,9 @@ func (b *fileBrowser) BrowsePage(ctx context.Context, f Filter, limit int, curso
 	if err := CheckStatusFilter(f.Status); err != nil {
 		return page, err
 	}
+	if _, _, err := b.kick(); err != nil {
+		return page, err
+	}
 	plan, err := planFiles(b.paths)
 	if errors.Is(err, fs.ErrNotExist) {
 		return page, nil // nothing written yet

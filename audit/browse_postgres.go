@@ -152,6 +152,9 @@ func (b *pgBrowser) BrowsePage(ctx context.Context, f Filter, limit int, cursor 
 	if err := CheckStatusFilter(f.Status); err != nil {
 		return page, err
 	}
+	if _, _, err := b.kick(); err != nil {
+		return page, err
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	page, err := b.page(ctx, &f, limit, upper)

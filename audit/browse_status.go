@@ -38,18 +38,10 @@ func newStatusCache(o BrowseOptions, pass func(context.Context) (TrailStatus, co
 // Status starts a pass when none runs and the last ended StatusEvery ago,
 // waits for it at most StatusWait, and returns what the last pass found.
 func (c *statusCache) Status(ctx context.Context) (TrailStatus, error) {
-	c.mu.Lock()
-	if c.ctx.Err() != nil {
-		c.mu.Unlock()
-		return TrailStatus{}, errors.New("audit: browser closed")
+	running, done, err := c.kick()
+	if err != nil {
+		return TrailStatus{}, err
 	}
-	if !c.running && time.Since(c.last) >= c.opts.StatusEvery {
-		c.running, c.done = true, make(chan struct{})
-		c.wg.Add(1)
-		go c.run(c.done)
-	}
-	running, done := c.running, c.done
-	c.mu.Unlock()
 	if running {
 		t := time.NewTimer(c.opts.StatusWait)
 		select {
@@ -64,6 +56,23 @@ func (c *statusCache) Status(ctx context.Context) (TrailStatus, error) {
 	st := c.st
 	st.Pending = c.running
 	return st, nil
+}
+
+// kick starts a pass when none runs and the last ended StatusEvery ago,
+// without waiting for it (Browse calls it, so that Covered follows the
+// trail).
+func (c *statusCache) kick() (running bool, done chan struct{}, err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ctx.Err() != nil {
+		return false, nil, errors.New("audit: browser closed")
+	}
+	if !c.running && time.Since(c.last) >= c.opts.StatusEvery {
+		c.running, c.done = true, make(chan struct{})
+		c.wg.Add(1)
+		go c.run(c.done)
+	}
+	return c.running, c.done, nil
 }
 
 func (c *statusCache) run(done chan struct{}) {

@@ -114,6 +114,7 @@ func (b *fileBrowser) BrowsePage(ctx context.Context, f Filter, limit int, curso
 	}
 	heap.Init(&h)
 	outcomes := make(map[string]*Record)
+	var last *browseKey // of the last record of the page
 	for n := 0; h.Len() > 0; n++ {
 		if n%1024 == 0 {
 			if err := ctx.Err(); err != nil {
@@ -174,9 +175,14 @@ func (b *fileBrowser) BrowsePage(ctx context.Context, f Filter, limit int, curso
 				page.Entries = append(page.Entries, BrowseEntry{Decision: *rec, Outcome: out, Seq: rec.Seq, Stream: rec.Stream, Covered: cov.covers(rec.Stream, rec.Seq)})
 			}
 		}
+		if !bad {
+			last = &key
+		}
 		if len(page.Entries) >= limit || page.Scanned >= b.opts.MaxScan {
-			if h.Len() > 0 {
-				page.Next = key.cursor()
+			// A line that is not a record has no key of its own: the
+			// page goes on from the last one that had.
+			if h.Len() > 0 && last != nil {
+				page.Next = last.cursor()
 			}
 			return page, nil
 		}

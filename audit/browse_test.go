@@ -634,3 +634,46 @@ func TestBrowseConcurrentWrites(t *testing.T) {
 		}
 	}
 }
+
+// A line that is not a record is skipped and counted; the status names
+// the fault.
+func TestBrowseMalformedLine(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	tw := openTrailWriter(t, path, "gw-1", 0, 1000)
+	tw.write(60)
+	tw.close()
+	ls := lines(t, path)
+	want := 0
+	for i, l := range ls {
+		r, err := ParseLine([]byte(l))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i != 40 && i != 50 && entryKind(r.Kind) {
+			want++
+		}
+	}
+	ls[40] = "not a record"
+	ls[50] = ls[50][:len(ls[50])-2] // a record cut short
+	writeLines(t, path, ls)
+	b := openFileBrowser(t, path, BrowseOptions{})
+	skipped, n := 0, 0
+	for cursor := ""; ; {
+		p, err := b.BrowsePage(context.Background(), Filter{}, 4, cursor)
+		if err != nil {
+			t.Fatal(err)
+		}
+		skipped += p.Skipped
+		n += len(p.Entries)
+		if cursor = p.Next; cursor == "" {
+			break
+		}
+	}
+	if skipped != 2 || n != want {
+		t.Fatalf("%d entries, %d lines skipped; want the 2 bad lines skipped and the %d entries of the others", n, skipped, want)
+	}
+	if st := waitStatus(t, b); st.Verified || !strings.Contains(st.Problem, "malformed") {
+		t.Fatalf("status %+v", st)
+	}
+}

@@ -677,3 +677,50 @@ func TestBrowseMalformedLine(t *testing.T) {
 		t.Fatalf("status %+v", st)
 	}
 }
+
+// Verification passes while the writer appends and rotates every few
+// records never report a fault, and Browse keeps working.
+func TestBrowseStatusWhileRotating(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	tw := openTrailWriter(t, path, "gw-1", 4<<10, 50)
+	tw.write(1)
+	b := openFileBrowser(t, path, BrowseOptions{StatusEvery: time.Millisecond})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for range 100 {
+			tw.write(10)
+		}
+	}()
+	passes := 0
+	for running := true; running; {
+		select {
+		case <-done:
+			running = false
+		default:
+		}
+		st, err := b.Status(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Problem != "" {
+			t.Fatalf("a pass during rotation: %+v", st)
+		}
+		if !st.At.IsZero() {
+			passes++
+		}
+		if _, err := b.Browse(context.Background(), Filter{Decision: Deny}, 20); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tw.close()
+	st := nextStatus(t, b)
+	if !st.Verified || st.Uncovered != 0 || passes == 0 {
+		t.Fatalf("after the writer closed: %+v (%d passes seen)", st, passes)
+	}
+	files, _ := Files(path)
+	if len(files) < 20 {
+		t.Fatalf("%d files: the trail did not rotate much", len(files))
+	}
+}

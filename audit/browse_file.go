@@ -65,6 +65,19 @@ func (b *fileBrowser) BrowsePage(ctx context.Context, f Filter, limit int, curso
 	if _, _, err := b.kick(); err != nil {
 		return page, err
 	}
+	// A page read while the writer rotated may have missed the renamed
+	// file: read it again (once; rotation is rare).
+	for try := 0; ; try++ {
+		before := listing(b.paths)
+		page, err := b.page(ctx, &f, limit, cur)
+		if err != nil || try > 0 || sameListing(before, listing(b.paths)) {
+			return page, err
+		}
+	}
+}
+
+func (b *fileBrowser) page(ctx context.Context, f *Filter, limit int, cur *browseKey) (Page, error) {
+	var page Page
 	plan, err := planFiles(b.paths)
 	if errors.Is(err, fs.ErrNotExist) {
 		return page, nil // nothing written yet

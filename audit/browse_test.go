@@ -424,17 +424,21 @@ func waitStatus(t testing.TB, b Browser) TrailStatus {
 	}
 }
 
-// nextStatus waits for a pass that began after now.
+// nextStatus waits for a pass that began after now: the second to end
+// after now (the first may have begun before).
 func nextStatus(t testing.TB, b Browser) TrailStatus {
 	t.Helper()
-	since := time.Now()
-	time.Sleep(5 * time.Millisecond)
+	return statusAfter(t, b, statusAfter(t, b, time.Now()).At)
+}
+
+func statusAfter(t testing.TB, b Browser, since time.Time) TrailStatus {
+	t.Helper()
 	for {
 		st := waitStatus(t, b)
 		if st.At.After(since) {
 			return st
 		}
-		time.Sleep(10 * time.Millisecond)
+		time.Sleep(5 * time.Millisecond)
 	}
 }
 

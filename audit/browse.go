@@ -17,9 +17,11 @@ import (
 // OpenBrowser opens one for a file trail or a PostgreSQL trail.
 type Browser interface {
 	// Browse returns up to limit entries matching f, NEWEST FIRST, with
-	// outcome records joined. It reads at most BrowseOptions.MaxScan
-	// records: fewer entries than limit does not mean there are no more
-	// (Pager says where to go on).
+	// outcome records joined (limit ≤ 0: 50; at most 10000). It reads at
+	// most BrowseOptions.MaxScan records: fewer entries than limit does
+	// not mean there are no more (Pager says where to go on). Covered is
+	// as of the last verification pass, which Browse starts in the
+	// background when it is due (it never waits for one).
 	Browse(ctx context.Context, f Filter, limit int) ([]BrowseEntry, error)
 	// Status says how far the trail is verified (computed incrementally,
 	// cached; cheap to call).
@@ -242,6 +244,17 @@ func (a browseKey) compare(b browseKey) int {
 		return 1
 	}
 	return 0
+}
+
+// after reports whether the record at key was read before the cursor c
+// (a page beginning at c skips it): in c's stream, by seq, the order of
+// the stream's lines (the times of concurrent requests may be a little
+// out of order); in other streams, by time.
+func (c browseKey) after(key browseKey, bad bool) bool {
+	if !bad && key.stream == c.stream {
+		return key.seq >= c.seq
+	}
+	return key.compare(c) >= 0
 }
 
 // cursor of a file trail: "t<unix µs>:<stream>:<seq>", the key of the

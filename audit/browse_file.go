@@ -10,6 +10,8 @@ import (
 	"io/fs"
 	"math"
 	"os"
+	"strconv"
+	"time"
 )
 
 // fileBrowser browses a file trail: a file with its rotated segments, or
@@ -60,6 +62,22 @@ func (b *fileBrowser) BrowsePage(ctx context.Context, f Filter, limit int, curso
 	if err := CheckStatusFilter(f.Status); err != nil {
 		return page, err
 	}
+	if _, _, err := b.kick(); err != nil {
+		return page, err
+	}
+	// A page read while the writer rotated may have missed the renamed
+	// file: read it again (once; rotation is rare).
+	for try := 0; ; try++ {
+		before := listing(b.paths)
+		page, err := b.page(ctx, &f, limit, cur)
+		if err != nil || try > 0 || sameListing(before, listing(b.paths)) {
+			return page, err
+		}
+	}
+}
+
+func (b *fileBrowser) page(ctx context.Context, f *Filter, limit int, cur *browseKey) (Page, error) {
+	var page Page
 	plan, err := planFiles(b.paths)
 	if errors.Is(err, fs.ErrNotExist) {
 		return page, nil // nothing written yet
@@ -70,7 +88,10 @@ func (b *fileBrowser) BrowsePage(ctx context.Context, f Filter, limit int, curso
 	cov := b.coverage()
 	bound := int64(math.MaxInt64)
 	if cur != nil {
-		bound = cur.t + b.opts.JoinWindow.Microseconds()
+		// Records of a stream are in seq order, and their times nearly
+		// so (a record's time is taken before it is queued): the search
+		// starts well after the cursor's time.
+		bound = cur.t + max(b.opts.JoinWindow, time.Second).Microseconds()
 	}
 	var h sourceHeap
 	defer func() {
@@ -78,24 +99,35 @@ func (b *fileBrowser) BrowsePage(ctx context.Context, f Filter, limit int, curso
 			s.close()
 		}
 	}()
-	for i := range plan.files {
-		tf := &plan.files[i]
-		if !tf.first.ok || tf.first.time.UnixMicro() > bound {
-			continue
+	for _, c := range plan.chains {
+		// A chain's files are read one after the other, newest first:
+		// its records come in the order they were written.
+		src := &revSource{minT: math.MaxInt64}
+		for k := len(c.files) - 1; k >= 0; k-- {
+			tf := &plan.files[c.files[k]]
+			if !tf.first.ok || tf.first.time.UnixMicro() > bound {
+				continue // no record, or all newer than the search
+			}
+			if len(src.files) == 0 {
+				src.key = browseKey{t: tf.last.time.UnixMicro(), stream: tf.last.stream, seq: tf.last.seq}
+				if !tf.last.ok {
+					// Its last line is not a record: read it first.
+					src.key = browseKey{t: math.MaxInt64}
+				}
+				if src.key.t > bound {
+					src.key = browseKey{t: bound, stream: "\xff", seq: math.MaxUint64}
+					src.search = bound
+				}
+			}
+			src.files = append(src.files, tf.path)
 		}
-		s := &revSource{path: tf.path, key: browseKey{t: tf.last.time.UnixMicro(), stream: tf.last.stream, seq: tf.last.seq}}
-		if !tf.last.ok {
-			// Its last line is not a record: read it first.
-			s.key = browseKey{t: math.MaxInt64}
+		if len(src.files) > 0 {
+			h = append(h, src)
 		}
-		if s.key.t > bound {
-			s.key = browseKey{t: bound, stream: "\xff", seq: math.MaxUint64}
-			s.search = bound
-		}
-		h = append(h, s)
 	}
 	heap.Init(&h)
 	outcomes := make(map[string]*Record)
+	var last *browseKey // of the last record of the page
 	for n := 0; h.Len() > 0; n++ {
 		if n%1024 == 0 {
 			if err := ctx.Err(); err != nil {
@@ -103,19 +135,20 @@ func (b *fileBrowser) BrowsePage(ctx context.Context, f Filter, limit int, curso
 			}
 		}
 		s := h[0]
-		if s.rr == nil {
-			if err := s.open(); err != nil {
+		if !s.opened {
+			s.opened = true
+			more, err := s.advance()
+			if err != nil {
 				return page, err
 			}
-			if s.rr == nil {
-				heap.Pop(&h)
-			} else {
+			if more {
 				heap.Fix(&h, 0)
+			} else {
+				heap.Pop(&h)
 			}
 			continue
 		}
-		rec, key, bad := s.rec, s.key, s.bad
-		s.rec = nil
+		line, key, bad := s.line, s.key, s.bad
 		more, err := s.advance()
 		if err != nil {
 			return page, err
@@ -125,14 +158,19 @@ func (b *fileBrowser) BrowsePage(ctx context.Context, f Filter, limit int, curso
 		} else {
 			heap.Pop(&h).(*revSource).close()
 		}
-		if cur != nil && key.compare(*cur) >= 0 {
-			// Newer than the cursor: only its outcome is wanted, for a
-			// decision of this page.
-			if !bad && rec.Kind == KindOutcome && rec.RequestID != "" {
-				remember(outcomes, rec)
+		if cur != nil && cur.after(key, bad) {
+			// Read before the cursor: only an outcome is wanted, for a
+			// decision of this page. The member can only be the kind:
+			// quotes inside strings are escaped.
+			if !bad && bytes.Contains(line, []byte(`"kind":"outcome"`)) {
+				if rec, ok := decodeRecord(line); ok && rec.Kind == KindOutcome && rec.RequestID != "" {
+					remember(outcomes, rec)
+				}
 			}
 			continue
 		}
+		rec, ok := decodeRecord(line)
+		bad = bad || !ok
 		page.Scanned++
 		switch {
 		case bad:
@@ -150,9 +188,14 @@ func (b *fileBrowser) BrowsePage(ctx context.Context, f Filter, limit int, curso
 				page.Entries = append(page.Entries, BrowseEntry{Decision: *rec, Outcome: out, Seq: rec.Seq, Stream: rec.Stream, Covered: cov.covers(rec.Stream, rec.Seq)})
 			}
 		}
+		if !bad {
+			last = &key
+		}
 		if len(page.Entries) >= limit || page.Scanned >= b.opts.MaxScan {
-			if h.Len() > 0 {
-				page.Next = key.cursor()
+			// A line that is not a record has no key of its own: the
+			// page goes on from the last one that had.
+			if h.Len() > 0 && last != nil {
+				page.Next = last.cursor()
 			}
 			return page, nil
 		}
@@ -171,72 +214,138 @@ func remember(outcomes map[string]*Record, rec *Record) {
 	outcomes[rec.RequestID] = rec
 }
 
-// revSource is one file of a page, read backwards. Before it is opened
-// its key is an upper bound of its records' (its last record's), after,
-// the key of rec, the record it yields next.
+// revSource is a chain of files (Files: a stream's rotated segments and
+// the streams that followed it) read backwards, newest file first. Before
+// it is opened its key is an upper bound of its records' (its newest
+// file's last record's); after, the key of line, the line it yields
+// next. Its keys never increase: a record's time is clamped to the times
+// after it (concurrent requests take their times before they are queued,
+// so a stream's times are a little out of seq order), which keeps the
+// merge of several chains in order and a cursor's place the same from
+// page to page.
 type revSource struct {
-	path   string
-	search int64 // when not 0: begin before the records newer than this (Unix µs)
+	files  []string // newest first
+	search int64    // when not 0: begin the first file before the records newer than this (Unix µs)
+	opened bool
 	rr     *revReader
 	key    browseKey
-	rec    *Record
-	bad    bool // the line at key is not a record
+	minT   int64
+	line   []byte
+	bad    bool // its head is not a record's
 }
 
-func (s *revSource) open() error {
-	f, err := os.Open(s.path)
-	if err != nil {
+// openNext opens the next file of the chain; false when none is left.
+func (s *revSource) openNext() (bool, error) {
+	for len(s.files) > 0 {
+		path := s.files[0]
+		s.files = s.files[1:]
+		f, err := os.Open(path)
 		if errors.Is(err, fs.ErrNotExist) {
-			return nil // rotated away since the plan: its records are in the next page's plan
+			continue // rotated away since the plan
 		}
-		return fmt.Errorf("audit: %w", err)
+		if err != nil {
+			return false, fmt.Errorf("audit: %w", err)
+		}
+		fi, err := f.Stat()
+		var end int64
+		if err == nil {
+			end, err = lastLineEnd(f, fi.Size())
+		}
+		if err == nil && s.search != 0 {
+			end, err = searchAfter(f, end, s.search)
+		}
+		s.search = 0
+		if err != nil {
+			f.Close()
+			return false, fmt.Errorf("audit: read %s: %w", path, err)
+		}
+		s.rr = &revReader{f: f, pos: end, name: path}
+		return true, nil
 	}
-	fi, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return fmt.Errorf("audit: %w", err)
-	}
-	end, err := lastLineEnd(f, fi.Size())
-	if err == nil && s.search != 0 {
-		end, err = searchAfter(f, end, s.search)
-	}
-	if err != nil {
-		f.Close()
-		return fmt.Errorf("audit: read %s: %w", s.path, err)
-	}
-	s.rr = &revReader{f: f, pos: end}
-	more, err := s.advance()
-	if err != nil || !more {
-		s.close()
-		s.rr = nil
-	}
-	return err
+	return false, nil
 }
 
-// advance reads the next record back; false at the file's first.
+// advance reads the next line back; false at the chain's first. Its key
+// comes from the line's head; it is decoded when it is needed.
 func (s *revSource) advance() (bool, error) {
-	line, err := s.rr.next()
-	if errors.Is(err, io.EOF) {
-		return false, nil
+	for {
+		if s.rr == nil {
+			if ok, err := s.openNext(); !ok || err != nil {
+				return false, err
+			}
+		}
+		line, err := s.rr.next()
+		if errors.Is(err, io.EOF) {
+			s.close()
+			continue
+		}
+		if err != nil {
+			return false, fmt.Errorf("audit: read %s: %w", s.rr.name, err)
+		}
+		s.line = line
+		key, ok := headKey(line)
+		if !ok {
+			// Keeps the key before it: the merge stays in order.
+			s.bad = true
+			return true, nil
+		}
+		s.minT = min(s.minT, key.t)
+		key.t = s.minT
+		s.key, s.bad = key, false
+		return true, nil
 	}
-	if err != nil {
-		return false, fmt.Errorf("audit: read %s: %w", s.path, err)
-	}
+}
+
+// decodeRecord decodes a line strictly.
+func decodeRecord(line []byte) (*Record, bool) {
 	rec := new(Record)
 	var v view
 	if decodeLine(line, &v, rec) != nil {
-		// Keeps the key before it: the merge stays in order.
-		s.rec, s.bad = rec, true
-		return true, nil
+		return nil, false
 	}
-	s.rec, s.bad = rec, false
-	s.key = browseKey{t: rec.Time.UnixMicro(), stream: rec.Stream, seq: rec.Seq}
-	return true, nil
+	return rec, true
+}
+
+// headKey reads a line's key from its head, which begins
+// {"seq":N,"stream":"S","time":"T" (Record's member order); the line is
+// decoded strictly later, when it is used.
+func headKey(line []byte) (browseKey, bool) {
+	rest, ok := bytes.CutPrefix(line, []byte(`{"seq":`))
+	if !ok {
+		return browseKey{}, false
+	}
+	i := bytes.IndexByte(rest, ',')
+	if i < 1 || i > 20 {
+		return browseKey{}, false
+	}
+	seq, err := strconv.ParseUint(string(rest[:i]), 10, 64)
+	if err != nil {
+		return browseKey{}, false
+	}
+	rest, ok = bytes.CutPrefix(rest[i:], []byte(`,"stream":"`))
+	if !ok {
+		return browseKey{}, false
+	}
+	j := bytes.IndexByte(rest, '"')
+	if j < 1 || j > MaxStreamBytes {
+		return browseKey{}, false
+	}
+	stream := rest[:j]
+	rest, ok = bytes.CutPrefix(rest[j:], []byte(`","time":"`))
+	if !ok || len(rest) < timeLen {
+		return browseKey{}, false
+	}
+	t, ok := parseTime(rest[:timeLen])
+	if !ok {
+		return browseKey{}, false
+	}
+	return browseKey{t: t.UnixMicro(), stream: string(stream), seq: seq}, true
 }
 
 func (s *revSource) close() {
 	if s.rr != nil {
 		s.rr.f.Close()
+		s.rr = nil
 	}
 }
 
@@ -258,8 +367,9 @@ func (h *sourceHeap) Pop() any {
 // reading revBlock bytes at a time. Lines are fresh slices (valid after
 // the next call).
 type revReader struct {
-	f   *os.File
-	pos int64 // bytes [0, pos) are unread; pos is a line start
+	f    *os.File
+	name string
+	pos  int64 // bytes [0, pos) are unread; pos is a line start
 	// carry is the part of the line that ends where the read part begins
 	// and began before pos (without its '\n').
 	carry   []byte

@@ -152,6 +152,9 @@ func (b *pgBrowser) BrowsePage(ctx context.Context, f Filter, limit int, cursor 
 	if err := CheckStatusFilter(f.Status); err != nil {
 		return page, err
 	}
+	if _, _, err := b.kick(); err != nil {
+		return page, err
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	page, err := b.page(ctx, &f, limit, upper)
@@ -176,8 +179,7 @@ func (b *pgBrowser) page(ctx context.Context, f *Filter, limit int, upper int64)
 	}
 	if upper == 0 {
 		err := b.conn.QueryRow(ctx, `SELECT coalesce(max(id), 0) + 1 FROM `+PostgresTable).Scan(&upper)
-		var pe *pgconn.PgError
-		if errors.As(err, &pe) && pe.Code == "42P01" {
+		if noTable(err) {
 			return page, nil // no writer created the table yet: nothing written
 		}
 		if err != nil {
@@ -307,6 +309,16 @@ type nodeState struct {
 	fullAt time.Time
 }
 
+// pgNodes lists the nodes with their first ids, in the order they first
+// wrote, walking the (node, id) index: a skip scan rather than a scan of
+// the table.
+const pgNodes = `WITH RECURSIVE n(node) AS (
+	SELECT min(node) FROM ` + PostgresTable + `
+	UNION ALL
+	SELECT (SELECT min(node) FROM ` + PostgresTable + ` WHERE node > n.node) FROM n WHERE n.node IS NOT NULL
+)
+SELECT node, (SELECT min(id) FROM ` + PostgresTable + ` a WHERE a.node = n.node) AS first FROM n WHERE node IS NOT NULL ORDER BY first`
+
 func (pv *pgVerifier) pass(ctx context.Context) (TrailStatus, coverage) {
 	st := TrailStatus{Source: "postgres", KeyFingerprint: "sha256 " + KeyFingerprint(pv.opts.Pub)}
 	_, secrets, _ := parsePostgresURL(pv.url)
@@ -330,7 +342,11 @@ func (pv *pgVerifier) pass(ctx context.Context) (TrailStatus, coverage) {
 		first int64
 	}
 	var nodes []nodeRow
-	rows, err := pv.conn.Query(ctx, `SELECT node, min(id) FROM `+PostgresTable+` GROUP BY node ORDER BY min(id)`)
+	rows, err := pv.conn.Query(ctx, pgNodes)
+	if noTable(err) {
+		st.Source = "postgres (0 nodes)"
+		return st, coverage{} // no writer created the table yet
+	}
 	if err != nil {
 		return problem(err)
 	}
@@ -428,4 +444,10 @@ func (pv *pgVerifier) feed(ctx context.Context, node string, ns *nodeState) erro
 		return err
 	}
 	return ctx.Err()
+}
+
+// noTable reports whether err says the table does not exist (42P01).
+func noTable(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == "42P01"
 }

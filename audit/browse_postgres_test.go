@@ -40,6 +40,14 @@ func openPGBrowser(t *testing.T, url string) Pager {
 func TestBrowsePostgres(t *testing.T) {
 	t.Parallel()
 	url := pgtest.Start(t)
+	// Before any gateway wrote: no table, nothing to show, no fault.
+	empty := openPGBrowser(t, url)
+	if got, err := empty.Browse(context.Background(), Filter{}, 10); err != nil || len(got) != 0 {
+		t.Fatalf("no table: %v %v", got, err)
+	}
+	if st := waitStatus(t, empty); st.Problem != "" || st.Verified || st.Source != "postgres (0 nodes)" {
+		t.Fatalf("no table: %+v", st)
+	}
 	tw := openPGTrailWriter(t, url, "gw-a", 40)
 	tw.write(90)
 	mid := time.Now()

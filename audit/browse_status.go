@@ -38,18 +38,10 @@ func newStatusCache(o BrowseOptions, pass func(context.Context) (TrailStatus, co
 // Status starts a pass when none runs and the last ended StatusEvery ago,
 // waits for it at most StatusWait, and returns what the last pass found.
 func (c *statusCache) Status(ctx context.Context) (TrailStatus, error) {
-	c.mu.Lock()
-	if c.ctx.Err() != nil {
-		c.mu.Unlock()
-		return TrailStatus{}, errors.New("audit: browser closed")
+	running, done, err := c.kick()
+	if err != nil {
+		return TrailStatus{}, err
 	}
-	if !c.running && time.Since(c.last) >= c.opts.StatusEvery {
-		c.running, c.done = true, make(chan struct{})
-		c.wg.Add(1)
-		go c.run(c.done)
-	}
-	running, done := c.running, c.done
-	c.mu.Unlock()
 	if running {
 		t := time.NewTimer(c.opts.StatusWait)
 		select {
@@ -64,6 +56,23 @@ func (c *statusCache) Status(ctx context.Context) (TrailStatus, error) {
 	st := c.st
 	st.Pending = c.running
 	return st, nil
+}
+
+// kick starts a pass when none runs and the last ended StatusEvery ago,
+// without waiting for it (Browse calls it, so that Covered follows the
+// trail).
+func (c *statusCache) kick() (running bool, done chan struct{}, err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ctx.Err() != nil {
+		return false, nil, errors.New("audit: browser closed")
+	}
+	if !c.running && time.Since(c.last) >= c.opts.StatusEvery {
+		c.running, c.done = true, make(chan struct{})
+		c.wg.Add(1)
+		go c.run(c.done)
+	}
+	return c.running, c.done, nil
 }
 
 func (c *statusCache) run(done chan struct{}) {
@@ -186,6 +195,7 @@ type readFile struct {
 
 func (fv *fileVerifier) pass(ctx context.Context) (TrailStatus, coverage) {
 	st := TrailStatus{KeyFingerprint: "sha256 " + KeyFingerprint(fv.opts.Pub)}
+	before := listing(fv.paths)
 	plan, err := planFiles(fv.paths)
 	if err != nil {
 		st.Source = "file " + fv.label + " (0 files)"
@@ -206,6 +216,12 @@ func (fv *fileVerifier) pass(ctx context.Context) (TrailStatus, coverage) {
 	pos := make(map[int]int) // plan file index → step index
 	for ci, c := range plan.chains {
 		for k, i := range c.files {
+			if !plan.files[i].first.ok {
+				// No complete record yet (a live file just rotated in):
+				// where it links is not known. Such files come last, in
+				// chains of their own; a later pass reads them.
+				continue
+			}
 			b := -1
 			if k == 0 && ci > 0 {
 				b = -2
@@ -215,6 +231,9 @@ func (fv *fileVerifier) pass(ctx context.Context) (TrailStatus, coverage) {
 			}
 			pos[i] = len(steps)
 			fi, err := os.Stat(plan.files[i].path)
+			if errors.Is(err, fs.ErrNotExist) {
+				return fv.raced() // rotated since the plan
+			}
 			if err != nil {
 				st.Problem = err.Error()
 				return st, coverage{}
@@ -270,6 +289,10 @@ func (fv *fileVerifier) pass(ctx context.Context) (TrailStatus, coverage) {
 		}
 		r := &fv.read[k]
 		off, err := fv.readFrom(ctx, v, s.file.path, r.off, !s.file.continued)
+		if errors.Is(err, fs.ErrNotExist) {
+			fv.v = nil
+			return fv.raced()
+		}
 		if err != nil {
 			st.Problem = err.Error()
 			fv.v = nil
@@ -278,9 +301,54 @@ func (fv *fileVerifier) pass(ctx context.Context) (TrailStatus, coverage) {
 		r.off, r.fi = off, s.fi
 		fv.ends[k], _ = v.End()
 	}
+	if (v.stopped || v.diag != nil) && !sameListing(before, listing(fv.paths)) {
+		// Files were rotated while the pass read them: what it found
+		// may be the race, not the trail. The next pass starts again.
+		fv.v = nil
+		return fv.raced()
+	}
 	cov := statusOf(&st, &fv.prog, v)
 	fv.lastStat, fv.lastCov = st, cov
 	return st, cov
+}
+
+// listing is the trail's files by name, with their identities.
+func listing(paths []string) map[string]os.FileInfo {
+	names, err := expandPaths(paths)
+	if err != nil {
+		return nil
+	}
+	out := make(map[string]os.FileInfo, len(names))
+	for _, n := range names {
+		if fi, err := os.Stat(n); err == nil {
+			out[n] = fi
+		}
+	}
+	return out
+}
+
+// sameListing reports whether two listings name the same files.
+func sameListing(a, b map[string]os.FileInfo) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for n, fa := range a {
+		fb, ok := b[n]
+		if !ok || !os.SameFile(fa, fb) {
+			return false
+		}
+	}
+	return true
+}
+
+// raced answers a pass that met a file rotated away since it listed the
+// files: what the last pass found (the next one lists them again).
+func (fv *fileVerifier) raced() (TrailStatus, coverage) {
+	st := fv.lastStat
+	if st.KeyFingerprint == "" {
+		st = TrailStatus{Source: "file " + fv.label, KeyFingerprint: "sha256 " + KeyFingerprint(fv.opts.Pub)}
+	}
+	return st, fv.lastCov
 }
 
 // readFrom feeds the complete lines of path from off on and returns the

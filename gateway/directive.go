@@ -3,10 +3,12 @@ package gateway
 import (
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/kavachgate/kavach/internal/directive"
 	"github.com/kavachgate/kavach/mcp"
+	"github.com/kavachgate/kavach/ratelimit"
 )
 
 // kavachForms are the two forms of the directive's scope line.
@@ -24,6 +26,9 @@ var mcpPatterns = map[string]string{"tool": "name|*", "prompt": "name|*", "resou
 //		scope <METHOD|*> <path> <scope…>      # required of matching requests
 //		audit required                        # decision records durable first
 //		allow_path_params                     # let `;` path parameters through (see AllowPathParams)
+//		rate <n>/<s|m|h> per <agent|root|user> [burst <n>]  # a token bucket; several lines: all apply
+//		rate_limit_fail open|closed           # Redis not answering in time (default closed: 503)
+//		report_only                           # record policy denials (enforced: false), forward them
 //
 //		mcp                                   # an MCP route (DESIGN.md §4.1); with it:
 //		tool <name|*> <scope…>                # tools/call
@@ -134,8 +139,26 @@ func (cfg *RouteConfig) UnmarshalDirective(d directive.Reader, onResource func()
 			if err := parseScope(d, cfg); err != nil {
 				return err
 			}
+		case "rate":
+			if err := parseRate(d, cfg); err != nil {
+				return err
+			}
+		case "rate_limit_fail":
+			args := d.RemainingArgs()
+			if len(args) != 1 || (args[0] != "open" && args[0] != "closed") {
+				return d.Err("rate_limit_fail open|closed: what a rate-limited request gets when Redis does not answer in time (closed: 503, the default)")
+			}
+			if cfg.RateLimitFail != "" {
+				return d.Err("rate_limit_fail is given twice")
+			}
+			cfg.RateLimitFail = args[0]
+		case "report_only":
+			if d.NextArg() {
+				return d.Err("report_only takes no arguments")
+			}
+			cfg.ReportOnly = true
 		default:
-			return d.Errf("unknown kavach option %q (want resource, scope, audit, allow_path_params, mcp, tool, resource_uri, prompt, allowed_origins or audit_arguments)", opt)
+			return d.Errf("unknown kavach option %q (want resource, scope, audit, allow_path_params, rate, rate_limit_fail, report_only, mcp, tool, resource_uri, prompt, allowed_origins or audit_arguments)", opt)
 		}
 	}
 	if mcpErr != nil && !isMCP {
@@ -151,6 +174,40 @@ func (cfg *RouteConfig) UnmarshalDirective(d directive.Reader, onResource func()
 	if cfg.Resource == "" {
 		return d.Err("kavach: resource is required (the URL tokens for this route are issued for)")
 	}
+	return nil
+}
+
+// rateForm is the `rate` line's syntax, for errors.
+const rateForm = "`rate <n>/<s|m|h> per <agent|root|user> [burst <n>]`"
+
+// parseRate reads the rest of a `rate` line and checks it at once, so an
+// error names its line.
+func parseRate(d directive.Reader, cfg *RouteConfig) error {
+	args := d.RemainingArgs()
+	if (len(args) != 3 && len(args) != 5) || args[1] != "per" || (len(args) == 5 && args[3] != "burst") {
+		return d.Errf("rate: want %s", rateForm)
+	}
+	c := RateLimitConfig{Rate: args[0], Per: args[2]}
+	if len(args) == 5 {
+		b, err := strconv.ParseInt(args[4], 10, 64)
+		if err != nil || b < 1 {
+			return d.Errf("rate %s: burst %q is not a whole number from 1", args[0], args[4])
+		}
+		c.Burst = b
+	}
+	l, err := c.Compile("")
+	if err != nil {
+		return d.Errf("%v (%s)", err, rateForm)
+	}
+	for _, o := range cfg.RateLimits {
+		if prev, _ := o.Compile(""); prev != nil && prev.String() == l.String() {
+			return d.Errf("rate %s is given twice", l)
+		}
+	}
+	if len(cfg.RateLimits) == ratelimit.MaxLimitsPerRoute {
+		return d.Errf("rate: at most %d limits on one route", ratelimit.MaxLimitsPerRoute)
+	}
+	cfg.RateLimits = append(cfg.RateLimits, c)
 	return nil
 }
 

@@ -13,6 +13,7 @@ import (
 
 	"github.com/kavachgate/kavach/mcp"
 	"github.com/kavachgate/kavach/policy"
+	"github.com/kavachgate/kavach/ratelimit"
 	"github.com/kavachgate/kavach/revocation"
 	"github.com/kavachgate/kavach/token"
 )
@@ -35,6 +36,10 @@ type Gateway struct {
 	// OnUnknownKey is called when a token names a kid no trusted issuer
 	// publishes (so remote key sets can refresh, rate-limited). Optional.
 	OnUnknownKey func()
+	// Limiter keeps the buckets of routes' rate limits: the process's
+	// (ratelimit.Memory) or the cluster's (ratelimit.Redis). Routes with
+	// limits fail closed (503) without one.
+	Limiter ratelimit.Store
 	// RetryAfter is sent with 503 when the revocation set is not fresh,
 	// rounded up to whole seconds. Default: DefaultRetryAfter (5 s).
 	RetryAfter time.Duration
@@ -98,6 +103,13 @@ type Decision struct {
 	// RPC is the JSON-RPC error an MCP route answers with (RPC.Code 0:
 	// none).
 	RPC RPCError
+	// Limit is the rate limit that refused the request (RateLimited,
+	// RateLimitUnavailable), and Rate its bucket's answer.
+	Limit *ratelimit.Limit
+	Rate  ratelimit.Result
+	// WouldDeny, on a report-only route, is the outcome of the denial
+	// that was recorded but not enforced (the request was forwarded).
+	WouldDeny Outcome
 }
 
 // RPCError is the JSON-RPC error of an MCP denial: the request's id (zero

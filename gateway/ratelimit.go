@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/kavachgate/kavach/mcp"
 	"github.com/kavachgate/kavach/ratelimit"
 	"github.com/kavachgate/kavach/token"
 )
@@ -53,6 +54,7 @@ func (g *Gateway) rateLimit(rt *Route, r *http.Request, a *Admission) (Decision,
 		d.Why = "the rate limit store did not answer"
 		d.RetryAfter = transientRetryAfter
 		d.Limit = rt.Limits[0]
+		d.RPC = RPCError{ID: a.rpcID(), Code: rpcInternal}
 		return d, true
 	}
 	for i := range res {
@@ -64,9 +66,18 @@ func (g *Gateway) rateLimit(rt *Route, r *http.Request, a *Admission) (Decision,
 		d.Why = l.String() + " exceeded by " + checks[i].Principal
 		d.Limit, d.Rate = l, res[i]
 		d.RetryAfter = ceilSeconds(res[i].RetryAfter)
+		d.RPC = RPCError{ID: a.rpcID(), Code: rpcRateLimited}
 		return d, true
 	}
 	return Decision{}, false
+}
+
+// rpcID is the JSON-RPC id of the request's message (zero without one).
+func (a *Admission) rpcID() mcp.ID {
+	if a.ex != nil && a.ex.Message != nil {
+		return a.ex.Message.ID
+	}
+	return mcp.ID{}
 }
 
 // principalOf is whom a limit counts a request against.

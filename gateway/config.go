@@ -101,6 +101,10 @@ type RateLimitConfig struct {
 	Per string `json:"per"`
 	// Burst is the most requests let through at once. Default: n.
 	Burst int64 `json:"burst,omitempty"`
+	// Tool, on an MCP route, limits only the tools/call requests of this
+	// tool (`rate 10/m per agent tool post_comment`). Default: every
+	// request of the route.
+	Tool string `json:"tool,omitempty"`
 }
 
 // MCPConfig is the MCP part of a route.
@@ -171,6 +175,9 @@ func NewRoute(cfg *RouteConfig, sessions mcp.SessionStore) (*Route, error) {
 		if err != nil {
 			return nil, err
 		}
+		if l.Tool != "" && cfg.MCP == nil {
+			return nil, fmt.Errorf("rate %s: a limit on a tool needs an MCP route", l)
+		}
 		if seen[l.String()] > 0 {
 			return nil, fmt.Errorf("rate %s is given twice", l)
 		}
@@ -210,7 +217,7 @@ func (c *RateLimitConfig) Compile(resource string) (*ratelimit.Limit, error) {
 	if c.Burst < 0 {
 		return nil, fmt.Errorf("rate %s: burst %d is negative", c.Rate, c.Burst)
 	}
-	return ratelimit.NewLimit(c.Rate, per, c.Burst, resource)
+	return ratelimit.NewToolLimit(c.Rate, per, c.Burst, c.Tool, resource)
 }
 
 // SiteServes reports whether a site with the address addr (a Caddy site

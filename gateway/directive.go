@@ -26,7 +26,7 @@ var mcpPatterns = map[string]string{"tool": "name|*", "prompt": "name|*", "resou
 //		scope <METHOD|*> <path> <scope…>      # required of matching requests
 //		audit required                        # decision records durable first
 //		allow_path_params                     # let `;` path parameters through (see AllowPathParams)
-//		rate <n>/<s|m|h> per <agent|root|user> [burst <n>]  # a token bucket; several lines: all apply
+//		rate <n>/<s|m|h> per <agent|root|user> [burst <n>] [tool <name>]  # a token bucket; several lines: all apply
 //		rate_limit_fail open|closed           # Redis not answering in time (default closed: 503)
 //		report_only                           # record policy denials (enforced: false), forward them
 //
@@ -51,11 +51,12 @@ func (cfg *RouteConfig) UnmarshalDirective(d directive.Reader, onResource func()
 		return err
 	}
 	var (
-		isMCP  bool
-		mcpErr error // about the first MCP-only line, returned when `mcp` is missing
-		rules  mcp.Rules
-		m      MCPConfig
-		err    error
+		isMCP   bool
+		mcpErr  error // about the first MCP-only line, returned when `mcp` is missing
+		toolErr error // about the first `rate … tool` line, the same
+		rules   mcp.Rules
+		m       MCPConfig
+		err     error
 	)
 	for d.NextBlock(0) {
 		opt := d.Val()
@@ -143,6 +144,9 @@ func (cfg *RouteConfig) UnmarshalDirective(d directive.Reader, onResource func()
 			if err := parseRate(d, cfg); err != nil {
 				return err
 			}
+			if c := cfg.RateLimits[len(cfg.RateLimits)-1]; c.Tool != "" && toolErr == nil {
+				toolErr = d.Errf("rate %s per %s tool %s: a limit on a tool needs an MCP route (an `mcp` line, or a resource ending in /mcp)", c.Rate, c.Per, c.Tool)
+			}
 		case "rate_limit_fail":
 			args := d.RemainingArgs()
 			if len(args) != 1 || (args[0] != "open" && args[0] != "closed") {
@@ -171,6 +175,9 @@ func (cfg *RouteConfig) UnmarshalDirective(d directive.Reader, onResource func()
 		m.Tools, m.Resources, m.Prompts = rules.Tools, rules.Resources, rules.Prompts
 		cfg.MCP = &m
 	}
+	if toolErr != nil && !isMCP {
+		return toolErr
+	}
 	if cfg.Resource == "" {
 		return d.Err("kavach: resource is required (the URL tokens for this route are issued for)")
 	}
@@ -178,22 +185,31 @@ func (cfg *RouteConfig) UnmarshalDirective(d directive.Reader, onResource func()
 }
 
 // rateForm is the `rate` line's syntax, for errors.
-const rateForm = "`rate <n>/<s|m|h> per <agent|root|user> [burst <n>]`"
+const rateForm = "`rate <n>/<s|m|h> per <agent|root|user> [burst <n>] [tool <name>]`"
 
 // parseRate reads the rest of a `rate` line and checks it at once, so an
 // error names its line.
 func parseRate(d directive.Reader, cfg *RouteConfig) error {
 	args := d.RemainingArgs()
-	if (len(args) != 3 && len(args) != 5) || args[1] != "per" || (len(args) == 5 && args[3] != "burst") {
+	if len(args) < 3 || args[1] != "per" {
 		return d.Errf("rate: want %s", rateForm)
 	}
 	c := RateLimitConfig{Rate: args[0], Per: args[2]}
-	if len(args) == 5 {
-		b, err := strconv.ParseInt(args[4], 10, 64)
-		if err != nil || b < 1 {
-			return d.Errf("rate %s: burst %q is not a whole number from 1", args[0], args[4])
+	for rest := args[3:]; len(rest) > 0; rest = rest[2:] {
+		switch {
+		case len(rest) < 2 || (rest[0] != "burst" && rest[0] != "tool"):
+			return d.Errf("rate: want %s", rateForm)
+		case rest[0] == "burst" && c.Burst == 0:
+			b, err := strconv.ParseInt(rest[1], 10, 64)
+			if err != nil || b < 1 {
+				return d.Errf("rate %s: burst %q is not a whole number from 1", args[0], rest[1])
+			}
+			c.Burst = b
+		case rest[0] == "tool" && c.Tool == "":
+			c.Tool = rest[1]
+		default:
+			return d.Errf("rate %s: %s is given twice", args[0], rest[0])
 		}
-		c.Burst = b
 	}
 	l, err := c.Compile("")
 	if err != nil {

@@ -33,12 +33,23 @@ type freshStore interface{ Fresh() bool }
 // spend no budget). It returns a denial, or a zero Decision when the
 // request may go on. One call to the store: in Redis mode one round trip.
 func (g *Gateway) rateLimit(rt *Route, r *http.Request, a *Admission) (Decision, bool) {
-	n := len(rt.Limits)
-	checks, res := a.checks[:n], a.results[:n]
 	t, id := a.Token, a.Identity
-	for i, l := range rt.Limits {
-		checks[i] = ratelimit.Check{Limit: l, Issuer: id.Issuer, Principal: principalOf(l.Per, t, id)}
+	var tool string
+	if ex := a.ex; ex != nil && ex.Message != nil && ex.Message.Method == "tools/call" {
+		tool = ex.Message.Name
 	}
+	n := 0
+	for _, l := range rt.Limits {
+		if l.Tool != "" && l.Tool != tool {
+			continue // a limit on another tool
+		}
+		a.checks[n] = ratelimit.Check{Limit: l, Issuer: id.Issuer, Principal: principalOf(l.Per, t, id)}
+		n++
+	}
+	if n == 0 {
+		return Decision{}, false
+	}
+	checks, res := a.checks[:n], a.results[:n]
 	var err error
 	if g.Limiter == nil {
 		err = errors.New("no rate limit store")
@@ -53,7 +64,7 @@ func (g *Gateway) rateLimit(rt *Route, r *http.Request, a *Admission) (Decision,
 		d := a.deny(RateLimitUnavailable, http.StatusServiceUnavailable, "", "rate limit state unavailable", err.Error())
 		d.Why = "the rate limit store did not answer"
 		d.RetryAfter = transientRetryAfter
-		d.Limit = rt.Limits[0]
+		d.Limit = checks[0].Limit
 		d.RPC = RPCError{ID: a.rpcID(), Code: rpcInternal}
 		return d, true
 	}
@@ -61,7 +72,7 @@ func (g *Gateway) rateLimit(rt *Route, r *http.Request, a *Admission) (Decision,
 		if res[i].Allowed {
 			continue
 		}
-		l := rt.Limits[i]
+		l := checks[i].Limit
 		d := a.deny(RateLimited, http.StatusTooManyRequests, "", "rate limit exceeded", l.String())
 		d.Why = l.String() + " exceeded by " + checks[i].Principal
 		d.Limit, d.Rate = l, res[i]

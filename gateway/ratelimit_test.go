@@ -386,3 +386,29 @@ func BenchmarkAdmitRateLimit(b *testing.B) {
 		})
 	}
 }
+
+// TestRateLimitPerTool: `rate 2/m per agent tool write_file` counts only
+// write_file calls; other tools pass untouched.
+func TestRateLimitPerTool(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	g := *f.gw
+	g.Limiter = ratelimit.NewMemory(ratelimit.MemoryOptions{})
+	rt := limitedRoute(t, "", RateLimitConfig{Rate: "2/m", Per: "agent", Tool: "write_file"})
+	tok := f.tokenFor(t, "usr_alice", "agt_a", "mcp:call repo:read repo:write")
+	write := func() int {
+		w, _, _ := serve(&g, rt, mcpPost(tok, rpc(1, "tools/call", `{"name":"write_file","arguments":{}}`)), &upstream{reply: `{}`})
+		return w.Code
+	}
+	if a, b, c := write(), write(), write(); a != 200 || b != 200 || c != 429 {
+		t.Fatalf("write_file: %d %d %d, want 200 200 429", a, b, c)
+	}
+	for range 5 {
+		if w, _, _ := serve(&g, rt, readCall(tok), &upstream{reply: `{}`}); w.Code != 200 {
+			t.Fatalf("read_file under a write_file limit: %d", w.Code)
+		}
+	}
+	if _, err := NewRoute(&RouteConfig{Resource: testResource, RateLimits: []RateLimitConfig{{Rate: "2/m", Per: "agent", Tool: "x"}}}, nil); err == nil {
+		t.Fatal("a tool limit on a route that is not MCP accepted")
+	}
+}

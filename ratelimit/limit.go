@@ -87,6 +87,9 @@ type Limit struct {
 	Window time.Duration
 	Burst  int64
 	Per    Per
+	// Tool, when set, limits only MCP tools/call requests of this tool
+	// (the route decides which requests a limit counts).
+	Tool string
 
 	// Name is the limit's name in RateLimit-Policy and RateLimit headers
 	// and in metrics: "agent", "root" or "user", with "-2", "-3"… for a
@@ -124,6 +127,12 @@ func ParseRate(rate string) (int64, time.Duration, error) {
 // whose resource is scope (0 burst: the count). The ID depends on scope
 // and the limit, never on its place among the route's lines.
 func NewLimit(rate string, per Per, burst int64, scope string) (*Limit, error) {
+	return NewToolLimit(rate, per, burst, "", scope)
+}
+
+// NewToolLimit is NewLimit for the calls of one MCP tool (tool "": every
+// request of the route).
+func NewToolLimit(rate string, per Per, burst int64, tool, scope string) (*Limit, error) {
 	c, w, err := ParseRate(rate)
 	if err != nil {
 		return nil, err
@@ -137,13 +146,16 @@ func NewLimit(rate string, per Per, burst int64, scope string) (*Limit, error) {
 	if burst < 1 || burst > MaxCount {
 		return nil, fmt.Errorf("burst %d: a whole number from 1 to %d", burst, MaxCount)
 	}
-	l := &Limit{Count: c, Window: w, Burst: burst, Per: per, Name: per.String()}
+	l := &Limit{Count: c, Window: w, Burst: burst, Per: per, Name: per.String(), Tool: tool}
 	l.interval = int64(w) / c
 	if l.interval < 1 {
 		l.interval = 1
 	}
 	l.tolerance = burst * l.interval
 	l.spec = rate + " per " + per.String() + " burst " + strconv.FormatInt(burst, 10)
+	if tool != "" {
+		l.spec += " tool " + tool
+	}
 	sum := sha256.Sum256([]byte(scope + "\x00" + l.spec))
 	l.ID = hex.EncodeToString(sum[:8])
 	l.seed = uint64(sum[8]) | uint64(sum[9])<<8 | uint64(sum[10])<<16 | uint64(sum[11])<<24 |
@@ -151,7 +163,8 @@ func NewLimit(rate string, per Per, burst int64, scope string) (*Limit, error) {
 	return l, nil
 }
 
-// String is the limit as configured: "5/m per agent burst 5".
+// String is the limit as configured: "5/m per agent burst 5", with
+// " tool <name>" for a tool's limit.
 func (l *Limit) String() string { return l.spec }
 
 // WindowSeconds is the window in whole seconds (RateLimit-Policy w).

@@ -33,7 +33,7 @@ issuer's /oauth/token endpoint mints tokens.
       agents, the last one being the current actor.
       Constraints: hosts=a.example,*.corp.example  cidrs=10.0.0.0/8
       methods=GET,POST  paths=/mcp,/api/*  max_body=5242880
-      audit=required
+      audit=required  rate=60/m (per agent, on every route)
 
   token inspect <token|->
       Decodes a token's header and claims WITHOUT verifying them.
@@ -172,13 +172,18 @@ func setConstraint(c *policy.Constraints, kv string) error {
 			return fmt.Errorf("constraint max_body: %q is not a positive number of bytes", value)
 		}
 		c.MaxBody = policy.ByteLimit(n)
+	case "rate":
+		c.Rate = policy.RateLimit(value)
+		if err := c.Validate(); err != nil {
+			return fmt.Errorf("constraint %w", err)
+		}
 	case "audit":
 		if value != string(policy.AuditRequired) {
 			return fmt.Errorf("constraint audit: only %q is valid", policy.AuditRequired)
 		}
 		c.Audit = policy.AuditRequired
 	default:
-		return fmt.Errorf("unknown constraint %q (hosts, cidrs, methods, paths, max_body, audit)", name)
+		return fmt.Errorf("unknown constraint %q (hosts, cidrs, methods, paths, max_body, audit, rate)", name)
 	}
 	return nil
 }

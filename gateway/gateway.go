@@ -110,6 +110,8 @@ type Decision struct {
 	// WouldDeny, on a report-only route, is the outcome of the denial
 	// that was recorded but not enforced (the request was forwarded).
 	WouldDeny Outcome
+
+	tokenRate *ratelimit.Limit // the verified token's kvc.cnst.rate
 }
 
 // RPCError is the JSON-RPC error of an MCP denial: the request's id (zero
@@ -173,10 +175,16 @@ func (g *Gateway) Decide(rt *Route, req Request) Decision {
 		}
 		t = t.Compact()
 		v = &Verified{Token: t, Identity: IdentityOf(t)}
+		if c := t.Constraints(); c != nil && c.Rate != "" {
+			if v.rate, err = TokenRateLimit(string(c.Rate)); err != nil {
+				// The verifier validated cnst: not expected.
+				return Decision{Outcome: InvalidToken, Status: http.StatusUnauthorized, Error: "invalid_token", Reason: "invalid token", Why: "cnst.rate: " + err.Error(), Detail: err.Error(), Verify: d2.Verify}
+			}
+		}
 		g.Cache.Put(k, v, gen)
 	}
 	t := v.Token
-	d2.Token, d2.Identity = t, &v.Identity
+	d2.Token, d2.Identity, d2.tokenRate = t, &v.Identity, v.rate
 
 	// Audience, against the configured resource, every request.
 	if !t.Audience.Contains(rt.Resource) {

@@ -57,8 +57,8 @@ type Admission struct {
 
 	// The rate limit checks of the request, in the Admission so that
 	// counting costs no allocation.
-	checks  [ratelimit.MaxLimitsPerRoute]ratelimit.Check
-	results [ratelimit.MaxLimitsPerRoute]ratelimit.Result
+	checks  [ratelimit.MaxLimitsPerRoute + 1]ratelimit.Check // + the token's own
+	results [ratelimit.MaxLimitsPerRoute + 1]ratelimit.Result
 }
 
 // StatusError is an answer Forward asks the server to give after the next
@@ -136,7 +136,7 @@ func (g *Gateway) Admit(rt *Route, req Request, a *Admission) {
 
 	// Step 7, rate limits: only a request every other check allowed takes
 	// a token (a would-be denial of a report-only route takes none).
-	if len(rt.Limits) > 0 && a.WouldDeny == "" {
+	if (len(rt.Limits) > 0 || a.tokenRate != nil) && a.WouldDeny == "" {
 		if d, limited := g.rateLimit(rt, r, a); limited {
 			a.Decision = d
 			if !a.relax(rt) {
@@ -198,7 +198,7 @@ func (a *Admission) relax(rt *Route) bool {
 		a.Relaxed = a.Decision
 	}
 	d := a.Decision
-	a.Decision = Decision{Outcome: Allowed, Token: d.Token, Identity: d.Identity, Cached: d.Cached, Verify: d.Verify, Path: d.Path,
+	a.Decision = Decision{Outcome: Allowed, Token: d.Token, Identity: d.Identity, Cached: d.Cached, Verify: d.Verify, Path: d.Path, tokenRate: d.tokenRate,
 		WouldDeny: a.Relaxed.Outcome, Limit: a.Relaxed.Limit}
 	return true
 }

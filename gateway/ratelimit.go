@@ -46,6 +46,12 @@ func (g *Gateway) rateLimit(rt *Route, r *http.Request, a *Admission) (Decision,
 		a.checks[n] = ratelimit.Check{Limit: l, Issuer: id.Issuer, Principal: principalOf(l.Per, t, id)}
 		n++
 	}
+	if l := a.tokenRate; l != nil {
+		// The token's own limit: per agent, on every route of every
+		// gateway (its ID does not depend on the route).
+		a.checks[n] = ratelimit.Check{Limit: l, Issuer: id.Issuer, Principal: principalOf(ratelimit.PerAgent, t, id)}
+		n++
+	}
 	if n == 0 {
 		return Decision{}, false
 	}
@@ -89,6 +95,22 @@ func (a *Admission) rpcID() mcp.ID {
 		return a.ex.Message.ID
 	}
 	return mcp.ID{}
+}
+
+// tokenRateScope is the scope of every token-carried limit: the same
+// limit ID on every route and gateway, so an agent's cnst.rate counts all
+// its requests wherever they go.
+const tokenRateScope = "kvc.cnst.rate"
+
+// TokenRateLimit compiles a token's cnst.rate ("<n>/<s|m|h>"): a bucket
+// per agent, named "token" in the RateLimit fields.
+func TokenRateLimit(rate string) (*ratelimit.Limit, error) {
+	l, err := ratelimit.NewLimit(rate, ratelimit.PerAgent, 0, tokenRateScope)
+	if err != nil {
+		return nil, err
+	}
+	l.Name = "token"
+	return l, nil
 }
 
 // principalOf is whom a limit counts a request against.

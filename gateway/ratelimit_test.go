@@ -10,6 +10,7 @@ import (
 
 	"github.com/kavachgate/kavach/audit"
 	"github.com/kavachgate/kavach/mcp"
+	"github.com/kavachgate/kavach/policy"
 	"github.com/kavachgate/kavach/ratelimit"
 	"github.com/kavachgate/kavach/revocation"
 	"github.com/kavachgate/kavach/token"
@@ -410,5 +411,45 @@ func TestRateLimitPerTool(t *testing.T) {
 	}
 	if _, err := NewRoute(&RouteConfig{Resource: testResource, RateLimits: []RateLimitConfig{{Rate: "2/m", Per: "agent", Tool: "x"}}}, nil); err == nil {
 		t.Fatal("a tool limit on a route that is not MCP accepted")
+	}
+}
+
+// TestTokenRate: a token's cnst.rate limits its agent on every route,
+// also on routes without rate lines, as one bucket across routes.
+func TestTokenRate(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	g := *f.gw
+	g.Limiter = ratelimit.NewMemory(ratelimit.MemoryOptions{})
+	other := "https://api.example/other/mcp"
+	tok := f.mint(t, func(c *token.Claims) {
+		c.Audience, c.Scope = token.Audience{mcpResource, other}, "mcp:call repo:read"
+		c.Kavach.Constraints = &policy.Constraints{Rate: "2/m"}
+	})
+	rt1 := limitedRoute(t, "")
+	rt2, err := NewRoute(&RouteConfig{Resource: other, Scopes: []string{"mcp:call"}, MCP: &MCPConfig{Tools: []mcp.Rule{{Pattern: "*", Scopes: []string{"repo:read"}}}}}, mcp.NewMemorySessions(0, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var codes []int
+	for _, rt := range []*Route{rt1, rt2, rt1} {
+		w, _, _ := serve(&g, rt, readCall(tok), &upstream{reply: `{}`})
+		codes = append(codes, w.Code)
+		if w.Code == 429 && w.Header().Get("RateLimit-Policy") != `"token";q=2;w=60` {
+			t.Fatalf("RateLimit-Policy %q", w.Header().Get("RateLimit-Policy"))
+		}
+	}
+	if codes[0] != 200 || codes[1] != 200 || codes[2] != 429 {
+		t.Fatalf("codes %v, want 200 200 429: one bucket across routes", codes)
+	}
+	// Another agent's token with the same rate has its own bucket.
+	tok2 := f.mint(t, func(c *token.Claims) {
+		c.Audience, c.Scope = token.Audience{mcpResource}, "mcp:call repo:read"
+		c.Kavach.Agents, c.ClientID = []string{"agt_parent", "agt_other"}, "agt_other"
+		c.Actor = token.ActorFor(c.Kavach.Agents)
+		c.Kavach.Constraints = &policy.Constraints{Rate: "2/m"}
+	})
+	if w, _, _ := serve(&g, rt1, readCall(tok2), &upstream{reply: `{}`}); w.Code != 200 {
+		t.Fatalf("another agent: %d", w.Code)
 	}
 }

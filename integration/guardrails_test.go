@@ -174,3 +174,25 @@ func TestReportOnlyThroughBinary(t *testing.T) {
 		return found
 	})
 }
+
+// TestTokenRateThroughBinary: a token minted with a rate constraint
+// (kvc.cnst.rate) is limited on a route that has no rate line.
+func TestTokenRateThroughBinary(t *testing.T) {
+	t.Parallel()
+	keys := rlKeys(t)
+	g, _ := rlGateway(t, keys, "", "")
+	tok := strings.TrimSpace(kavach(t, keys, "token", "mint", "--key", "key.jwk", "--iss", revIssuer, "--aud", revResource,
+		"--scope", "repo:read", "--sub", "usr_alice", "--agent", "agt_t", "--ttl", "10m", "--constraint", "rate=2/h"))
+	warm := rlMint(t, keys, "agt_warm", "repo:read")
+	waitUntil(t, 15*time.Second, "gateway ready", func() bool {
+		r, err := probe(g+"/api/x", warm)
+		return err == nil && r.Status == 200
+	})
+	var codes []int
+	for range 3 {
+		codes = append(codes, do(t, newReq(t, "GET", g+"/api/x", tok, nil)).Status)
+	}
+	if codes[0] != 200 || codes[1] != 200 || codes[2] != 429 {
+		t.Fatalf("a token with rate=2/h: %v, want 200 200 429", codes)
+	}
+}

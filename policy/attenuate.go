@@ -169,6 +169,10 @@ func inherit(req, parent *Constraints) Constraints {
 		Paths:   own(req.Paths, parent.Paths),
 		MaxBody: req.MaxBody,
 		Audit:   req.Audit,
+		Rate:    req.Rate,
+	}
+	if c.Rate == "" {
+		c.Rate = parent.Rate
 	}
 	if c.MaxBody == 0 {
 		c.MaxBody = parent.MaxBody

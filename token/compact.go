@@ -140,6 +140,7 @@ func (t *Token) Compact() *Token {
 				Paths:   list(cn.Paths),
 				MaxBody: cn.MaxBody,
 				Audit:   cn.Audit,
+				Rate:    cn.Rate,
 			}
 			if cn.CIDRs != nil {
 				p.cnst.CIDRs = append(policy.PrefixList(nil), cn.CIDRs...)

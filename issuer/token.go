@@ -297,5 +297,8 @@ func mergeConstraints(req, def policy.Constraints) policy.Constraints {
 	if req.Audit == "" {
 		req.Audit = def.Audit
 	}
+	if req.Rate == "" {
+		req.Rate = def.Rate
+	}
 	return req
 }

@@ -108,13 +108,15 @@ type Record struct {
 	Kind Kind
 
 	Decision  Decision // decision records (and summaries: deny)
-	// Unenforced marks a denial that was decided and recorded but not
-	// enforced: the route is report-only, and the request was forwarded
-	// (its outcome record follows). Encoded as `"enforced":false`, only on
-	// decision records that deny; an enforced decision omits the member.
-	Unenforced bool
 	Reason    string   // public reason of a denial; summary: what was counted
 	RequestID string   // links a decision to its outcome
+
+	// Unenforced marks a denial that was decided and recorded but not
+	// enforced: the route is report-only, and the request was forwarded
+	// (its outcome record follows). Encoded as `"enforced":false` right
+	// after decision, only on decision records that deny; an enforced
+	// decision omits the member.
+	Unenforced bool
 
 	Sub      string   // the user the chain acts for (usr_…)
 	Actor    string   // the current actor: last of Agents

@@ -35,7 +35,8 @@ var (
 		Help:      "Verified-token cache lookups by result (hit or miss).",
 	}, []string{"result"})
 	// The limit label is the limit as configured ("5/m per agent burst
-	// 5"): bounded by the configuration, never a principal.
+	// 5"), or "token" for every token-carried limit: bounded by the
+	// configuration, never a principal or a token's choice.
 	metricRateLimited = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "kavach",
 		Name:      "rate_limited_total",
@@ -124,7 +125,7 @@ func (decisionMetrics) Observe(d *gateway.Decision) {
 		if d.Outcome == gateway.RateLimitUnavailable {
 			result = "unavailable"
 		}
-		metricRateLimited.WithLabelValues(d.Limit.String(), result).Inc()
+		metricRateLimited.WithLabelValues(gateway.LimitLabel(d.Limit), result).Inc()
 	}
 	switch {
 	case d.Cached:

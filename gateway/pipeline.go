@@ -240,7 +240,7 @@ func (g *Gateway) denied(rt *Route, r *http.Request, a *Admission) {
 		// after its last allowed request is a decision record naming the
 		// principal; the refusals that follow are counted per limit in
 		// the periodic summary. At most one record per allowed request.
-		g.Audit.CountJunk(string(RateLimited) + ": " + a.Limit.String())
+		g.Audit.CountJunk(string(RateLimited) + ": " + LimitLabel(a.Limit))
 		return
 	}
 	fillRecord(&a.rec, r, a.Identity, a.Token, rt, a.ex)

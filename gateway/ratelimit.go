@@ -113,6 +113,17 @@ func TokenRateLimit(rate string) (*ratelimit.Limit, error) {
 	return l, nil
 }
 
+// LimitLabel names a limit where the set of names must stay bounded
+// (metric labels, the trail's summary reasons): a route's limit as
+// configured, every token-carried limit as one ("token"), since tokens
+// may carry any rate their issuer grants.
+func LimitLabel(l *ratelimit.Limit) string {
+	if l.Name == "token" {
+		return "token"
+	}
+	return l.String()
+}
+
 // principalOf is whom a limit counts a request against.
 func principalOf(per ratelimit.Per, t *token.Token, id *Identity) string {
 	switch per {

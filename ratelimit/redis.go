@@ -25,6 +25,7 @@ import (
 // per key: allowed (1/0), first refusal (1/0), retry after and reset (µs),
 // remaining.
 var takeScript = redis.NewScript(`
+redis.replicate_commands() -- writes after TIME: effects replication (the default from Redis 5 on)
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local out, tats, refused = {}, {}, false

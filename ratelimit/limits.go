@@ -11,8 +11,8 @@ const (
 	MaxLimitsPerRoute = 8
 
 	// DefaultMaxBuckets bounds the memory store: past it, full buckets
-	// (which change no answer) are forgotten first, then the least
-	// recently refilled.
+	// (which change no answer) are forgotten first, then arbitrary ones
+	// (see Memory.evict).
 	DefaultMaxBuckets = 1 << 18
 
 	// DefaultRedisTimeout bounds one Redis round trip of the limiter: past

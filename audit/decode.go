@@ -25,6 +25,7 @@ const (
 	fPrev
 	fKind
 	fDecision
+	fEnforced
 	fReason
 	fRequestID
 	fSub
@@ -63,6 +64,8 @@ func fieldByName(b []byte) (field, bool) {
 		return fKind, true
 	case "decision":
 		return fDecision, true
+	case "enforced":
+		return fEnforced, true
 	case "reason":
 		return fReason, true
 	case "request_id":
@@ -146,6 +149,7 @@ type view struct {
 	prev    []byte // 64 hex digits, nil when absent
 	sig     []byte // base64url, nil when absent
 	kind    Kind
+	deny    bool   // decision is "deny"
 	present uint32 // bit per field
 }
 
@@ -228,6 +232,8 @@ func decodeLine(line []byte, v *view, rec *Record) error {
 		return &syntaxError{0, "a summary has a count"}
 	case v.kind == KindDecision && v.present&(1<<fDecision) == 0:
 		return &syntaxError{0, "a decision record has a decision"}
+	case v.present&(1<<fEnforced) != 0 && (v.kind != KindDecision || !v.deny):
+		return &syntaxError{0, "only a decision record that denies carries enforced"}
 	}
 	if rec != nil {
 		rec.Seq = v.seq
@@ -485,8 +491,18 @@ func (p *parser) member(f field, v *view, rec *Record) error {
 		if !ok || (string(s) != string(Allow) && string(s) != string(Deny)) {
 			return bad(`decision is neither "allow" nor "deny"`)
 		}
+		v.deny = string(s) == string(Deny)
 		if rec != nil {
 			rec.Decision = Decision(s)
+		}
+		return nil
+	case fEnforced:
+		// Present only as false: an enforced decision omits it.
+		if !p.lit("false") {
+			return bad("enforced is present only as false")
+		}
+		if rec != nil {
+			rec.Unenforced = true
 		}
 		return nil
 	case fArgsSHA256:

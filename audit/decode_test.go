@@ -64,13 +64,17 @@ func TestDecodeStrict(t *testing.T) {
 		"checkpoint at seq 1":   head + prev + `,"kind":"checkpoint","sig":"` + sig + `"` + fakeHash,
 		"checkpoint with reason": `{"seq":2,"stream":"s","time":"2026-03-01T12:00:00.000000Z"` + prev +
 			`,"kind":"checkpoint","reason":"x","sig":"` + sig + `"` + fakeHash,
-		"checkpoint without sig": `{"seq":2,"stream":"s","time":"2026-03-01T12:00:00.000000Z"` + prev + `,"kind":"checkpoint"` + fakeHash,
-		"list too long":          head + `,"kind":"outcome","ids":[` + strings.Repeat(`"x",`, MaxListLen) + `"x"]` + fakeHash,
-		"string too long":        head + `,"kind":"outcome","reason":"` + strings.Repeat("x", MaxStringBytes+1) + `"` + fakeHash,
-		"uppercase args_sha256":  head + `,"kind":"outcome","args_sha256":"` + strings.Repeat("A", 64) + `"` + fakeHash,
-		"short args_sha256":      head + `,"kind":"outcome","args_sha256":"` + strings.Repeat("a", 63) + `"` + fakeHash,
-		"args before its digest": head + `,"kind":"outcome","args":"{}","args_sha256":"` + strings.Repeat("a", 64) + `"` + fakeHash,
-		"args after status":      head + `,"kind":"outcome","status":200,"args":"{}"` + fakeHash,
+		"checkpoint without sig":   `{"seq":2,"stream":"s","time":"2026-03-01T12:00:00.000000Z"` + prev + `,"kind":"checkpoint"` + fakeHash,
+		"list too long":            head + `,"kind":"outcome","ids":[` + strings.Repeat(`"x",`, MaxListLen) + `"x"]` + fakeHash,
+		"string too long":          head + `,"kind":"outcome","reason":"` + strings.Repeat("x", MaxStringBytes+1) + `"` + fakeHash,
+		"uppercase args_sha256":    head + `,"kind":"outcome","args_sha256":"` + strings.Repeat("A", 64) + `"` + fakeHash,
+		"short args_sha256":        head + `,"kind":"outcome","args_sha256":"` + strings.Repeat("a", 63) + `"` + fakeHash,
+		"args before its digest":   head + `,"kind":"outcome","args":"{}","args_sha256":"` + strings.Repeat("a", 64) + `"` + fakeHash,
+		"args after status":        head + `,"kind":"outcome","status":200,"args":"{}"` + fakeHash,
+		"enforced true":            head + `,"kind":"decision","decision":"deny","enforced":true` + fakeHash,
+		"enforced on an allow":     head + `,"kind":"decision","decision":"allow","enforced":false` + fakeHash,
+		"enforced on an outcome":   head + `,"kind":"outcome","enforced":false,"status":200` + fakeHash,
+		"enforced before decision": head + `,"kind":"decision","enforced":false,"decision":"deny"` + fakeHash,
 	} {
 		if _, err := ParseLine([]byte(line)); err == nil {
 			t.Errorf("%s: accepted %s", name, line)

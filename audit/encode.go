@@ -113,6 +113,9 @@ func appendFields(dst []byte, r *Record) []byte {
 		dst = append(dst, r.Decision...)
 		dst = append(dst, '"')
 	}
+	if r.Unenforced {
+		dst = append(dst, `,"enforced":false`...)
+	}
 	dst = appendMember(dst, `,"reason":`, r.Reason)
 	dst = appendMember(dst, `,"request_id":`, r.RequestID)
 	dst = appendMember(dst, `,"sub":`, r.Sub)
@@ -305,12 +308,14 @@ func checkFields(r *Record) error {
 		return fmt.Errorf("%w: a summary has a count", ErrInvalidRecord)
 	case r.Kind == KindDecision && r.Decision == "":
 		return fmt.Errorf("%w: a decision record has a decision", ErrInvalidRecord)
+	case r.Unenforced && (r.Kind != KindDecision || r.Decision != Deny):
+		return fmt.Errorf("%w: only a decision record that denies is unenforced", ErrInvalidRecord)
 	}
 	return nil
 }
 
 func onlyCheckpointFields(r *Record) bool {
-	return r.Decision == "" && r.Reason == "" && r.RequestID == "" && r.Sub == "" &&
+	return r.Decision == "" && !r.Unenforced && r.Reason == "" && r.RequestID == "" && r.Sub == "" &&
 		r.Actor == "" && len(r.Agents) == 0 && len(r.Chain) == 0 && r.ClientID == "" &&
 		r.JTI == "" && r.Method == "" && r.Host == "" && r.Path == "" && r.MCPMethod == "" &&
 		r.Tool == "" && r.ArgsSHA256 == "" && r.Args == "" && r.Status == 0 && r.Bytes == 0 && r.Duration < time.Microsecond &&

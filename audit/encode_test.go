@@ -211,6 +211,7 @@ func TestAppendLineRefuses(t *testing.T) {
 		"year 10000":          {func(r *Record) { r.Time = time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC) }, ErrInvalidRecord},
 		"args digest not hex": {func(r *Record) { r.ArgsSHA256 = strings.Repeat("g", 64) }, ErrInvalidRecord},
 		"args digest base64":  {func(r *Record) { r.ArgsSHA256 = "47DEQpj8HBSa-_TImW-5JCeuQeRkm5NMpJWZG3hSuFU" }, ErrInvalidRecord},
+		"unenforced allow":    {func(r *Record) { r.Unenforced = true }, ErrInvalidRecord},
 	} {
 		r := ok()
 		tc.mut(&r)
@@ -255,5 +256,29 @@ func TestAppendTimeMatchesLayout(t *testing.T) {
 		if want := "x" + tm.UTC().Format(timeLayout); got != want {
 			t.Fatalf("appendTime(%v) = %q, want %q", tm, got, want)
 		}
+	}
+}
+
+// TestUnenforcedDenial: a report-only route's denial is written with
+// "enforced":false right after its decision, and reads back as such; an
+// enforced one carries no such member.
+func TestUnenforcedDenial(t *testing.T) {
+	t.Parallel()
+	r := Record{Seq: 1, Stream: "s", Time: t0, Kind: KindDecision, Decision: Deny, Unenforced: true, Reason: "insufficient_scope: repository:write"}
+	line, _, err := AppendLine(nil, [32]byte{}, &r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(line, []byte(`"decision":"deny","enforced":false,"reason":`)) {
+		t.Fatalf("line %s does not say enforced:false after the decision", line)
+	}
+	back, err := ParseLine(line)
+	if err != nil || !back.Unenforced || back.Decision != Deny {
+		t.Fatalf("ParseLine = %+v, %v", back, err)
+	}
+	r.Unenforced = false
+	line, _, _ = AppendLine(nil, [32]byte{}, &r)
+	if bytes.Contains(line, []byte("enforced")) {
+		t.Fatalf("an enforced denial names enforced: %s", line)
 	}
 }

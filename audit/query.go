@@ -255,7 +255,8 @@ func (p *jsonPrinter) Flush() error { return p.w.Flush() }
 //	2026-03-01T12:00:00Z  outcome   reviewer, child of orchestrator, acting for alice  tools/call read_file   200     512 B, 3.1 ms
 //	2026-03-01T12:00:02Z  deny      reviewer, child of orchestrator, acting for alice  tools/call write_file  403     insufficient_scope: repository:write
 //
-// DECISION is allow or deny for decisions and junk summaries, else the
+// DECISION is allow or deny for decisions and junk summaries ("deny (not
+// enforced)" for a report_only route's denial), else the
 // record's kind. WHO is the chain, current actor first, and the user it
 // acts for, by the names names knows (ids otherwise; names may be nil).
 // WHAT is the MCP method and tool, or the HTTP method and path; an outcome
@@ -302,6 +303,9 @@ func (p *tablePrinter) Print(e *Entry) error {
 	decision := string(r.Decision)
 	if decision == "" {
 		decision = string(r.Kind)
+	}
+	if r.Unenforced {
+		decision += " (not enforced)" // report_only: forwarded all the same
 	}
 	status := ""
 	if r.Status != 0 {

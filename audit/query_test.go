@@ -235,3 +235,18 @@ func TestQueryPartialAndMalformed(t *testing.T) {
 		break
 	}
 }
+
+// TestTableUnenforced: a report_only denial reads "deny (not enforced)"
+// in the table, so nobody mistakes it for a request that was refused.
+func TestTableUnenforced(t *testing.T) {
+	t.Parallel()
+	var b bytes.Buffer
+	p := NewTablePrinter(&b, nil)
+	_ = p.Print(&Entry{Record: Record{Time: t0, Kind: KindDecision, Decision: Deny, Unenforced: true, Actor: "agt_r", Status: 403, Reason: "insufficient_scope: x:y"}})
+	_ = p.Print(&Entry{Record: Record{Time: t0, Kind: KindDecision, Decision: Deny, Actor: "agt_r", Status: 403, Reason: "insufficient_scope: x:y"}})
+	_ = p.Flush()
+	rows := strings.Split(strings.TrimRight(b.String(), "\n"), "\n")
+	if len(rows) != 3 || !strings.Contains(rows[1], "deny (not enforced)") || strings.Contains(rows[2], "not enforced") {
+		t.Fatalf("table:\n%s", b.String())
+	}
+}

@@ -49,9 +49,9 @@ const (
 // # Encoding
 //
 // A record is encoded once, as one line of JSON, with its members in exactly
-// this order, each omitted when empty (zero, "", or an empty list):
+// this order, each omitted when empty (zero, "", false, or an empty list; enforced is written only as false):
 //
-//	seq stream time prev kind decision reason request_id sub actor agents
+//	seq stream time prev kind decision enforced reason request_id sub actor agents
 //	chain client_id jti method host path mcp_method tool args_sha256 args
 //	status bytes duration_ms count ids sig hash
 //
@@ -110,6 +110,13 @@ type Record struct {
 	Decision  Decision // decision records (and summaries: deny)
 	Reason    string   // public reason of a denial; summary: what was counted
 	RequestID string   // links a decision to its outcome
+
+	// Unenforced marks a denial that was decided and recorded but not
+	// enforced: the route is report-only, and the request was forwarded
+	// (its outcome record follows). Encoded as `"enforced":false` right
+	// after decision, only on decision records that deny; an enforced
+	// decision omits the member.
+	Unenforced bool
 
 	Sub      string   // the user the chain acts for (usr_…)
 	Actor    string   // the current actor: last of Agents

@@ -16,7 +16,11 @@
 #      M  kavach MCP route (`tool` rules) + reverse_proxy, tools/call, cached token
 #      L0, L  the same with tools/list: the gateway filters the answer (4 tools
 #         to the token's 2)
-#    interleaved A B C D E M0 M L0 L (under load) then A B C L0 L (one
+#      R  as B with a rate limit (`rate 1000000/s per agent`) the requests
+#         stay under, buckets in memory: budget <= 1 us of gateway CPU added
+#      RD as D (cluster mode) with the same limit, buckets in Redis: one
+#         round trip per request (counted with Redis' INFO commandstats)
+#    interleaved A B C D E M0 M L0 L R RD (under load) then A B C L0 L (one
 #    connection), ROUNDS times.
 # 3. gateway: BenchmarkDecideCached (the cache-hit decision alone), and
 #    bench/caddy_test.go: the kavach handler in Caddy's handler chain without
@@ -40,7 +44,10 @@
 # with the demo server's bytes; sdk: demo/server itself, official MCP Go
 # SDK, stateless: realistic, but its CPU cost bounds both M and M0),
 # BENCH_NICE (0; e.g. -10, as root, gives the measured processes priority
-# over the rest of a shared machine: less noise, at the others' expense).
+# over the rest of a shared machine: less noise, at the others' expense),
+# BENCH_ONLY (empty: everything; R: only configuration R and what it is
+# compared with, A B D R RD, plus the limiter's micro-benchmark: a quick
+# look at the rate limit's cost).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -54,6 +61,8 @@ TRAIL_RECORDS=${TRAIL_RECORDS:-200000}
 MCP_UPSTREAM=${MCP_UPSTREAM:-canned}
 case $MCP_UPSTREAM in canned | sdk) ;; *) echo "bench: MCP_UPSTREAM is canned or sdk" >&2; exit 1 ;; esac
 [[ $TRAIL_RECORDS =~ ^[1-9][0-9]*$ ]] || { echo "bench: TRAIL_RECORDS must be a positive integer" >&2; exit 1; }
+ONLY=${BENCH_ONLY:-}
+case $ONLY in "" | R) ;; *) echo "bench: BENCH_ONLY is empty or R" >&2; exit 1 ;; esac
 out=$(mktemp -d)
 pids=() # every process this script starts, killed by pid on any exit
 cleanup() {
@@ -71,6 +80,7 @@ trap 'exit 143' TERM
 
 median() { sort -n | awk '{a[NR]=$1} END {if (NR==0) exit 1; if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
 
+if [ "$ONLY" != R ]; then
 echo "== token: full Verify vs raw ed25519.Verify (uncached decision budget: <= 1.35x)"
 go test -c -o "$out/token.test" ./token/ >/dev/null
 for i in $(seq 1 "$ROUNDS"); do
@@ -86,6 +96,7 @@ printf '%-28s %12s %10s\n' "benchmark (median of $ROUNDS)" "ns/op" "allocs/op"
 printf '%-28s %12.0f %10s\n' "Verify (full)" "$v" "$va"
 printf '%-28s %12.0f %10s\n' "ed25519.Verify (raw)" "$r" "0"
 awk -v v="$v" -v r="$r" 'BEGIN {printf "ratio Verify/raw            %12.2fx  (budget <= 1.35x)\n", v/r}'
+fi
 
 # ---------------------------------------------------------------------------
 # 2. The gateway over HTTP.
@@ -162,11 +173,13 @@ else
 fi
 
 PA=$(free_port); PB=$(free_port); PM=$(free_port); PD=$(free_port); PM2=$(free_port); PR=$(free_port)
-PE=$(free_port); PM3=$(free_port); PMA=$(free_port); PMB=$(free_port)
+PE=$(free_port); PM3=$(free_port); PMA=$(free_port); PMB=$(free_port); PRM=$(free_port); PRR=$(free_port)
 RES=http://127.0.0.1:$PB/api
 RESD=http://127.0.0.1:$PD/api
 RESE=http://127.0.0.1:$PE/api
 RESM=http://127.0.0.1:$PMB/mcp
+RESR=http://127.0.0.1:$PRM/api
+RESRD=http://127.0.0.1:$PRR/api
 cat >Caddyfile <<CF
 {
 	admin 127.0.0.1:$PM
@@ -208,10 +221,19 @@ http://127.0.0.1:$PMB {
 	}
 	reverse_proxy /mcp* $MCPUP
 }
+# R: B's route with a rate limit the requests stay under (memory buckets)
+http://127.0.0.1:$PRM {
+	kavach /api/* {
+		resource $RESR
+		scope GET /api/* bench:read
+		rate 1000000/s per agent
+	}
+	reverse_proxy $UP
+}
 CF
 GOMAXPROCS=1 nice -n "$NICE" taskset -c 0 "$KAVACH" run --config Caddyfile --adapter caddyfile >gateway.log 2>&1 &
 pids+=($!); gw_pid=$!
-if ! wait_port "$PA" "$gw_pid" || ! wait_port "$PB" "$gw_pid" || ! wait_port "$PMB" "$gw_pid"; then
+if ! wait_port "$PA" "$gw_pid" || ! wait_port "$PB" "$gw_pid" || ! wait_port "$PMB" "$gw_pid" || ! wait_port "$PRM" "$gw_pid"; then
   tail -20 gateway.log >&2; echo "bench: bin/kavach did not start" >&2; exit 1
 fi
 
@@ -240,10 +262,19 @@ http://127.0.0.1:$PD {
 	}
 	reverse_proxy $UP
 }
+# RD: D's route with R's rate limit, its buckets in Redis
+http://127.0.0.1:$PRR {
+	kavach /api/* {
+		resource $RESRD
+		scope GET /api/* bench:read
+		rate 1000000/s per agent
+	}
+	reverse_proxy $UP
+}
 CF
 XDG_DATA_HOME=$out/xdg2 XDG_CONFIG_HOME=$out/xdg2 GOMAXPROCS=1 nice -n "$NICE" taskset -c 0 "$KAVACH" run --config Caddyfile.redis --adapter caddyfile >gateway2.log 2>&1 &
 pids+=($!); gw2_pid=$!
-wait_port "$PD" "$gw2_pid" || { tail -20 gateway2.log >&2; echo "bench: the Redis-mode bin/kavach did not start" >&2; exit 1; }
+{ wait_port "$PD" "$gw2_pid" && wait_port "$PRR" "$gw2_pid"; } || { tail -20 gateway2.log >&2; echo "bench: the Redis-mode bin/kavach did not start" >&2; exit 1; }
 
 # E: a third gateway, the same as B's but with the audit trail on: no
 # `audit` option, so the default, a file sink in Caddy's data directory
@@ -275,12 +306,16 @@ mint() { ./mint -key key.jwk -iss "$ISS" -aud "$RES" -scope bench:read "$@"; }
 TOKEN=$(mint -n 1)
 TOKEN_D=$(./mint -key key.jwk -iss "$ISS" -aud "$RESD" -scope bench:read -n 1)
 TOKEN_E=$(./mint -key key.jwk -iss "$ISS" -aud "$RESE" -scope bench:read -n 1)
+TOKEN_R=$(./mint -key key.jwk -iss "$ISS" -aud "$RESR" -scope bench:read -n 1)
+TOKEN_RD=$(./mint -key key.jwk -iss "$ISS" -aud "$RESRD" -scope bench:read -n 1)
 # MCP: the route's scope and two of the four tools (read_diff, read_file).
 TOKEN_M=$(./mint -key key.jwk -iss "$ISS" -aud "$RESM" -scope "mcp:bench pullrequest:read repository:read" -n 1)
 UA=http://127.0.0.1:$PA/api/x
 UB=http://127.0.0.1:$PB/api/x
 UD=http://127.0.0.1:$PD/api/x
 UE=http://127.0.0.1:$PE/api/x
+UR=http://127.0.0.1:$PRM/api/x
+URD=http://127.0.0.1:$PRR/api/x
 UMA=http://127.0.0.1:$PMA/mcp
 UMB=$RESM
 # The setup answers as it should before anything is measured.
@@ -300,6 +335,31 @@ curl -sf --max-time 5 "http://127.0.0.1:$PM2/metrics" | grep -q '^kavach_revocat
   || { tail -20 gateway2.log >&2; echo "bench: the Redis-mode gateway does not report a fresh revocation set" >&2; exit 1; }
 expect 401 "$UE"
 expect 200 -H "Authorization: Bearer $TOKEN_E" "$UE"
+expect 401 "$UR"
+expect 200 -H "Authorization: Bearer $TOKEN_R" "$UR"
+# RD: every request under the limit is one Redis round trip (the limiter's
+# EVALSHA; the first request of a process may add one EVAL that loads the
+# script), counted by Redis itself.
+evalcalls() { # evalcalls: EVAL + EVALSHA calls Redis has served
+  python3 - "$PR" <<'PY'
+import socket, sys, re
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5)
+s.sendall(b"*2\r\n$4\r\nINFO\r\n$12\r\ncommandstats\r\n")
+buf = b""
+while True:
+    buf += s.recv(65536)
+    head, _, rest = buf.partition(b"\r\n")
+    if head.startswith(b"$") and len(rest) >= int(head[1:]):
+        break
+print(sum(int(n) for n in re.findall(rb"cmdstat_eval(?:sha)?:calls=(\d+)", rest)))
+PY
+}
+expect 200 -H "Authorization: Bearer $TOKEN_RD" "$URD"
+ev0=$(evalcalls) || { echo "bench: could not read Redis INFO commandstats" >&2; exit 1; }
+for _ in $(seq 1 50); do expect 200 -H "Authorization: Bearer $TOKEN_RD" "$URD"; done
+ev1=$(evalcalls)
+rd_trips=$(awk -v a="$ev0" -v b="$ev1" 'BEGIN {printf "%.2f", (b - a) / 50}')
+echo "RD: $rd_trips Redis round trips (EVAL/EVALSHA) per request under the limit (50 requests)"
 # MCP: the requests bench/mcp.lua sends (JSON-RPC POSTs, stateless).
 rpc() { # rpc METHOD [TOOL]: curl arguments of a JSON-RPC POST
   local body='{"jsonrpc":"2.0","id":1,"method":"tools/list"}'
@@ -395,7 +455,7 @@ wrk_run() {
 fresh_tokens() { # fresh_tokens FILE RATE SECONDS
   mint -out - -n "$(awk -v r="$2" -v d="$3" 'BEGIN {printf "%d\n", r * d * 2 + 2000}')" >"$1"
 }
-declare -A URL=([A]=$UA [B]=$UB [C]=$UB [D]=$UD [E]=$UE [M0]=$UMA [M]=$UMB [L0]=$UMA [L]=$UMB)
+declare -A URL=([A]=$UA [B]=$UB [C]=$UB [D]=$UD [E]=$UE [M0]=$UMA [M]=$UMB [L0]=$UMA [L]=$UMB [R]=$UR [RD]=$URD)
 args() { # args CONFIG TOKENFILE: wrk arguments of a configuration
   case $1 in
     # A carries the same token: clients send it either way, so the ratio
@@ -404,6 +464,8 @@ args() { # args CONFIG TOKENFILE: wrk arguments of a configuration
     A | B) printf '%s\n' -H "Authorization: Bearer $TOKEN" ;;
     D) printf '%s\n' -H "Authorization: Bearer $TOKEN_D" ;;
     E) printf '%s\n' -H "Authorization: Bearer $TOKEN_E" ;;
+    R) printf '%s\n' -H "Authorization: Bearer $TOKEN_R" ;;
+    RD) printf '%s\n' -H "Authorization: Bearer $TOKEN_RD" ;;
     C) printf '%s\n' -s "$ROOT/bench/fresh.lua" -- "$2" 1 ;;
     # The bare MCP runs carry the token too, as A does.
     M0 | M) printf '%s\n' -H "Authorization: Bearer $TOKEN_M" -s "$ROOT/bench/mcp.lua" -- call ;;
@@ -422,7 +484,7 @@ best_rate() { # best_rate CONNS FACTSFILE: keep the highest B rate at CONNS in c
 one() {
   local cfg=$1 conns=$2 secs=$3 name=$4 a
   case $cfg in
-    D) cur_gw=$gw2_pid cur_pm=$PM2 ;;
+    D | RD) cur_gw=$gw2_pid cur_pm=$PM2 ;;
     E) cur_gw=$gw3_pid cur_pm=$PM3 ;;
     *) cur_gw=$gw_pid cur_pm=$PM ;;
   esac
@@ -461,7 +523,7 @@ wrk_run warm "$CONNS" 2 "$UB" -s "$ROOT/bench/fresh.lua" -- warm.tok 1
 # 85 MB of live heap): that heap makes every garbage collection longer for
 # every route of the process. Fill it before round 1, so that every round
 # measures the same steady state instead of a heap that grows over the run.
-if [ "${FILL_CACHE:-1}" = 1 ]; then
+if [ "${FILL_CACHE:-1}" = 1 ] && [ "$ONLY" != R ]; then
   mint -out - -n 70000 >fill.tok
   secs=$(awk -v r="$(awk '{print $1}' warm.facts)" 'BEGIN {s = int(70000 / r * 1.15) + 1; print (s > 40 ? 40 : s)}')
   echo "filling the verify cache (70,000 fresh tokens, ${secs} s)…"
@@ -483,16 +545,60 @@ if [ "${FILL_CACHE:-1}" = 1 ]; then
 fi
 for i in $(seq 1 "$ROUNDS"); do
   echo "round $i/$ROUNDS"
-  for cfg in A B C D E M0 M L0 L; do
+  cfgs="A B C D E M0 M L0 L R RD"; [ "$ONLY" != R ] || cfgs="A B D R RD"
+  for cfg in $cfgs; do
     one "$cfg" "$CONNS" "$DURATION" "r$i"
     show "$cfg c$CONNS" "r$i.$cfg.facts"
   done
+  [ "$ONLY" != R ] || continue
   for cfg in A B C L0 L; do
     one "$cfg" 1 "$LAT_DURATION" "l$i"
     mv "l$i.$cfg.facts" "r$i.${cfg}1.facts"
     show "$cfg c1" "r$i.${cfg}1.facts"
   done
 done
+# The memory limiter's Take alone (package ratelimit): one bucket under its
+# limit, the cost R adds besides the route's own work.
+rate_micro() {
+  (cd "$ROOT" && go test -c -o "$out/ratelimit.test" ./ratelimit/) >/dev/null || { echo "bench: ./ratelimit does not build" >&2; exit 1; }
+  nice -n "$NICE" taskset -c 0 "$out/ratelimit.test" -test.run '^$' -test.bench '^BenchmarkMemoryTake$' -test.benchmem -test.cpu 1 -test.count "$ROUNDS" \
+    >"$out/ratelimit.txt" 2>&1 || { cat "$out/ratelimit.txt" >&2; echo "bench: BenchmarkMemoryTake failed" >&2; exit 1; }
+  rtn=$(awk '$1 ~ /^BenchmarkMemoryTake(-[0-9]+)?$/ {print $3}' "$out/ratelimit.txt" | median) \
+    || { cat "$out/ratelimit.txt" >&2; echo "bench: BenchmarkMemoryTake did not run" >&2; exit 1; }
+  rta=$(awk '$1 ~ /^BenchmarkMemoryTake(-[0-9]+)?$/ {print $7}' "$out/ratelimit.txt" | median)
+  # The admission of a cached-token request with and without a limit.
+  (cd "$ROOT" && go test -c -o "$out/gwrate.test" ./gateway/) >/dev/null || { echo "bench: ./gateway does not build" >&2; exit 1; }
+  nice -n "$NICE" taskset -c 0 "$out/gwrate.test" -test.run '^$' -test.bench '^BenchmarkAdmitRateLimit$' -test.benchmem -test.cpu 1 -test.count "$ROUNDS" \
+    >"$out/gwrate.txt" 2>&1 || { cat "$out/gwrate.txt" >&2; echo "bench: BenchmarkAdmitRateLimit failed" >&2; exit 1; }
+  ran=$(awk '$1 ~ /^BenchmarkAdmitRateLimit\/none(-[0-9]+)?$/ {print $3}' "$out/gwrate.txt" | median)
+  ram=$(awk '$1 ~ /^BenchmarkAdmitRateLimit\/memory(-[0-9]+)?$/ {print $3}' "$out/gwrate.txt" | median)
+  raa=$(awk '$1 ~ /^BenchmarkAdmitRateLimit\/memory(-[0-9]+)?$/ {print $7}' "$out/gwrate.txt" | median)
+  radd=$(awk -v m="$ram" -v n="$ran" 'BEGIN {print m - n}')
+}
+rate_lines() { # the table lines of R and RD (line, pair, span, rverdict, verdict: defined by the caller)
+  line "R rate limit, memory: req/s vs B (c$CONNS)" "$(printf '%.3fx' "$(pair R B 1 /)")" "$(span R B 1 / %.2f)" "(info)" ""
+  line "R rate limit, memory: gateway CPU added vs B" "$(printf '%+.2f us/req' "$(pair R B 7 -)")" "$(span R B 7 - %+.1f)" "<= 1 us" "$(rverdict R B 7 - '<=' 1)"
+  line "R limiter Take (BenchmarkMemoryTake)" "$(printf '%.0f ns, %s allocs' "$rtn" "$rta")" "" "<= 1000 ns" "$(verdict "$rtn" '<=' 1000)"
+  line "R admission with a limit - without (Admit)" "$(printf '%+.0f ns, %s allocs' "$radd" "$raa")" "" "<= 1000 ns" "$(verdict "$radd" '<=' 1000)"
+  line "RD rate limit, Redis: req/s vs D (c$CONNS)" "$(printf '%.3fx' "$(pair RD D 1 /)")" "$(span RD D 1 / %.2f)" "(info)" ""
+  line "RD rate limit, Redis: gateway CPU added vs D" "$(printf '%+.1f us/req' "$(pair RD D 7 -)")" "$(span RD D 7 - %+.1f)" "(info)" ""
+  line "RD Redis round trips per request" "$rd_trips" "" "<= 1" "$(verdict "$rd_trips" '<=' 1)"
+}
+if [ "$ONLY" = R ]; then
+  rate_micro
+  col() { local i; for i in $(seq 1 "$ROUNDS"); do awk -v f="$2" '{print $f}' "r$i.$1.facts"; done; }
+  perround() { local i; for i in $(seq 1 "$ROUNDS"); do paste -d' ' "r$i.$1.facts" "r$i.$2.facts" | awk -v f="$3" -v op="$4" -v n="$(awk '{print NF}' "r$i.$1.facts")" '{x = $f; a = $(n + f); print (op == "/" ? x / a : x - a)}'; done; }
+  pair() { perround "$@" | median; }
+  span() { perround "$1" "$2" "$3" "$4" | sort -g | awk -v fmt="$5" 'NR == 1 {lo = $1} {hi = $1} END {printf fmt ".." fmt "\n", lo, hi}'; }
+  verdict() { awk -v x="$1" -v op="$2" -v t="$3" 'BEGIN {ok = (op == ">=" ? x >= t : x <= t); print (ok ? "ok" : "MISSED")}'; }
+  rverdict() { verdict "$(pair "$1" "$2" "$3" "$4")" "$5" "$6"; }
+  line() { printf '%-46s %18s %15s %11s  %s\n' "$@"; }
+  echo
+  echo "== make bench BENCH_ONLY=R: configuration R, medians of $ROUNDS interleaved rounds"
+  line "measure" "median" "rounds" "target" "verdict"
+  rate_lines
+  exit 0
+fi
 decisions=$(metric 'kavach_decisions_total{outcome="allowed"}')
 
 fresh_d=$(curl -sf --max-time 5 "http://127.0.0.1:$PM2/metrics" | awk '$1 == "kavach_revocation_fresh" {print $2}')
@@ -532,6 +638,10 @@ grep '^Benchmark' "$out/decide.txt"
 dn=$(awk '$1 ~ /^BenchmarkDecideCached(-[0-9]+)?$/ {print $3}' "$out/decide.txt" | median) \
   || { cat "$out/decide.txt" >&2; echo "bench: BenchmarkDecideCached did not run" >&2; exit 1; }
 da=$(awk '$1 ~ /^BenchmarkDecideCached(-[0-9]+)?$/ {print $7}' "$out/decide.txt" | median)
+echo
+echo "== ratelimit: BenchmarkMemoryTake (one bucket under its limit; R's budget <= 1 us, 0 allocs)"
+rate_micro
+grep '^Benchmark' "$out/ratelimit.txt"
 
 echo
 echo "== kavach in Caddy's handler chain, no network (respond instead of reverse_proxy; GOMAXPROCS=1, core 0)"
@@ -725,6 +835,7 @@ line "M MCP tools/call: gateway CPU added" "$(printf '%+.1f us/call' "$(pair M M
 line "L MCP tools/list (4 tools -> 2): vs bare L0" "$(printf '%.3fx' "$(pair L L0 1 /)")" "$(span L L0 1 / %.2f)" "(info)" ""
 line "L MCP tools/list: added p50 / p99, 1 conn." "$(printf '%+.3f/%+.3f ms' "$(pair L1 L01 2 -)" "$(pair L1 L01 3 -)")" "$(span L1 L01 2 - %+.2f)" "(info)" ""
 line "L MCP tools/list: gateway CPU added" "$(printf '%+.1f us/list' "$(pair L L0 7 -)")" "$(span L L0 7 - %+.1f)" "(info)" ""
+rate_lines
 line "L tools/list filter alone (L-L0 - (M-M0))" "$(printf '%+.1f us/list' "$(awk -v l="$(pair L L0 7 -)" -v m="$(pair M M0 7 -)" 'BEGIN {print l - m}')")" "" "(info)" ""
 arange() { sort -g "$@" | awk 'NR == 1 {lo = $1} {hi = $1} END {printf "%.0fk..%.0fk\n", lo / 1000, hi / 1000}'; }
 for b in async durable; do

@@ -95,6 +95,9 @@ func (h *Handler) Validate() error {
 	if h.AuditRequired && h.app.AuditOff() {
 		return fmt.Errorf("route %s has `audit required` but the global audit option is off", h.Resource)
 	}
+	if h.ReportOnly && h.app.AuditOff() {
+		return fmt.Errorf("route %s is report_only, which records would-be denials in the audit trail, but the global audit option is off", h.Resource)
+	}
 	return nil
 }
 
@@ -136,6 +139,10 @@ func (h *Handler) enforce(w http.ResponseWriter, r *http.Request, next caddyhttp
 	h.app.rt.Gateway().Admit(h.route, gateway.Request{HTTP: r, ClientIP: ip}, &a)
 	if h.logger.Enabled(r.Context(), slog.LevelDebug) {
 		h.logger.LogAttrs(r.Context(), slog.LevelDebug, "kavach decision", decisionAttrs(&a)...)
+	}
+	if a.WouldDeny != "" {
+		// report_only: the denial the trail records as not enforced.
+		h.logger.LogAttrs(r.Context(), slog.LevelInfo, "kavach would deny (report_only: forwarded)", wouldDenyAttrs(&a)...)
 	}
 	if !a.Allowed() {
 		if a.Deny(w, h.route) {
@@ -196,6 +203,14 @@ func decisionAttrs(a *gateway.Admission) []slog.Attr {
 		attrs = append(attrs, slog.String("request_id", a.RequestID))
 	}
 	return attrs
+}
+
+// wouldDenyAttrs are the log's view of a denial report_only forwarded.
+func wouldDenyAttrs(a *gateway.Admission) []slog.Attr {
+	d := &a.Relaxed
+	return []slog.Attr{slog.String("would_deny", string(d.Outcome)), slog.Int("would_status", d.Status),
+		slog.String("reason", d.TrailReason()), slog.String("jti", a.Token.ID), slog.String("actor", a.Identity.Actor),
+		slog.String("request_id", a.RequestID)}
 }
 
 // accessLogged reports whether the request's server writes access logs

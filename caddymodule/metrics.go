@@ -34,6 +34,19 @@ var (
 		Name:      "verify_cache_total",
 		Help:      "Verified-token cache lookups by result (hit or miss).",
 	}, []string{"result"})
+	// The limit label is the limit as configured ("5/m per agent burst
+	// 5"), or "token" for every token-carried limit: bounded by the
+	// configuration, never a principal or a token's choice.
+	metricRateLimited = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "kavach",
+		Name:      "rate_limited_total",
+		Help:      "Requests refused by a rate limit (result limited: 429 or, on a report_only route, forwarded; unavailable: the Redis of the buckets did not answer), by limit.",
+	}, []string{"limit", "result"})
+	metricWouldDeny = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "kavach",
+		Name:      "report_only_would_deny_total",
+		Help:      "Requests a report_only route forwarded that enforcement would have denied, by the outcome they would have had.",
+	}, []string{"outcome"})
 )
 
 // revocationGauges report the revocation set of one config's node. They
@@ -78,7 +91,7 @@ func registerMetrics(ctx caddy.Context, rt *node.Runtime) {
 	if reg == nil {
 		return
 	}
-	for _, c := range append([]prometheus.Collector{metricDecisions, metricVerify, metricCache}, revocationGauges(rt)...) {
+	for _, c := range append([]prometheus.Collector{metricDecisions, metricVerify, metricCache, metricRateLimited, metricWouldDeny}, revocationGauges(rt)...) {
 		if err := reg.Register(c); err != nil {
 			var already prometheus.AlreadyRegisteredError
 			if !errors.As(err, &already) {
@@ -104,6 +117,16 @@ func (decisionMetrics) Observe(d *gateway.Decision) {
 		c, _ = outcomes.LoadOrStore(d.Outcome, metricDecisions.WithLabelValues(string(d.Outcome)))
 	}
 	c.(prometheus.Counter).Inc()
+	if d.WouldDeny != "" {
+		metricWouldDeny.WithLabelValues(string(d.WouldDeny)).Inc()
+	}
+	if d.Limit != nil {
+		result := "limited"
+		if d.Outcome == gateway.RateLimitUnavailable {
+			result = "unavailable"
+		}
+		metricRateLimited.WithLabelValues(gateway.LimitLabel(d.Limit), result).Inc()
+	}
 	switch {
 	case d.Cached:
 		cacheHit.Inc()

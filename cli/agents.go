@@ -105,7 +105,7 @@ func agentCreateCommand(f *adminFlags, child bool) *cobra.Command {
 	}
 	c.Flags().StringArrayVar(&scopes, "scope", nil, "scope (repeatable, or space-separated)")
 	c.Flags().DurationVar(&ttl, "ttl", 0, "lifetime of the agent (default 24h; a child's at most its parent's)")
-	c.Flags().StringArrayVar(&cnst, "constraint", nil, "constraint name=value: hosts, cidrs, methods, paths (comma-separated), max_body, audit=required, args=<JSON>")
+	c.Flags().StringArrayVar(&cnst, "constraint", nil, "constraint name=value: hosts, cidrs, methods, paths (comma-separated), max_body, audit=required, rate=<n>/<s|m|h>, args=<JSON>")
 	c.Flags().StringArrayVar(&argLines, "arg", nil, `argument rule "<tool> <argument> <facet> <value…>" (repeatable), e.g. "read_file path /repo/*"`)
 	c.Flags().StringVar(&pubFile, "public-key", "", "public JWK file for private_key_jwt (no secret is issued)")
 	return c

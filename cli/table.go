@@ -178,5 +178,8 @@ func constraintsCell(a *admin.Agent) string {
 	if c.Audit != "" {
 		parts = append(parts, "audit="+cell(string(c.Audit)))
 	}
+	if c.Rate != "" {
+		parts = append(parts, "rate="+cell(string(c.Rate)))
+	}
 	return strings.Join(parts, " ")
 }

@@ -33,7 +33,8 @@ issuer's /oauth/token endpoint mints tokens.
       agents, the last one being the current actor.
       Constraints: hosts=a.example,*.corp.example  cidrs=10.0.0.0/8
       methods=GET,POST  paths=/mcp,/api/*  max_body=5242880
-      audit=required  args=<kvc.cnst.args JSON>
+      audit=required  rate=60/m (per agent, on every route)
+      args=<kvc.cnst.args JSON>
       Argument rules, one per --arg: "read_file path /repo/*",
       "fetch url host *.corp.example", "deploy env enum dev staging",
       "pay amount range 0 100", "post body maxlen 2000" (README:
@@ -181,6 +182,11 @@ func setConstraint(c *policy.Constraints, kv string) error {
 			return fmt.Errorf("constraint max_body: %q is not a positive number of bytes", value)
 		}
 		c.MaxBody = policy.ByteLimit(n)
+	case "rate":
+		c.Rate = policy.RateLimit(value)
+		if err := c.Validate(); err != nil {
+			return fmt.Errorf("constraint %w", err)
+		}
 	case "audit":
 		if value != string(policy.AuditRequired) {
 			return fmt.Errorf("constraint audit: only %q is valid", policy.AuditRequired)
@@ -194,7 +200,7 @@ func setConstraint(c *policy.Constraints, kv string) error {
 		}
 		c.Args = a.Inherit(c.Args)
 	default:
-		return fmt.Errorf("unknown constraint %q (hosts, cidrs, methods, paths, max_body, audit, args)", name)
+		return fmt.Errorf("unknown constraint %q (hosts, cidrs, methods, paths, max_body, audit, args, rate)", name)
 	}
 	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 	"unsafe"
 
+	"github.com/kavachgate/kavach/ratelimit"
 	"github.com/kavachgate/kavach/token"
 )
 
@@ -33,6 +34,8 @@ type cacheShard struct {
 type Verified struct {
 	Token    *token.Token
 	Identity Identity
+	// rate is the token's own rate limit (kvc.cnst.rate), compiled once.
+	rate *ratelimit.Limit
 }
 
 // NewCache returns a cache of at most size entries (DefaultCacheSize when

@@ -10,6 +10,7 @@ import (
 
 	"github.com/kavachgate/kavach/mcp"
 	"github.com/kavachgate/kavach/policy"
+	"github.com/kavachgate/kavach/ratelimit"
 )
 
 // RouteConfig is a protected route as an operator writes it: the JSON
@@ -58,6 +59,53 @@ type RouteConfig struct {
 	// upstream does not read paths that way. Caddyfile:
 	// `allow_path_params`. Default: false.
 	AllowPathParams bool `json:"allow_path_params,omitempty"`
+
+	// RateLimits are token buckets per principal (see package ratelimit):
+	// each limit is `rate <n>/<s|m|h> per <agent|root|user> [burst <b>]`,
+	// n requests per window refilled, at most b (default n) at once.
+	// Every limit applies; a request over any of them is 429 with
+	// Retry-After and the RateLimit-Policy / RateLimit headers, and is
+	// not forwarded. Only requests that would otherwise be allowed are
+	// counted (denials spend no budget). Buckets live in the process, or
+	// in Redis when the kavach app has one (shared by the cluster).
+	// Default: none.
+	RateLimits []RateLimitConfig `json:"rate_limits,omitempty"`
+
+	// RateLimitFail is the answer when the Redis holding the buckets does
+	// not answer in time: "closed" (503 with Retry-After, nothing
+	// forwarded) or "open" (forwarded uncounted, but only while Redis
+	// answered within the revocation max_staleness; past that, closed).
+	// Caddyfile: `rate_limit_fail open|closed`. Default: closed.
+	RateLimitFail string `json:"rate_limit_fail,omitempty"`
+
+	// ReportOnly decides and records every request as usual but forwards
+	// those denied only by authorization policy: scopes, route rules,
+	// MCP tool/resource/prompt rules, the token's cidrs, hosts, methods
+	// and paths, and rate limits. Their decision records say
+	// `"decision":"deny","enforced":false`. Everything that proves who is
+	// asking or keeps the request well-formed stays enforced: a missing,
+	// invalid, expired, revoked or wrong-audience token is still 401, a
+	// stale revocation set or unreachable trail 503, a bad path 400, a
+	// body over a limit 413, a foreign Origin and a session of another
+	// chain 403. Needs the audit trail on. Caddyfile: `report_only`.
+	// Default: false (enforced).
+	ReportOnly bool `json:"report_only,omitempty"`
+}
+
+// RateLimitConfig is one `rate` line.
+type RateLimitConfig struct {
+	// Rate is "<n>/<s|m|h>": n requests per second, minute or hour.
+	Rate string `json:"rate"`
+	// Per is whose requests share a bucket: "agent" (the current actor),
+	// "root" (the chain's root agent or client: it and all its children)
+	// or "user" (sub: every agent of the user).
+	Per string `json:"per"`
+	// Burst is the most requests let through at once. Default: n.
+	Burst int64 `json:"burst,omitempty"`
+	// Tool, on an MCP route, limits only the tools/call requests of this
+	// tool (`rate 10/m per agent tool post_comment`). Default: every
+	// request of the route.
+	Tool string `json:"tool,omitempty"`
 }
 
 // MCPConfig is the MCP part of a route.
@@ -118,6 +166,36 @@ func NewRoute(cfg *RouteConfig, sessions mcp.SessionStore) (*Route, error) {
 		Rules:         cfg.Rules,
 		AuditRequired: cfg.AuditRequired,
 		PathOptions:   PathOptions{AllowParams: cfg.AllowPathParams},
+		ReportOnly:    cfg.ReportOnly,
+	}
+	switch cfg.RateLimitFail {
+	case "", "closed":
+	case "open":
+		rt.RateLimitFailOpen = true
+	default:
+		return nil, fmt.Errorf("rate_limit_fail %q: want open or closed", cfg.RateLimitFail)
+	}
+	if len(cfg.RateLimits) > ratelimit.MaxLimitsPerRoute {
+		return nil, fmt.Errorf("%d rate limits on one route: at most %d", len(cfg.RateLimits), ratelimit.MaxLimitsPerRoute)
+	}
+	seen := map[string]int{}
+	for _, c := range cfg.RateLimits {
+		l, err := c.Compile(cfg.Resource)
+		if err != nil {
+			return nil, err
+		}
+		if l.Tool != "" && cfg.MCP == nil {
+			return nil, fmt.Errorf("rate %s: a limit on a tool needs an MCP route", l)
+		}
+		if seen[l.String()] > 0 {
+			return nil, fmt.Errorf("rate %s is given twice", l)
+		}
+		seen[l.String()]++
+		if n := seen[l.Name]; n > 0 {
+			l.Name += "-" + strconv.Itoa(n+1)
+		}
+		seen[l.Per.String()]++
+		rt.Limits = append(rt.Limits, l)
 	}
 	if c := cfg.MCP; c != nil {
 		rt.MCP = &MCP{
@@ -138,6 +216,18 @@ func NewRoute(cfg *RouteConfig, sessions mcp.SessionStore) (*Route, error) {
 		return nil, err
 	}
 	return rt, nil
+}
+
+// Compile checks the line and makes its limit on the route of resource.
+func (c *RateLimitConfig) Compile(resource string) (*ratelimit.Limit, error) {
+	per, err := ratelimit.ParsePer(c.Per)
+	if err != nil {
+		return nil, fmt.Errorf("rate %s: %v", c.Rate, err)
+	}
+	if c.Burst < 0 {
+		return nil, fmt.Errorf("rate %s: burst %d is negative", c.Rate, c.Burst)
+	}
+	return ratelimit.NewToolLimit(c.Rate, per, c.Burst, c.Tool, resource)
 }
 
 // SiteServes reports whether a site with the address addr (a Caddy site

@@ -3,11 +3,13 @@ package gateway
 import (
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/kavachgate/kavach/internal/directive"
 	"github.com/kavachgate/kavach/mcp"
 	"github.com/kavachgate/kavach/policy"
+	"github.com/kavachgate/kavach/ratelimit"
 )
 
 // kavachForms are the two forms of the directive's scope line.
@@ -25,6 +27,9 @@ var mcpPatterns = map[string]string{"tool": "name|*", "prompt": "name|*", "resou
 //		scope <METHOD|*> <path> <scope…>      # required of matching requests
 //		audit required                        # decision records durable first
 //		allow_path_params                     # let `;` path parameters through (see AllowPathParams)
+//		rate <n>/<s|m|h> per <agent|root|user> [burst <n>] [tool <name>]  # a token bucket; several lines: all apply
+//		rate_limit_fail open|closed           # Redis not answering in time (default closed: 503)
+//		report_only                           # record policy denials (enforced: false), forward them
 //
 //		mcp                                   # an MCP route (DESIGN.md §4.1); with it:
 //		tool <name|*> <scope…> [{             # tools/call
@@ -54,6 +59,7 @@ func (cfg *RouteConfig) UnmarshalDirective(d directive.Reader, onResource func()
 		isMCP   bool
 		mcpLine bool
 		mcpErr  error // about the first MCP-only line, returned when `mcp` is missing
+		toolErr error // about the first `rate … tool` line, the same
 		rules   mcp.Rules
 		m       MCPConfig
 		err     error
@@ -158,8 +164,29 @@ func (cfg *RouteConfig) UnmarshalDirective(d directive.Reader, onResource func()
 			if err := parseScope(d, cfg); err != nil {
 				return err
 			}
+		case "rate":
+			if err := parseRate(d, cfg); err != nil {
+				return err
+			}
+			if c := cfg.RateLimits[len(cfg.RateLimits)-1]; c.Tool != "" && toolErr == nil {
+				toolErr = d.Errf("rate %s per %s tool %s: a limit on a tool needs an MCP route (an `mcp` line, or a resource ending in /mcp)", c.Rate, c.Per, c.Tool)
+			}
+		case "rate_limit_fail":
+			args := d.RemainingArgs()
+			if len(args) != 1 || (args[0] != "open" && args[0] != "closed") {
+				return d.Err("rate_limit_fail open|closed: what a rate-limited request gets when Redis does not answer in time (closed: 503, the default)")
+			}
+			if cfg.RateLimitFail != "" {
+				return d.Err("rate_limit_fail is given twice")
+			}
+			cfg.RateLimitFail = args[0]
+		case "report_only":
+			if d.NextArg() {
+				return d.Err("report_only takes no arguments")
+			}
+			cfg.ReportOnly = true
 		default:
-			return d.Errf("unknown kavach option %q (want resource, scope, audit, allow_path_params, mcp, tool, resource_uri, prompt, allowed_origins or audit_arguments)", opt)
+			return d.Errf("unknown kavach option %q (want resource, scope, audit, allow_path_params, rate, rate_limit_fail, report_only, mcp, tool, resource_uri, prompt, allowed_origins or audit_arguments)", opt)
 		}
 	}
 	if mcpErr != nil && !isMCP {
@@ -172,9 +199,55 @@ func (cfg *RouteConfig) UnmarshalDirective(d directive.Reader, onResource func()
 		m.Tools, m.Resources, m.Prompts = rules.Tools, rules.Resources, rules.Prompts
 		cfg.MCP = &m
 	}
+	if toolErr != nil && !isMCP {
+		return toolErr
+	}
 	if cfg.Resource == "" {
 		return d.Err("kavach: resource is required (the URL tokens for this route are issued for)")
 	}
+	return nil
+}
+
+// rateForm is the `rate` line's syntax, for errors.
+const rateForm = "`rate <n>/<s|m|h> per <agent|root|user> [burst <n>] [tool <name>]`"
+
+// parseRate reads the rest of a `rate` line and checks it at once, so an
+// error names its line.
+func parseRate(d directive.Reader, cfg *RouteConfig) error {
+	args := d.RemainingArgs()
+	if len(args) < 3 || args[1] != "per" {
+		return d.Errf("rate: want %s", rateForm)
+	}
+	c := RateLimitConfig{Rate: args[0], Per: args[2]}
+	for rest := args[3:]; len(rest) > 0; rest = rest[2:] {
+		switch {
+		case len(rest) < 2 || (rest[0] != "burst" && rest[0] != "tool"):
+			return d.Errf("rate: want %s", rateForm)
+		case rest[0] == "burst" && c.Burst == 0:
+			b, err := strconv.ParseInt(rest[1], 10, 64)
+			if err != nil || b < 1 {
+				return d.Errf("rate %s: burst %q is not a whole number from 1", args[0], rest[1])
+			}
+			c.Burst = b
+		case rest[0] == "tool" && c.Tool == "":
+			c.Tool = rest[1]
+		default:
+			return d.Errf("rate %s: %s is given twice", args[0], rest[0])
+		}
+	}
+	l, err := c.Compile("")
+	if err != nil {
+		return d.Errf("%v (%s)", err, rateForm)
+	}
+	for _, o := range cfg.RateLimits {
+		if prev, _ := o.Compile(""); prev != nil && prev.String() == l.String() {
+			return d.Errf("rate %s is given twice", l)
+		}
+	}
+	if len(cfg.RateLimits) == ratelimit.MaxLimitsPerRoute {
+		return d.Errf("rate: at most %d limits on one route", ratelimit.MaxLimitsPerRoute)
+	}
+	cfg.RateLimits = append(cfg.RateLimits, c)
 	return nil
 }
 

@@ -42,7 +42,12 @@
 //     tools/call, the arguments (checkArguments): the route's argument
 //     rules, the token's kvc.cnst.args, then every URL/host argument
 //     against the token's hosts (403 naming the argument and the rule; a
-//     case variant of a constrained member: 400).
+//     case variant of a constrained member: 400). Then the rate limits (the route's `rate` lines and the token's
+//     cnst.rate): only a request every earlier check allowed takes a
+//     token from its buckets, all of them or none (429 with Retry-After
+//     and RateLimit-Policy / RateLimit; buckets in Redis that do not
+//     answer in time: 503, or forwarded uncounted with rate_limit_fail
+//     open while the store is fresh).
 //  8. Audit: the decision record is handed to the trail (Recorder); a
 //     trail that cannot take it is 503 and nothing is forwarded. With
 //     `audit: required` (token or route) the record is durable first; a
@@ -62,6 +67,14 @@
 //     bound on initialize, forgotten on DELETE, tools/list filtered by the
 //     rules that decide tools/call); the outcome record (status, bytes,
 //     duration) follows the response, also when the handler panics.
+//
+// On a report_only route, a denial by authorization policy (the token's
+// cidrs, hosts, methods and paths; scopes and rules; MCP tool, resource
+// and prompt rules; rate limits) is recorded as `"decision":"deny",
+// "enforced":false` and the request goes on through the later steps and
+// is forwarded (Admission.Relaxed keeps the denial). Every other denial
+// is enforced as usual: no token, a bad, revoked or wrong-audience token,
+// stale state, malformed requests, Origin and session binding.
 //
 // Every denial carries WWW-Authenticate with resource_metadata; on MCP
 // routes it also carries a JSON-RPC error body with the request's id

@@ -13,6 +13,7 @@ import (
 
 	"github.com/kavachgate/kavach/mcp"
 	"github.com/kavachgate/kavach/policy"
+	"github.com/kavachgate/kavach/ratelimit"
 	"github.com/kavachgate/kavach/revocation"
 	"github.com/kavachgate/kavach/token"
 )
@@ -35,6 +36,10 @@ type Gateway struct {
 	// OnUnknownKey is called when a token names a kid no trusted issuer
 	// publishes (so remote key sets can refresh, rate-limited). Optional.
 	OnUnknownKey func()
+	// Limiter keeps the buckets of routes' rate limits: the process's
+	// (ratelimit.Memory) or the cluster's (ratelimit.Redis). Routes with
+	// limits fail closed (503) without one.
+	Limiter ratelimit.Store
 	// RetryAfter is sent with 503 when the revocation set is not fresh,
 	// rounded up to whole seconds. Default: DefaultRetryAfter (5 s).
 	RetryAfter time.Duration
@@ -98,6 +103,15 @@ type Decision struct {
 	// RPC is the JSON-RPC error an MCP route answers with (RPC.Code 0:
 	// none).
 	RPC RPCError
+	// Limit is the rate limit that refused the request (RateLimited,
+	// RateLimitUnavailable), and Rate its bucket's answer.
+	Limit *ratelimit.Limit
+	Rate  ratelimit.Result
+	// WouldDeny, on a report-only route, is the outcome of the denial
+	// that was recorded but not enforced (the request was forwarded).
+	WouldDeny Outcome
+
+	tokenRate *ratelimit.Limit // the verified token's kvc.cnst.rate
 }
 
 // RPCError is the JSON-RPC error of an MCP denial: the request's id (zero
@@ -161,10 +175,16 @@ func (g *Gateway) Decide(rt *Route, req Request) Decision {
 		}
 		t = t.Compact()
 		v = &Verified{Token: t, Identity: IdentityOf(t)}
+		if c := t.Constraints(); c != nil && c.Rate != "" {
+			if v.rate, err = TokenRateLimit(string(c.Rate)); err != nil {
+				// The verifier validated cnst: not expected.
+				return Decision{Outcome: InvalidToken, Status: http.StatusUnauthorized, Error: "invalid_token", Reason: "invalid token", Why: "cnst.rate: " + err.Error(), Detail: err.Error(), Verify: d2.Verify}
+			}
+		}
 		g.Cache.Put(k, v, gen)
 	}
 	t := v.Token
-	d2.Token, d2.Identity = t, &v.Identity
+	d2.Token, d2.Identity, d2.tokenRate = t, &v.Identity, v.rate
 
 	// Audience, against the configured resource, every request.
 	if !t.Audience.Contains(rt.Resource) {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/kavachgate/kavach/audit"
 	"github.com/kavachgate/kavach/mcp"
+	"github.com/kavachgate/kavach/ratelimit"
 	"github.com/kavachgate/kavach/token"
 )
 
@@ -49,6 +50,15 @@ type Admission struct {
 	rec       audit.Record // the decision record; the outcome reuses it
 	recorded  bool
 	guard     streamGuard // in the Admission, so watching costs no allocation
+
+	// Relaxed is, on a report-only route, the denial that was recorded
+	// (enforced: false) but not enforced; its Outcome is empty otherwise.
+	Relaxed Decision
+
+	// The rate limit checks of the request, in the Admission so that
+	// counting costs no allocation.
+	checks  [ratelimit.MaxLimitsPerRoute + 1]ratelimit.Check // + the token's own
+	results [ratelimit.MaxLimitsPerRoute + 1]ratelimit.Result
 }
 
 // StatusError is an answer Forward asks the server to give after the next
@@ -105,7 +115,7 @@ func (g *Gateway) Admit(rt *Route, req Request, a *Admission) {
 	// Steps 3–7: the token, its audience, revocation, constraints, the
 	// route's rules.
 	a.Decision = g.Decide(rt, req)
-	if !a.Allowed() {
+	if !a.Allowed() && !a.relax(rt) {
 		g.denied(rt, r, a)
 		return
 	}
@@ -117,8 +127,22 @@ func (g *Gateway) Admit(rt *Route, req Request, a *Admission) {
 		a.ex = ex
 		if !d.Allowed() {
 			a.Decision = d
-			g.denied(rt, r, a)
-			return
+			if !a.relax(rt) {
+				g.denied(rt, r, a)
+				return
+			}
+		}
+	}
+
+	// Step 7, rate limits: only a request every other check allowed takes
+	// a token (a would-be denial of a report-only route takes none).
+	if (len(rt.Limits) > 0 || a.tokenRate != nil) && a.WouldDeny == "" {
+		if d, limited := g.rateLimit(rt, r, a); limited {
+			a.Decision = d
+			if !a.relax(rt) {
+				g.denied(rt, r, a)
+				return
+			}
 		}
 	}
 
@@ -133,6 +157,11 @@ func (g *Gateway) Admit(rt *Route, req Request, a *Admission) {
 	}
 	fillRecord(&a.rec, r, a.Identity, t, rt, a.ex)
 	a.rec.Kind, a.rec.Decision, a.rec.Reason = audit.KindDecision, audit.Allow, string(Allowed)
+	if a.WouldDeny != "" {
+		// Report-only: the denial as it would have been, marked not
+		// enforced; the outcome record that follows says what happened.
+		a.rec.Decision, a.rec.Unenforced, a.rec.Reason, a.rec.Status = audit.Deny, true, a.Relaxed.TrailReason(), a.Relaxed.Status
+	}
 	a.RequestID = a.rec.RequestID
 	var err error
 	if rt.AuditRequired || t.Constraints().AuditRequired() {
@@ -155,6 +184,43 @@ func (g *Gateway) Admit(rt *Route, req Request, a *Admission) {
 	a.recorded = true
 }
 
+// relax decides, on a report-only route, whether the denial in
+// a.Decision is one report-only forwards: then it keeps the denial in
+// a.Relaxed (the first one, when several steps would deny), makes the
+// decision an allowed one for the same token, and reports true. A
+// request whose token is missing, invalid, revoked or for another
+// resource never gets here allowed (reportOnlyRelaxes).
+func (a *Admission) relax(rt *Route) bool {
+	if !rt.ReportOnly || a.Token == nil || !reportOnlyRelaxes(&a.Decision) {
+		return false
+	}
+	if a.WouldDeny == "" {
+		a.Relaxed = a.Decision
+	}
+	d := a.Decision
+	a.Decision = Decision{Outcome: Allowed, Token: d.Token, Identity: d.Identity, Cached: d.Cached, Verify: d.Verify, Path: d.Path, tokenRate: d.tokenRate,
+		WouldDeny: a.Relaxed.Outcome, Limit: a.Relaxed.Limit}
+	return true
+}
+
+// reportOnlyRelaxes lists the denials a report-only route records and
+// forwards: authorization policy (what the token may do) and rate
+// limits. Everything else stays enforced: who is asking (401: no token,
+// invalid, expired, revoked, wrong audience), state the gateway cannot
+// vouch for (503: revocation set, session store, trail), well-formedness
+// (400 bad path or message, 404 unknown method or session, 405, 413,
+// 415, 425), DNS-rebinding protection (403 Origin) and session binding
+// (403: another chain's session).
+func reportOnlyRelaxes(d *Decision) bool {
+	switch d.Outcome {
+	case ConstraintDenied, NoRule, InsufficientScope, ToolDenied, ArgumentDenied:
+		return d.Status == http.StatusForbidden
+	case RateLimited, RateLimitUnavailable:
+		return true
+	}
+	return false
+}
+
 // denied records a denial: a decision record when the request had a
 // verifiable token, else one more count of junk. Either way the reason
 // says why (Decision.TrailReason). A record the trail cannot take changes
@@ -167,6 +233,14 @@ func (g *Gateway) denied(rt *Route, r *http.Request, a *Admission) {
 	}
 	if a.Token == nil {
 		g.Audit.CountJunk(a.TrailReason())
+		return
+	}
+	if a.Outcome == RateLimited && !a.Rate.FirstDenial {
+		// A flood must not flood the trail: the first refusal of a bucket
+		// after its last allowed request is a decision record naming the
+		// principal; the refusals that follow are counted per limit in
+		// the periodic summary. At most one record per allowed request.
+		g.Audit.CountJunk(string(RateLimited) + ": " + LimitLabel(a.Limit))
 		return
 	}
 	fillRecord(&a.rec, r, a.Identity, a.Token, rt, a.ex)
@@ -192,6 +266,8 @@ func (a *Admission) rpcDefault(rt *Route) {
 		a.RPC.Code = rpcForbidden
 	case http.StatusServiceUnavailable, http.StatusTooEarly:
 		a.RPC.Code = rpcInternal
+	case http.StatusTooManyRequests:
+		a.RPC.Code = rpcRateLimited
 	default:
 		a.RPC.Code = rpcInvalidRequest
 	}
@@ -407,6 +483,9 @@ func (a *Admission) Deny(w http.ResponseWriter, rt *Route) (written bool) {
 	}
 	if a.Allow != "" {
 		h.Set("Allow", a.Allow)
+	}
+	if a.Outcome == RateLimited {
+		setRateLimitHeaders(h, a.Limit, a.Rate)
 	}
 	if rt.MCP == nil || a.RPC.Code == 0 {
 		return false

@@ -9,6 +9,7 @@ import (
 
 	"github.com/kavachgate/kavach/mcp"
 	"github.com/kavachgate/kavach/policy"
+	"github.com/kavachgate/kavach/ratelimit"
 )
 
 // PRMPrefix is the RFC 9728 §3 well-known prefix for protected resource
@@ -51,6 +52,14 @@ type Route struct {
 	// record is durable before it is forwarded, as the token constraint
 	// `audit: required` does for one token (DESIGN.md §4 step 8).
 	AuditRequired bool
+	// Limits are the route's rate limits, all applied (RouteConfig.RateLimits).
+	Limits []*ratelimit.Limit
+	// RateLimitFailOpen forwards, uncounted, a request whose buckets the
+	// store could not reach, while the store is fresh (RouteConfig.RateLimitFail).
+	RateLimitFailOpen bool
+	// ReportOnly forwards requests denied by authorization policy only,
+	// recording the denial as not enforced (RouteConfig.ReportOnly).
+	ReportOnly bool
 
 	host        string   // Resource's host, for the hosts constraint
 	metadataURL string   // RFC 9728 metadata URL, for challenges

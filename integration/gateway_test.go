@@ -951,6 +951,19 @@ http://127.0.0.1:8080 {
 		}
 	})
 
+	t.Run("report_only with the trail off", func(t *testing.T) {
+		t.Parallel()
+		config := strings.Replace(strings.Replace(good, "max_token_lifetime 1h", "audit off", 1),
+			"scope GET /api/* repo:read", "scope GET /api/* repo:read\n\t\treport_only", 1)
+		out, err := validate(t, "bad-report-only-off.Caddyfile", config)
+		if err == nil {
+			t.Fatalf("kavach validate accepted a report_only route whose trail is off:\n%s", out)
+		}
+		if !strings.Contains(out, "report_only") {
+			t.Errorf("output does not say which option conflicts:\n%s", out)
+		}
+	})
+
 	t.Run("missing trusted_keys file", func(t *testing.T) {
 		t.Parallel()
 		out, err := validate(t, "bad-missing-jwks.Caddyfile", strings.Replace(good, "./jwks.json", "./missing.json", 1))

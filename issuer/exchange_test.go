@@ -319,6 +319,32 @@ func TestTokenExchange(t *testing.T) {
 			}
 		})
 
+		e.run("rate of the child's registration", func(t *testing.T, e *agentEnv) {
+			nk := newAgentKey(t)
+			nc := e.newChild(a.ID, agentReq{Name: "rated-kid", PublicKey: nk.pub, Scopes: []string{"repo:read"},
+				Constraints: map[string]any{"rate": "10/m"}})
+			raw, _ := parentToken(e)
+			// Left to defaults, the child's token carries its registered rate.
+			_, ct := e.mustToken(e.exchange(asA, raw, actor(e.assertion(nk, nc.ID, nil))))
+			if cn := ct.Constraints(); cn == nil || cn.Rate != "10/m" {
+				t.Fatalf("constraints %+v, want rate 10/m", cn)
+			}
+			// A wider rate (more at once, or a faster refill: 1/s is 60/m) is
+			// refused, naming rate; a narrower one is granted.
+			var form url.Values
+			for _, r := range []string{"20/m", "600/h", "1/s"} {
+				form = actor(e.assertion(nk, nc.ID, nil))
+				form.Set("constraints", `{"rate":"`+r+`"}`)
+				status, out := e.exchange(asA, raw, form)
+				wantError(t, status, out, http.StatusBadRequest, "invalid_scope", "rate")
+			}
+			form = actor(e.assertion(nk, nc.ID, nil))
+			form.Set("constraints", `{"rate":"5/m"}`)
+			if _, nt := e.mustToken(e.exchange(asA, raw, form)); nt.Constraints().Rate != "5/m" {
+				t.Fatalf("rate %q, want 5/m", nt.Constraints().Rate)
+			}
+		})
+
 		// Widening, as self-attenuation and as delegation to the child:
 		// refused with the field that would widen named.
 		widen := []struct {

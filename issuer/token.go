@@ -298,5 +298,8 @@ func mergeConstraints(req, def policy.Constraints) policy.Constraints {
 		req.Audit = def.Audit
 	}
 	req.Args = req.Args.Inherit(def.Args)
+	if req.Rate == "" {
+		req.Rate = def.Rate
+	}
 	return req
 }

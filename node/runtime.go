@@ -19,6 +19,7 @@ import (
 	"github.com/kavachgate/kavach/gateway"
 	"github.com/kavachgate/kavach/internal/redisurl"
 	"github.com/kavachgate/kavach/mcp"
+	"github.com/kavachgate/kavach/ratelimit"
 	"github.com/kavachgate/kavach/revocation"
 	"github.com/kavachgate/kavach/token"
 )
@@ -76,6 +77,7 @@ type Runtime struct {
 
 	rev      *revPart
 	sessions mcp.SessionStore
+	limiter  ratelimit.Store
 	auditW   atomic.Pointer[audit.Writer]
 	browser  audit.Browser       // the trail the issuers' console shows; nil: none
 	journal  *revocation.Journal // admin-listener revocations, without an issuer
@@ -128,6 +130,7 @@ func New(cfg Config, opts Options) (*Runtime, error) {
 		Verifier:     token.NewVerifier(ring, token.VerifierOptions{MaxLifetime: time.Duration(cfg.MaxTokenLifetime)}),
 		Cache:        gateway.NewCache(cfg.CacheSize),
 		Revoked:      rt.rev.svc,
+		Limiter:      rt.limiter,
 		Metrics:      opts.Metrics,
 		OnUnknownKey: rt.unknownKey,
 	}
@@ -196,6 +199,36 @@ func (rt *Runtime) takeShared() error {
 		return err
 	}
 	rt.sessions = v.(mcp.SessionStore)
+	return rt.takeLimiter()
+}
+
+// takeLimiter takes the store of rate limit buckets: one per process in
+// memory mode (buckets survive a reload), one per Redis URL and
+// staleness in cluster mode (the buckets themselves live in Redis).
+func (rt *Runtime) takeLimiter() error {
+	key := "kavach.ratelimit.memory"
+	if rt.redisURL != "" {
+		key = "kavach.ratelimit.redis:" + urlKey(fmt.Sprintf("%s|%d", rt.redisURL, rt.cfg.MaxStaleness))
+	}
+	v, err := rt.hold(key, func() (any, func() error, error) {
+		if rt.redisURL == "" {
+			return ratelimit.NewMemory(ratelimit.MemoryOptions{}), nil, nil
+		}
+		c, release, err := rt.borrowRedis()
+		if err != nil {
+			return nil, nil, err
+		}
+		s, err := ratelimit.NewRedis(ratelimit.RedisOptions{Client: c, MaxStaleness: time.Duration(rt.cfg.MaxStaleness)})
+		if err != nil {
+			_ = release()
+			return nil, nil, err
+		}
+		return s, release, nil
+	})
+	if err != nil {
+		return err
+	}
+	rt.limiter = v.(ratelimit.Store)
 	return nil
 }
 

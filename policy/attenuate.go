@@ -177,6 +177,10 @@ func inherit(req, parent *Constraints) Constraints {
 		MaxBody: req.MaxBody,
 		Audit:   req.Audit,
 		Args:    inheritArgs(req.Args, parent.Args),
+		Rate:    req.Rate,
+	}
+	if c.Rate == "" {
+		c.Rate = parent.Rate
 	}
 	if c.MaxBody == 0 {
 		c.MaxBody = parent.MaxBody

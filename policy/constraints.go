@@ -5,15 +5,18 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"time"
 	"unicode/utf8"
+
+	"github.com/kavachgate/kavach/ratelimit"
 )
 
 // Constraints is the kvc.cnst claim: limits on where, how and how much a
 // token may be used, on top of its scopes and audience.
 //
 // Encoding: a JSON object, members in field order (hosts, cidrs, methods,
-// paths, max_body, audit, args), absent fields omitted, as encoding/json writes
-// the struct.
+// paths, max_body, audit, args, rate), absent fields omitted, as
+// encoding/json writes the struct.
 // An absent field means "no constraint". A present field is never empty or
 // zero: null, [], "", 0 are rejected when decoding, by Validate and when
 // encoding, so omitempty can never turn "nothing allowed" into "everything
@@ -30,7 +33,16 @@ type Constraints struct {
 	MaxBody ByteLimit  `json:"max_body,omitempty"` // bytes, > 0
 	Audit   AuditMode  `json:"audit,omitempty"`    // only "required"
 	Args    Args       `json:"args,omitempty"`     // rules on MCP tool-call arguments, keyed by tool (see Args)
+	// Rate is "<n>/<s|m|h>": at most n requests per second, minute or hour
+	// (and n at once) by the token's current agent, counted by every
+	// gateway on every route (package ratelimit's bucket). A child's rate
+	// is within its parent's when both its count and its rate are no
+	// larger.
+	Rate RateLimit `json:"rate,omitempty"`
 }
+
+// RateLimit is a token bucket "<n>/<s|m|h>" (ratelimit.ParseRate).
+type RateLimit string
 
 // StringList is a constraint list of strings. Its JSON form is a non-empty
 // array of strings: null and [] are rejected because a present field must
@@ -57,7 +69,7 @@ const AuditRequired AuditMode = "required"
 // non-nil empty list is not absent (it allows nothing, and is invalid).
 func (c *Constraints) IsZero() bool {
 	return c == nil || (c.Hosts == nil && c.CIDRs == nil && c.Methods == nil &&
-		c.Paths == nil && c.MaxBody == 0 && c.Audit == "" && c.Args == nil)
+		c.Paths == nil && c.MaxBody == 0 && c.Audit == "" && c.Args == nil && c.Rate == "")
 }
 
 // Validate checks the syntax of every field, for constraints decoded from
@@ -93,6 +105,11 @@ func (c *Constraints) validate() *FieldError {
 	}
 	if c.Audit != "" && c.Audit != AuditRequired {
 		return &FieldError{Field: "audit", Reason: fmt.Sprintf("%s is not %q", quote(string(c.Audit)), AuditRequired)}
+	}
+	if c.Rate != "" {
+		if _, _, err := ratelimit.ParseRate(string(c.Rate)); err != nil {
+			return &FieldError{Field: "rate", Reason: err.Error()}
+		}
 	}
 	return c.Args.validate()
 }
@@ -538,10 +555,33 @@ func (c *Constraints) Within(parent *Constraints) *FieldError {
 	if parent.Audit == AuditRequired && c.Audit != "" && c.Audit != AuditRequired {
 		return &FieldError{Field: "audit", Reason: "the parent requires audit"}
 	}
+	// Unlike the others, an absent rate under a parent's is refused here:
+	// no rate means no limit, and Attenuate fills an absent field from the
+	// parent before it asks.
+	if parent.Rate != "" && !rateWithin(parent.Rate, c.Rate) {
+		return &FieldError{Field: "rate", Reason: quote(string(c.Rate)) + " is not within the parent's rate " + quote(string(parent.Rate))}
+	}
 	if c.Args != nil && parent.Args != nil {
 		return c.Args.within(parent.Args)
 	}
 	return nil
+}
+
+// rateWithin reports whether the bucket child never lets through more
+// than parent: no larger burst (its count) and no faster refill. Both
+// are valid (or child is absent, which is not within).
+func rateWithin(parent, child RateLimit) bool {
+	pn, pw, err := ratelimit.ParseRate(string(parent))
+	if err != nil {
+		return false
+	}
+	cn, cw, err := ratelimit.ParseRate(string(child))
+	if err != nil {
+		return false
+	}
+	// cn/cw ≤ pn/pw, cross-multiplied in seconds (n ≤ 10^6, w ≤ 3600 s:
+	// no overflow).
+	return cn <= pn && cn*int64(pw/time.Second) <= pn*int64(cw/time.Second)
 }
 
 func isWildcardHost(h string) bool { return strings.HasPrefix(h, "*.") }

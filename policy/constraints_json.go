@@ -102,6 +102,18 @@ func audit(r *strictjson.Reader) (AuditMode, error) {
 	return AuditRequired, nil
 }
 
+// rate reads a "<n>/<s|m|h>" string (checked by validate).
+func rate(r *strictjson.Reader) (RateLimit, error) {
+	if r.Null() {
+		return "", errNull
+	}
+	s, err := r.String()
+	if err != nil || s == "" {
+		return "", errors.New(`must be a string "<n>/<s|m|h>"`)
+	}
+	return RateLimit(s), nil
+}
+
 // whole runs read on all of data, which must hold one value and nothing
 // else.
 func whole[T any](data []byte, read func(*strictjson.Reader) (T, error), notValue error) (T, error) {
@@ -182,7 +194,7 @@ func (a *AuditMode) UnmarshalJSON(data []byte) error {
 }
 
 // constraintFields are the JSON member names of Constraints, in field order.
-var constraintFields = [...]string{"hosts", "cidrs", "methods", "paths", "max_body", "audit", "args"}
+var constraintFields = [...]string{"hosts", "cidrs", "methods", "paths", "max_body", "audit", "args", "rate"}
 
 // UnmarshalJSON decodes a kvc.cnst object strictly: case-sensitive member
 // names, no unknown or repeated member (encoding/json would skip an unknown
@@ -221,6 +233,8 @@ func (c *Constraints) UnmarshalJSON(data []byte) error {
 			out.Audit, err = audit(r)
 		case 6:
 			out.Args, err = readArgs(r)
+		case 7:
+			out.Rate, err = rate(r)
 		}
 		if err != nil {
 			return &FieldError{Field: key, Reason: err.Error()}

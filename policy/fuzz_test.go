@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/kavachgate/kavach/ratelimit"
 )
 
 // Small alphabets, so that generated rights and operations overlap and the
@@ -218,6 +220,10 @@ func (f *fuzzBytes) constraints(parent *Constraints) Constraints {
 			c.Audit = "bogus"
 		}
 	}
+	c.Rate = fzRates[f.pick(len(fzRates))]
+	if !request && c.Rate == "bogus" {
+		c.Rate = ""
+	}
 	return c
 }
 
@@ -300,6 +306,18 @@ var argValues = map[string][]ArgValue{
 	"e": {str("a"), str("b"), str("c"), str("")},
 	"n": {num("0"), num("5"), num("10"), num("11"), num("-1"), num("5.5")},
 	"s": {str("ab"), str("abcdef"), str("")},
+}
+
+// fzRates are rates of generated constraints (absent, narrower and wider
+// in count, in refill, or both; "bogus" only in requests).
+var fzRates = []RateLimit{"", "", "1/s", "10/s", "60/m", "5/m", "600/m", "3600/h", "1/h", "100/h", "bogus"}
+
+// allowedWithin is how many requests a bucket of rate r lets through in d
+// from full: its count at once, then its refill (the invariant in
+// requests, not in the formula rateWithin uses).
+func allowedWithin(r RateLimit, d time.Duration) int64 {
+	n, w, _ := ratelimit.ParseRate(string(r))
+	return n + n*int64(d/time.Second)/int64(w/time.Second)
 }
 
 func dedupe(l StringList) StringList {
@@ -453,7 +471,7 @@ func cloneRights(r Rights) Rights {
 	return r
 }
 
-var fieldNames = []string{"scope", "aud", "hosts", "cidrs", "methods", "paths", "max_body", "audit", "args", "exp", "depth"}
+var fieldNames = []string{"scope", "aud", "hosts", "cidrs", "methods", "paths", "max_body", "audit", "args", "rate", "exp", "depth"}
 
 // FuzzAttenuate checks the delegation invariant: whatever Attenuate grants,
 // the child is never permitted an operation its parent is not.
@@ -507,6 +525,16 @@ func FuzzAttenuate(f *testing.F) {
 		}
 		if req.Constraints.MaxBody == 0 && child.Constraints.MaxBody != parent.Constraints.MaxBody {
 			t.Fatalf("absent max_body not inherited")
+		}
+		if pr, cr := parent.Constraints.Rate, child.Constraints.Rate; pr != "" {
+			if cr == "" {
+				t.Fatalf("child dropped the parent's rate %q", pr)
+			}
+			for _, d := range []time.Duration{0, time.Second, time.Minute, time.Hour, 24 * time.Hour} {
+				if c, p := allowedWithin(cr, d), allowedWithin(pr, d); c > p {
+					t.Fatalf("rate %q lets %d requests through in %v, the parent's %q only %d", cr, c, d, pr, p)
+				}
+			}
 		}
 
 		wantDepth := parent.Depth
@@ -667,6 +695,12 @@ func refUnmarshal(data []byte) (Constraints, error) {
 			if err := out.Args.UnmarshalJSON(raw); err != nil {
 				return out, fail
 			}
+		case "rate":
+			var s string
+			if err := json.Unmarshal(raw, &s); err != nil || s == "" {
+				return out, fail
+			}
+			out.Rate = RateLimit(s)
 		default:
 			return out, fail
 		}

@@ -141,6 +141,7 @@ func (t *Token) Compact() *Token {
 				MaxBody: cn.MaxBody,
 				Audit:   cn.Audit,
 				Args:    cn.Args.Clone(),
+				Rate:    cn.Rate,
 			}
 			if cn.CIDRs != nil {
 				p.cnst.CIDRs = append(policy.PrefixList(nil), cn.CIDRs...)

@@ -206,7 +206,7 @@ func (fv *fileVerifier) pass(ctx context.Context) (TrailStatus, coverage) {
 		fv.v, fv.read, fv.ends = nil, nil, nil
 		return st, coverage{}
 	}
-	st.Source = fmt.Sprintf("file %s (%d files)", fv.label, len(plan.files))
+	st.Source = "file " + fv.label + " (" + count(len(plan.files), "file") + ")"
 	// The plan as a sequence of files, each with how it begins.
 	type step struct {
 		file  *trailFile

@@ -319,7 +319,7 @@ func TestBrowseRotatedAndPartial(t *testing.T) {
 		t.Fatalf("%d denials, want 166", len(got))
 	}
 	// The partial line is the live end of the stream: not a fault.
-	if st := waitStatus(t, b); !st.Verified || st.Uncovered != 0 || !strings.Contains(st.Source, fmt.Sprintf("(%d files)", len(files))) {
+	if st := waitStatus(t, b); !st.Verified || st.Uncovered != 0 || !strings.HasSuffix(st.Source, fmt.Sprintf("(%d files)", len(files))) {
 		t.Fatalf("status %+v", st)
 	}
 }

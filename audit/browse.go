@@ -321,3 +321,11 @@ func (f *Filter) onBehalf(r *Record) bool {
 	}
 	return len(f.Roots) > 0 && len(r.Chain) > 0 && slices.Contains(f.Roots, r.Chain[0])
 }
+
+// count says "1 file", "3 files".
+func count(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return strconv.Itoa(n) + " " + what + "s"
+}

@@ -362,7 +362,7 @@ func (pv *pgVerifier) pass(ctx context.Context) (TrailStatus, coverage) {
 	if err := rows.Err(); err != nil {
 		return problem(err)
 	}
-	st.Source = fmt.Sprintf("postgres (%d nodes)", len(nodes))
+	st.Source = "postgres (" + count(len(nodes), "node") + ")"
 	var vs []*Verifier
 	var newest chainProgress
 	for _, n := range nodes {

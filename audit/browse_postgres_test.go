@@ -65,7 +65,7 @@ func TestBrowsePostgres(t *testing.T) {
 	}
 	checkFilters(t, b, mid)
 	st := waitStatus(t, b)
-	if !st.Verified || st.Checkpoint == "" || st.Uncovered == 0 || st.Source != "postgres (1 nodes)" {
+	if !st.Verified || st.Checkpoint == "" || st.Uncovered == 0 || st.Source != "postgres (1 node)" {
 		t.Fatalf("status %+v", st)
 	}
 	ref, _ := ParseCheckpointRef(st.Checkpoint)

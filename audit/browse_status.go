@@ -164,12 +164,13 @@ func statusOf(st *TrailStatus, p *chainProgress, vs ...*Verifier) coverage {
 // fileVerifier verifies a file trail incrementally: it keeps its Verifier
 // between passes and goes on where the last pass stopped, as long as the
 // files it read are still there (by identity, so a rotated file is
-// recognised under its new name), the live one has not shrunk and the
-// others have not changed (size, modification time). Otherwise — a
-// truncated, rewritten, replaced or re-ordered file, or FullEvery after
-// the last full pass — it verifies from the first record again. (Bytes
-// of the live file that were verified and then overwritten in place, at
-// the same size, are found by the next full pass.)
+// recognised under its new name), the live one has not shrunk nor been
+// written to without growing, and the others have not changed (size,
+// modification time). Otherwise — a truncated, rewritten, replaced or
+// re-ordered file, or FullEvery after the last full pass — it verifies
+// from the first record again. (Verified bytes of the live file
+// overwritten in place while records are appended to it are found by
+// the next full pass.)
 type fileVerifier struct {
 	paths []string
 	label string
@@ -205,7 +206,7 @@ func (fv *fileVerifier) pass(ctx context.Context) (TrailStatus, coverage) {
 		fv.v, fv.read, fv.ends = nil, nil, nil
 		return st, coverage{}
 	}
-	st.Source = fmt.Sprintf("file %s (%d files)", fv.label, len(plan.files))
+	st.Source = "file " + fv.label + " (" + count(len(plan.files), "file") + ")"
 	// The plan as a sequence of files, each with how it begins.
 	type step struct {
 		file  *trailFile
@@ -250,6 +251,8 @@ func (fv *fileVerifier) pass(ctx context.Context) (TrailStatus, coverage) {
 		switch {
 		case !os.SameFile(r.fi, s.fi), r.begin != s.begin, s.fi.Size() < r.off:
 			resume, grew = false, false
+		case s.fi.Size() == r.fi.Size() && !s.fi.ModTime().Equal(r.fi.ModTime()):
+			resume, grew = false, false // written to without growing: rewritten in place
 		case k < len(fv.read)-1 && s.fi.Size() > r.fi.Size():
 			resume, grew = false, true // another live file: read from the start again
 		case k < len(fv.read)-1 && (s.fi.Size() != r.fi.Size() || !s.fi.ModTime().Equal(r.fi.ModTime())):
@@ -288,8 +291,8 @@ func (fv *fileVerifier) pass(ctx context.Context) (TrailStatus, coverage) {
 			fv.ends = append(fv.ends, ChainEnd{})
 		}
 		r := &fv.read[k]
-		off, err := fv.readFrom(ctx, v, s.file.path, r.off, !s.file.continued)
-		if errors.Is(err, fs.ErrNotExist) {
+		off, fi, err := fv.readFrom(ctx, v, s.file.path, s.fi, r.off, !s.file.continued)
+		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, errRenamed) {
 			fv.v = nil
 			return fv.raced()
 		}
@@ -298,7 +301,7 @@ func (fv *fileVerifier) pass(ctx context.Context) (TrailStatus, coverage) {
 			fv.v = nil
 			return st, coverage{}
 		}
-		r.off, r.fi = off, s.fi
+		r.off, r.fi = off, fi
 		fv.ends[k], _ = v.End()
 	}
 	if (v.stopped || v.diag != nil) && !sameListing(before, listing(fv.paths)) {
@@ -351,16 +354,35 @@ func (fv *fileVerifier) raced() (TrailStatus, coverage) {
 	return st, fv.lastCov
 }
 
-// readFrom feeds the complete lines of path from off on and returns the
-// offset after the last one fed. A partial last line is left for the
-// next pass, unless partialOK is false (the stream goes on in the next
-// file): then it is a fault.
-func (fv *fileVerifier) readFrom(ctx context.Context, v *Verifier, path string, off int64, partialOK bool) (int64, error) {
+// errRenamed: the path names another file than the plan's.
+var errRenamed = errors.New("audit: file renamed while read")
+
+// readFrom feeds the complete lines of path (the file want, else
+// errRenamed) from off on, and returns the offset after the last one fed
+// and the file's state after reading. A partial last line is left for
+// the next pass, unless partialOK is false (the stream goes on in the
+// next file): then it is a fault.
+func (fv *fileVerifier) readFrom(ctx context.Context, v *Verifier, path string, want os.FileInfo, off int64, partialOK bool) (int64, os.FileInfo, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return off, fmt.Errorf("audit: %w", err)
+		return off, nil, fmt.Errorf("audit: %w", err)
 	}
 	defer f.Close()
+	if fi, err := f.Stat(); err != nil || !os.SameFile(fi, want) {
+		return off, nil, errRenamed
+	}
+	off, err = fv.feed(ctx, v, f, path, off, partialOK)
+	if err != nil {
+		return off, nil, err
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		return off, nil, fmt.Errorf("audit: %w", err)
+	}
+	return off, fi, nil
+}
+
+func (fv *fileVerifier) feed(ctx context.Context, v *Verifier, f *os.File, path string, off int64, partialOK bool) (int64, error) {
 	br := bufio.NewReaderSize(io.NewSectionReader(f, off, 1<<62), MaxLineBytes)
 	for n := 0; !v.stopped; n++ {
 		if n%4096 == 0 && ctx.Err() != nil {

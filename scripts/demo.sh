@@ -452,6 +452,31 @@ token_lifetime() {
 	[[ -n $exp && -n $iat ]] && echo $((exp - iat))
 }
 
+# console_check: the console as a browser without JavaScript uses it,
+# with curl and a cookie jar (integration/console_test.go drives Chromium).
+console_check() {
+	local jar=$DATA/console.jar csrf ret
+	rm -f "$jar"
+	http_req -D - -o /dev/null "$ISSUER/console/"
+	KD_HEADERS=$HTTP_BODY
+	ret=$(kd_header Location)
+	[[ $st == 302 && $ret == */oauth/login?return=* ]] &&
+		ok "5. the console without a session: 302 to the login page" || bad "5. GET /console/: $st, Location ${ret:-none}"
+	http_req -c "$jar" -b "$jar" "$ISSUER/oauth/login?return=%2Fconsole%2Fagents"
+	csrf=$(sed -n 's/.*name="csrf" value="\([^"]*\)".*/\1/p' <<<"$HTTP_BODY" | tail -1)
+	http_req -c "$jar" -b "$jar" -L --data-urlencode return=/console/agents --data-urlencode csrf="$csrf" \
+		--data-urlencode username=alice --data-urlencode password="$ALICE_PASSWORD" "$ISSUER/oauth/login"
+	if [[ $st == 200 && $HTTP_BODY == *'Signed in as <strong>alice</strong>'* && $HTTP_BODY == *">orchestrator</a>"* && $HTTP_BODY == *">reviewer</a>"* ]]; then
+		ok "5. alice signs in to $ISSUER/console/ and sees orchestrator → reviewer"
+	else
+		bad "5. console sign-in as alice: $st ${HTTP_BODY:0:300}"
+	fi
+	http_req -c "$jar" -b "$jar" "$ISSUER/console/agents/$REVIEWER_ID"
+	[[ $st == 200 && $HTTP_BODY == *write_file* && $HTTP_BODY == *'missing scope repository:write'* ]] &&
+		ok "5. the reviewer's console page shows its denied write_file: missing scope repository:write" ||
+		bad "5. the reviewer's console page: $st, no denied write_file with its missing scope"
+}
+
 run_check() {
 	local tok ctok atok st life body www
 	export KAVACH_DEMO_QUIET=1
@@ -565,6 +590,10 @@ run_check() {
 	expect 403 "$st" "5. DELETE /api/repos/demo/comments (no rule: denied)"
 	http_req -H "Authorization: Bearer $tok" "$GATEWAY/api/repos/demo/files/README.md"
 	expect 401 "$st" "5. the /mcp token on /api (wrong audience)"
+
+	# 5. The console: alice signs in on the issuer's login form and sees her
+	# tree and the reviewer's denied write_file with the missing scope.
+	console_check
 
 	# 6. Alice revokes the orchestrator: everything below it stops.
 	if kv agent revoke "$ORCH_ID" >"$DATA/revoke.json" 2>&1; then
@@ -705,6 +734,7 @@ ${B}Kavach demo is running.${N} Ctrl-C stops everything.
 
   gateway   $GATEWAY   MCP at /mcp, REST at /api/   (use 127.0.0.1, not localhost)
   issuer    $ISSUER   admin listener $ADMIN
+  console   $ISSUER/console/   sign in as ${B}alice${N} / ${B}$ALICE_PASSWORD${N}
   upstream  $UPSTREAM   the demo MCP server + REST API (loopback, behind the gateway)
   logs      $REL_DATA/kavach.log, $REL_DATA/upstream.log
 
@@ -748,15 +778,24 @@ ${B}5.${N} The REST API is protected the same way (its own resource, rules per m
      curl -s  -H "Authorization: Bearer \$API_TOKEN" $GATEWAY/api/repos/demo/comments
      curl -si -H "Authorization: Bearer \$API_TOKEN" -X PUT --data 'x' $GATEWAY/api/repos/demo/files/README.md   # 403
 
-${B}6.${N} Alice revokes the orchestrator; everything below it stops at once:
+${B}6.${N} Open the console in a browser: $ISSUER/console/ (alice / $ALICE_PASSWORD).
+   Agents shows orchestrator → reviewer with scopes, expiry and last use; the
+   reviewer's page and Trail show its allowed read_diff and its denied write_file
+   ("missing scope repository:write"), each with the chain reviewer ← orchestrator ← alice,
+   and the box on top says how far the trail's hash chain and signed checkpoints verify.
+
+${B}7.${N} Alice revokes the orchestrator — on its console page (Revoke… shows what the
+   cascade stops, Confirm revokes), or from the CLI:
      bin/kavach agent revoke "\$ORCH_ID"$ADMIN_FLAG
+   Everything below it stops at once:
      scripts/demo-call.sh "\$REVIEWER_TOKEN" read_diff        # 401 invalid_token
      scripts/demo-call.sh token $REL_DATA/reviewer.json       # the issuer refuses too
+   The console's Trail now shows the reviewer's call denied: token revoked.
 EOF
 if ((AUDIT == 1)); then
 	cat <<EOF
 
-${B}7.${N} The audit trail names the whole chain, and its hash chain verifies:
+${B}8.${N} The audit trail names the whole chain, and its hash chain verifies:
      bin/kavach audit query$ADMIN_FLAG --agent reviewer $REL_DATA/audit.jsonl
      bin/kavach audit verify $REL_DATA/audit.jsonl
 EOF
@@ -769,7 +808,7 @@ ${B}Any MCP client${N}: Streamable HTTP at $RESOURCE
    - with OAuth: the client follows the gateway's 401 to the issuer, registers itself,
      and you log in as ${B}alice${N} / ${B}$ALICE_PASSWORD${N} and consent.
 
-The reviewer expires at $REVIEWER_EXPIRES; a fresh one (before step 6):
+The reviewer expires at $REVIEWER_EXPIRES; a fresh one (before step 7):
      bin/kavach agent child "\$ORCH_ID"$ADMIN_FLAG --name reviewer --scope "mcp:review pullrequest:read repository:read" \\
          --ttl 180s --constraint hosts=127.0.0.1 > $REL_DATA/reviewer.json
 Ctrl-C stops the demo; 'make demo' starts over with fresh state.
@@ -789,7 +828,7 @@ ${B}Sign-in through your organisation's IdP${N} (IDP=1): the demo's OpenID provi
   So whoever the IdP puts in $IDP_GROUP may review through /mcp (read the diff and
   files, not write or comment), checked again at every sign-in; marco gets nothing.
 
-${B}8.${N} Sign in as a browser does: the client registers, Kavach's login page →
+${B}9.${N} Sign in as a browser does: the client registers, Kavach's login page →
    "Sign in with Demo IdP" → pick priya → Allow → code → token:
      bin/kavach-demo-idp signin -issuer $ISSUER -resource $RESOURCE \\
          -user priya -scope "$IDP_SCOPES repository:write" > $REL_DATA/priya.json
@@ -800,7 +839,7 @@ ${B}8.${N} Sign in as a browser does: the client registers, Kavach's login page 
    In a real browser: connect an MCP client with OAuth to $RESOURCE (e.g. MCP
    Inspector, no token) and choose "Sign in with Demo IdP" on Kavach's login page.
 
-${B}9.${N} Enterprise-managed authorization: the IdP vouches that priya's client may act
+${B}10.${N} Enterprise-managed authorization: the IdP vouches that priya's client may act
    for her (an ID-JAG, typ oauth-id-jag+jwt); the client trades it for a token, no consent page:
      CID=\$(sed -n 's/.*"client_id":"\([^"]*\)".*/\1/p' $REL_DATA/priya.json)
      JAG=\$(curl -s -d user=priya --data-urlencode client_id="\$CID" --data-urlencode resource=$RESOURCE \\

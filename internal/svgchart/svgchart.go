@@ -40,7 +40,7 @@ const (
 	valueW    = 150 // the value text after the longest bar
 	top       = 8
 	legendH   = 22
-	maxLabel  = 28 // runes of a label shown; the full label is in the row's <title>
+	maxLabel  = 22 // runes of a label shown (at about 8 px each, within labelW); the full label is in the row's <title>
 )
 
 // Default fills of the series, in order (each 4.5:1 or more against the

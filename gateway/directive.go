@@ -67,13 +67,14 @@ func (cfg *RouteConfig) UnmarshalDirective(d directive.Reader, onResource func()
 	for d.NextBlock(0) {
 		opt := d.Val()
 		switch opt {
-		case "tool", "prompt", "resource_uri":
-			// A tool, resource or prompt rule is about MCP messages: the
-			// route is an MCP route.
-			isMCP = true
-		case "allowed_origins", "audit_arguments":
+		case "tool", "prompt", "resource_uri", "allowed_origins", "audit_arguments":
+			// A bare rule line does not make a route an MCP route: an
+			// operator who forgot `mcp` must hear so rather than find the
+			// route inspecting every POST (or, before, none). A tool rule
+			// with argument rules does (below): those exist only in
+			// tools/call bodies, so the block says what the route is.
 			if mcpErr == nil {
-				mcpErr = d.Errf("%s is an MCP option, and this route is not an MCP route: add `mcp` (or a tool, resource_uri or prompt rule) to the block to make it one (then every POST is inspected, DESIGN.md §4.1); a route whose resource ends in /mcp is one without it", opt)
+				mcpErr = d.Errf("%s is an MCP rule, and this route has no `mcp` line: add `mcp` to the block to make it an MCP route (then every POST is inspected, DESIGN.md §4.1); a route whose resource ends in /mcp, or with a tool rule carrying `arg` rules, is one without it", opt)
 			}
 		}
 		switch opt {
@@ -116,6 +117,7 @@ func (cfg *RouteConfig) UnmarshalDirective(d directive.Reader, onResource func()
 					return err
 				}
 				if ta != nil {
+					isMCP = true
 					if m.Args == nil {
 						m.Args = policy.Args{}
 					}

@@ -451,6 +451,25 @@ func (s *Server) browse(ctx context.Context, d *consoleData, f audit.Filter, lim
 	return es
 }
 
+// consolePage starts a console page: its data (title, navigation entry,
+// the path its user picker submits to), the user whose things it shows
+// (pickUser; a refusal or failure is answered here, and ok is false) and
+// the trail's verification status.
+func (s *Server) consolePage(w http.ResponseWriter, r *http.Request, cu *consoleUser, title, nav, path string, allowAll bool) (string, []*store.User, *consoleData, bool) {
+	d := &consoleData{Title: title, Nav: nav, PickerPath: s.basePath() + pathConsole + path}
+	want, users, ok, err := s.pickUser(r.Context(), r, cu, d, allowAll)
+	if err != nil {
+		s.consoleError(w, cu, err)
+		return "", nil, nil, false
+	}
+	if !ok {
+		s.consoleNotFound(w, cu)
+		return "", nil, nil, false
+	}
+	s.trailStatus(r.Context(), d)
+	return want, users, d, true
+}
+
 // pickUser is the user whose things a page shows: the person, or for an
 // operator the ?user= one ("" for everyone). ok is false when the user
 // asked for does not exist or is not the person's to see.
@@ -593,17 +612,10 @@ func userNames(users []*store.User) map[string]string {
 // consoleAgents is the agents page: each user's delegation trees.
 func (s *Server) consoleAgents(w http.ResponseWriter, r *http.Request, cu *consoleUser) {
 	ctx := r.Context()
-	d := &consoleData{Title: "Agents", Nav: "agents", PickerPath: s.basePath() + pathConsole + "/agents"}
-	want, users, ok, err := s.pickUser(ctx, r, cu, d, true)
-	if err != nil {
-		s.consoleError(w, cu, err)
-		return
-	}
+	want, users, d, ok := s.consolePage(w, r, cu, "Agents", "agents", "/agents", true)
 	if !ok {
-		s.consoleNotFound(w, cu)
 		return
 	}
-	s.trailStatus(ctx, d)
 	last := s.lastUse(ctx, d, want)
 	at := now()
 	owners := userNames(users)
@@ -781,17 +793,10 @@ func pageRedirectConsole(w http.ResponseWriter, to string) {
 // consoleClients lists the OAuth clients the user consented to.
 func (s *Server) consoleClients(w http.ResponseWriter, r *http.Request, cu *consoleUser) {
 	ctx := r.Context()
-	d := &consoleData{Title: "Applications", Nav: "clients", PickerPath: s.basePath() + pathConsole + "/clients"}
-	want, users, ok, err := s.pickUser(ctx, r, cu, d, false)
-	if err != nil {
-		s.consoleError(w, cu, err)
-		return
-	}
+	want, users, d, ok := s.consolePage(w, r, cu, "Applications", "clients", "/clients", false)
 	if !ok {
-		s.consoleNotFound(w, cu)
 		return
 	}
-	s.trailStatus(ctx, d)
 	last := s.lastUse(ctx, d, want)
 	for _, u := range users {
 		list, err := s.listConsents(ctx, u.ID)

@@ -148,14 +148,8 @@ func missingScope(r *audit.Record) string {
 func (s *Server) consoleTrail(w http.ResponseWriter, r *http.Request, cu *consoleUser) {
 	ctx := r.Context()
 	q := r.URL.Query()
-	d := &consoleData{Title: "Trail", Nav: "trail", PickerPath: s.basePath() + pathConsole + "/trail"}
-	want, _, ok, err := s.pickUser(ctx, r, cu, d, true)
-	if err != nil {
-		s.consoleError(w, cu, err)
-		return
-	}
+	want, _, d, ok := s.consolePage(w, r, cu, "Trail", "trail", "/trail", true)
 	if !ok {
-		s.consoleNotFound(w, cu)
 		return
 	}
 	tf := trailFilter{Agent: q.Get("agent"), Tool: q.Get("tool"), Decision: q.Get("decision"), Status: q.Get("status"),
@@ -201,11 +195,10 @@ func (s *Server) consoleTrail(w http.ResponseWriter, r *http.Request, cu *consol
 		*t.dst = at
 	}
 	d.Filter = tf
-	s.trailStatus(ctx, d)
 	var n *names
 	if cu.operator {
-		n, err = s.allNames(ctx)
-		if err != nil {
+		var err error
+		if n, err = s.allNames(ctx); err != nil {
 			s.consoleError(w, cu, err)
 			return
 		}
@@ -316,17 +309,10 @@ func parseWhen(v string, at time.Time) (time.Time, error) {
 // consoleOverview is the console's home: counts of the last hour and day.
 func (s *Server) consoleOverview(w http.ResponseWriter, r *http.Request, cu *consoleUser) {
 	ctx := r.Context()
-	d := &consoleData{Title: "Overview", Nav: "overview", PickerPath: s.basePath() + pathConsole + "/"}
-	want, _, ok, err := s.pickUser(ctx, r, cu, d, true)
-	if err != nil {
-		s.consoleError(w, cu, err)
-		return
-	}
+	want, _, d, ok := s.consolePage(w, r, cu, "Overview", "overview", "/", true)
 	if !ok {
-		s.consoleNotFound(w, cu)
 		return
 	}
-	s.trailStatus(ctx, d)
 	window := r.URL.Query().Get("window")
 	span := time.Hour
 	switch window {
@@ -340,6 +326,7 @@ func (s *Server) consoleOverview(w http.ResponseWriter, r *http.Request, cu *con
 	}
 	var n *names
 	if cu.operator {
+		var err error
 		if n, err = s.allNames(ctx); err != nil {
 			s.consoleError(w, cu, err)
 			return

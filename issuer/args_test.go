@@ -2,9 +2,11 @@ package issuer
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -71,5 +73,27 @@ func TestArgsConstraints(t *testing.T) {
 			status, out := e.exchange(asA, parentToken(e), url.Values{"constraints": {`{"args":{"read_file":{"path":{"paths":["/repo/*"],"glob":"x"}}}}`}})
 			wantError(t, status, out, http.StatusBadRequest, "invalid_request", "")
 		})
+	})
+}
+
+// TestArgsTokenTooLarge: argument rules too big for a token (a compact JWS
+// is at most token.MaxTokenSize) are the caller's problem, said as such:
+// the token endpoint answers invalid_request naming the size, not a 500.
+func TestArgsTokenTooLarge(t *testing.T) {
+	forEachStore(t, func(t *testing.T, e *agentEnv) {
+		args := map[string]any{}
+		for i := range 12 {
+			paths := make([]string, 16)
+			for j := range paths {
+				paths[j] = fmt.Sprintf("/repositories/team-%02d/project-%02d/src/*", i, j)
+			}
+			args[fmt.Sprintf("tool_%02d", i)] = map[string]any{"path": map[string]any{"paths": paths}}
+		}
+		a := e.newAgent(agentReq{Name: "verbose", Constraints: map[string]any{"args": args}})
+		status, out := e.clientCredentials(basic(a.ID, a.ClientSecret), url.Values{"resource": {testResource}})
+		wantOAuthError(t, status, out, http.StatusBadRequest, "invalid_request")
+		if desc, _ := out["error_description"].(string); !strings.Contains(desc, "too large") {
+			t.Fatalf("error_description %q does not say the token would be too large", desc)
+		}
 	})
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/kavachgate/kavach/issuer/store"
@@ -85,6 +86,11 @@ func (s *Server) mint(ctx context.Context, m *mintRequest) (*issued, error) {
 		c.Kavach.Constraints = &cn
 	}
 	raw, err := token.Mint(key, c)
+	if errors.Is(err, token.ErrTooLarge) {
+		// What the request asks to carry (scopes, audiences, argument
+		// rules) does not fit a token every gateway accepts.
+		return nil, errInvalidRequest(fmt.Sprintf("the token would be too large (over %d bytes): ask for fewer scopes or resources, or give the agent fewer argument rules", token.MaxTokenSize))
+	}
 	if err != nil {
 		return nil, err
 	}

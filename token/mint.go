@@ -37,7 +37,7 @@ func Mint(k *SigningKey, c *Claims) (string, error) {
 		return "", fmt.Errorf("mint: %w", err)
 	}
 	if len(signed) > MaxTokenSize {
-		return "", fmt.Errorf("mint: token of %d bytes exceeds %d", len(signed), MaxTokenSize)
+		return "", fmt.Errorf("mint: %w: %d bytes exceeds %d", ErrTooLarge, len(signed), MaxTokenSize)
 	}
 	return string(signed), nil
 }

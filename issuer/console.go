@@ -555,11 +555,19 @@ func (s *Server) agentURL(id string) string {
 	return s.basePath() + pathConsole + "/agents/" + url.PathEscape(id)
 }
 
-func (s *Server) viewAgent(a *store.Agent, at time.Time, owners map[string]string) *agentNode {
+func (s *Server) viewAgent(a *store.Agent, at time.Time, owners map[string]*store.User) *agentNode {
 	n := &agentNode{
-		ID: a.ID, Name: a.Name, URL: s.agentURL(a.ID), Owner: a.Owner, OwnerName: owners[a.Owner], Parent: a.Parent,
+		ID: a.ID, Name: a.Name, URL: s.agentURL(a.ID), Owner: a.Owner, Parent: a.Parent,
 		Scopes: a.Scopes, Constraints: constraintLines(a), Credential: "client secret",
 		Status: agentStatus(a, at), Created: a.CreatedAt, Expires: a.ExpiresAt, Grant: a.Chain[len(a.Chain)-1],
+	}
+	if u := owners[a.Owner]; u != nil {
+		n.OwnerName = u.Name
+		if !u.RevokedAt.IsZero() && n.Status == "active" {
+			// Revoking a user cuts every token acting for them, the
+			// agents' included, and the issuer mints them no more.
+			n.Status = "revoked"
+		}
 	}
 	if a.PublicKey != nil {
 		n.Credential = "key (private_key_jwt)"
@@ -568,7 +576,7 @@ func (s *Server) viewAgent(a *store.Agent, at time.Time, owners map[string]strin
 }
 
 // forest builds the delegation trees of a list of agents (one user's).
-func (s *Server) forest(agents []*store.Agent, at time.Time, owners map[string]string, last map[string]time.Time) (roots []*agentNode, byID map[string]*agentNode) {
+func (s *Server) forest(agents []*store.Agent, at time.Time, owners map[string]*store.User, last map[string]time.Time) (roots []*agentNode, byID map[string]*agentNode) {
 	byID = make(map[string]*agentNode, len(agents))
 	for _, a := range agents {
 		n := s.viewAgent(a, at, owners)
@@ -609,6 +617,14 @@ func userNames(users []*store.User) map[string]string {
 	return m
 }
 
+func usersByID(users []*store.User) map[string]*store.User {
+	m := make(map[string]*store.User, len(users))
+	for _, u := range users {
+		m[u.ID] = u
+	}
+	return m
+}
+
 // consoleAgents is the agents page: each user's delegation trees.
 func (s *Server) consoleAgents(w http.ResponseWriter, r *http.Request, cu *consoleUser) {
 	ctx := r.Context()
@@ -618,7 +634,7 @@ func (s *Server) consoleAgents(w http.ResponseWriter, r *http.Request, cu *conso
 	}
 	last := s.lastUse(ctx, d, want)
 	at := now()
-	owners := userNames(users)
+	owners := usersByID(users)
 	for _, u := range users {
 		agents, err := s.store.ListAgents(ctx, u.ID)
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
@@ -668,7 +684,7 @@ func (s *Server) ownAgent(w http.ResponseWriter, r *http.Request, cu *consoleUse
 
 // subtree loads an agent's tree of descendants (the agents of its owner
 // below it).
-func (s *Server) subtree(ctx context.Context, a *store.Agent, at time.Time, owners map[string]string, last map[string]time.Time) (*agentNode, error) {
+func (s *Server) subtree(ctx context.Context, a *store.Agent, at time.Time, owners map[string]*store.User, last map[string]time.Time) (*agentNode, error) {
 	agents, err := s.store.ListAgents(ctx, a.Owner)
 	if err != nil {
 		return nil, err
@@ -681,11 +697,11 @@ func (s *Server) subtree(ctx context.Context, a *store.Agent, at time.Time, owne
 	return n, nil
 }
 
-func (s *Server) owners(ctx context.Context, ids ...string) map[string]string {
-	m := map[string]string{}
+func (s *Server) owners(ctx context.Context, ids ...string) map[string]*store.User {
+	m := map[string]*store.User{}
 	for _, id := range ids {
 		if u, err := s.store.GetUser(ctx, id); err == nil {
-			m[id] = u.Name
+			m[id] = u
 		}
 	}
 	return m

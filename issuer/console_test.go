@@ -797,3 +797,24 @@ func TestConsoleTrailPages(t *testing.T) {
 	}
 	e.page(b, "/trail?cursor=made-up", http.StatusBadRequest)
 }
+
+// TestConsoleOwnerRevoked: once a user is revoked, the issuer mints their
+// agents nothing and the gateways refuse their tokens, so the operator's
+// page shows those agents revoked, not active, with no revoke button.
+func TestConsoleOwnerRevoked(t *testing.T) {
+	e := newConsoleEnv(t)
+	if _, err := e.s.revokeUser(context.Background(), e.bob.ID); err != nil {
+		t.Fatal(err)
+	}
+	olga := e.signIn("olga")
+	p := e.page(olga, "/agents?user="+e.bob.ID, http.StatusOK)
+	bot := strings.Index(p.body, ">bobs-deploy-bot</a>")
+	if bot < 0 || !strings.Contains(p.body[bot:], `<span class="st st-revoked">revoked</span>`) ||
+		strings.Contains(p.body[bot:], `<span class="st st-active">`) {
+		t.Fatalf("a revoked user's agent is not shown revoked:\n%s", p.body)
+	}
+	p = e.page(olga, "/agents/"+e.bobBot.ID, http.StatusOK)
+	if strings.Contains(p.body, "/agents/"+e.bobBot.ID+"/revoke") {
+		t.Error("a revoked user's agent still offers Revoke")
+	}
+}

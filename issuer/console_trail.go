@@ -39,8 +39,8 @@ func (s *Server) namesFor(ctx context.Context, agents []*store.Agent) *names {
 		for _, a := range list {
 			n.agents[a.ID] = a
 		}
-		for id, name := range s.owners(ctx, o) {
-			n.users[id] = name
+		for id, u := range s.owners(ctx, o) {
+			n.users[id] = u.Name
 		}
 	}
 	return n

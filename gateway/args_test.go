@@ -60,6 +60,7 @@ func TestToolArguments(t *testing.T) {
 		{"missing", plain, "read_file", `{}`, 403, `argument "path" is missing`},
 		{"no arguments", plain, "read_file", ``, 403, `is missing`},
 		{"case variant", plain, "read_file", `{"path":"/repo/a","PATH":"/etc/passwd"}`, 400, ""},
+		{"near name", plain, "fetch", `{"url":"https://api.corp.example/","url ":"http://169.254.169.254/"}`, 200, ""},
 		{"not a string", plain, "read_file", `{"path":["/etc/passwd"]}`, 403, `must be a string`},
 		{"unruled tool", plain, "write_file", `{"path":"/anywhere"}`, 200, ""},
 		{"url allowed", plain, "fetch", `{"url":"https://api.corp.example/x"}`, 200, ""},
@@ -163,6 +164,31 @@ func TestRouteArgsJSON(t *testing.T) {
 		var cfg RouteConfig
 		if err := json.Unmarshal([]byte(bad), &cfg); err == nil {
 			t.Errorf("accepted %s", bad)
+		}
+	}
+}
+
+// TestToolArgumentsRepeated: parsers keep the first or the last of a
+// repeated member, so a call repeating a constrained argument (spelled the
+// same or escaped) is malformed JSON-RPC (400, parse error), never
+// forwarded with the reading the gateway did not check.
+func TestToolArgumentsRepeated(t *testing.T) {
+	f := newFixture(t)
+	rt := limitedRoute(t, "")
+	rt.MCP.Args = policy.Args{"read_file": policy.ToolArgs{"path": policy.ArgRule{Paths: policy.StringList{"/repo/*"}}}}
+	tok := f.tokenFor(t, "usr_alice", "agt_a", "mcp:call repo:read")
+	for _, args := range []string{
+		`{"path":"/repo/a","path":"/etc/passwd"}`,
+		`{"path":"/etc/passwd","path":"/repo/a"}`,
+		`{"path":"/repo/a","p\u0061th":"/etc/passwd"}`,
+	} {
+		u := &upstream{reply: `{}`}
+		w, _, _ := serve(f.gw, rt, mcpPost(tok, rpc(7, "tools/call", `{"name":"read_file","arguments":`+args+`}`)), u)
+		if w.Code != 400 || u.calls != 0 {
+			t.Errorf("arguments %s: %d, upstream %d calls; want 400 and nothing forwarded", args, w.Code, u.calls)
+		}
+		if _, code := rpcError(t, w.Body.String()); code != -32700 {
+			t.Errorf("arguments %s: JSON-RPC code %d, want -32700 (parse error)", args, code)
 		}
 	}
 }

@@ -24,46 +24,30 @@ func readArgs(r *strictjson.Reader) (Args, error) {
 	if r.Null() {
 		return nil, errNull
 	}
-	if r.Peek() != '{' {
-		return nil, errors.New("must be an object of tools")
-	}
-	out := Args{}
-	err := r.Object(func(name []byte) error {
-		tool := string(name)
-		if _, dup := out[tool]; dup {
-			return fmt.Errorf("tool %s appears twice", quote(tool))
-		}
-		ta, err := readToolArgs(r)
-		if err != nil {
-			return fmt.Errorf("tool %s: %w", quote(tool), err)
-		}
-		out[tool] = ta
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	if len(out) == 0 {
-		return nil, errEmptyList
-	}
-	return out, nil
+	return readMap[Args](r, "tool", readToolArgs)
 }
 
 func readToolArgs(r *strictjson.Reader) (ToolArgs, error) {
+	return readMap[ToolArgs](r, "argument", readArgRule)
+}
+
+// readMap reads a non-empty JSON object of kind (tools, arguments) into a
+// map, each member's value by read; a repeated name is an error.
+func readMap[M ~map[string]V, V any](r *strictjson.Reader, kind string, read func(*strictjson.Reader) (V, error)) (M, error) {
 	if r.Peek() != '{' {
-		return nil, errors.New("must be an object of arguments")
+		return nil, fmt.Errorf("must be an object of %ss", kind)
 	}
-	out := ToolArgs{}
+	out := M{}
 	err := r.Object(func(name []byte) error {
-		arg := string(name)
-		if _, dup := out[arg]; dup {
-			return fmt.Errorf("argument %s appears twice", quote(arg))
+		key := string(name)
+		if _, dup := out[key]; dup {
+			return fmt.Errorf("%s %s appears twice", kind, quote(key))
 		}
-		rule, err := readArgRule(r)
+		v, err := read(r)
 		if err != nil {
-			return fmt.Errorf("argument %s: %w", quote(arg), err)
+			return fmt.Errorf("%s %s: %w", kind, quote(key), err)
 		}
-		out[arg] = rule
+		out[key] = v
 		return nil
 	})
 	if err != nil {

@@ -27,9 +27,9 @@
 //     meaning differs between servers is 400 (PathProblem: `;` unless the
 //     route allows path parameters, encoded '/', '\' or '%', NUL and
 //     other controls, dot-only or trailing-dot segments); then the token's
-//     cidrs (Caddy's client_ip), hosts (the resource's host), methods,
-//     paths (case folded as Caddy's path matcher folds it) and max_body
-//     (Content-Length over it: 413).
+//     max_body (Content-Length over it: 413; first, as report-only does not
+//     relax it), cidrs (Caddy's client_ip), hosts (the resource's host),
+//     methods and paths (case folded as Caddy's path matcher folds it).
 //  7. Route rules: the route's scopes, its method/path rules (a request no
 //     rule matches is 403: nothing is allowed by omission), then on MCP
 //     routes (inspectMCP): only POST, and GET or DELETE without a body

@@ -224,8 +224,13 @@ func (g *Gateway) Decide(rt *Route, req Request) Decision {
 		}
 		// The trail names the constraint, what it allows and what it
 		// refused: a reader sees at once whether the token or the request
-		// was wrong.
+		// was wrong. The body size first: it is not policy a report-only
+		// route relaxes, so a relaxed denial below must not skip it.
 		switch {
+		case !c.AllowsBody(r.ContentLength):
+			d2 = d2.deny(TooLarge, http.StatusRequestEntityTooLarge, "", "request body larger than the token allows", "max_body "+strconv.FormatInt(int64(c.MaxBody), 10))
+			d2.Why = "Content-Length " + strconv.FormatInt(r.ContentLength, 10) + " is over the token's max_body " + strconv.FormatInt(int64(c.MaxBody), 10)
+			return d2
 		case !c.AllowsIP(req.ClientIP):
 			d2 = d2.deny(ConstraintDenied, http.StatusForbidden, "", "client address not allowed by token", "cidrs: "+req.ClientIP.String())
 			d2.Why = "cidrs (" + joinPrefixes(c.CIDRs) + ") do not include the client address " + addrText(req.ClientIP)
@@ -241,10 +246,6 @@ func (g *Gateway) Decide(rt *Route, req Request) Decision {
 		case !c.AllowsPath(path):
 			d2 = d2.deny(ConstraintDenied, http.StatusForbidden, "", "path not allowed by token", "paths")
 			d2.Why = "paths (" + strings.Join(c.Paths, " ") + ") do not include " + path
-			return d2
-		case !c.AllowsBody(r.ContentLength):
-			d2 = d2.deny(TooLarge, http.StatusRequestEntityTooLarge, "", "request body larger than the token allows", "max_body "+strconv.FormatInt(int64(c.MaxBody), 10))
-			d2.Why = "Content-Length " + strconv.FormatInt(r.ContentLength, 10) + " is over the token's max_body " + strconv.FormatInt(int64(c.MaxBody), 10)
 			return d2
 		}
 	}

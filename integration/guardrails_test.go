@@ -18,7 +18,7 @@ import (
 // rlGateway starts `kavach run` with a route of the cluster's resource
 // carrying extra lines, over Redis when redisURL is set, auditing to
 // ./trail.jsonl. It returns the gateway's base URL and directory.
-func rlGateway(t *testing.T, keyDir, redisURL, lines string) (string, string) {
+func rlGateway(t *testing.T, keyDir, redisURL, lines string) (string, string, *upstream) {
 	t.Helper()
 	dir := t.TempDir()
 	jwks, err := os.ReadFile(filepath.Join(keyDir, "jwks.json"))
@@ -57,7 +57,7 @@ http://127.0.0.1:%d {
 		t.Fatal(err)
 	}
 	startGateway(t, dir, nil, p)
-	return fmt.Sprintf("http://127.0.0.1:%d", p), dir
+	return fmt.Sprintf("http://127.0.0.1:%d", p), dir, up
 }
 
 func rlKeys(t *testing.T) string {
@@ -86,8 +86,8 @@ func TestRateLimitSharedAcrossGateways(t *testing.T) {
 	t.Parallel()
 	keys := rlKeys(t)
 	srv := redistest.Start(t)
-	g1, _ := rlGateway(t, keys, srv.URL(), "rate 10/h per agent")
-	g2, _ := rlGateway(t, keys, srv.URL(), "rate 10/h per agent")
+	g1, _, _ := rlGateway(t, keys, srv.URL(), "rate 10/h per agent")
+	g2, _, _ := rlGateway(t, keys, srv.URL(), "rate 10/h per agent")
 	warm := rlMint(t, keys, "agt_warm", "repo:read")
 	for _, g := range []string{g1, g2} {
 		waitUntil(t, 15*time.Second, g+" ready", func() bool {
@@ -143,7 +143,7 @@ func TestRateLimitSharedAcrossGateways(t *testing.T) {
 func TestReportOnlyThroughBinary(t *testing.T) {
 	t.Parallel()
 	keys := rlKeys(t)
-	g, dir := rlGateway(t, keys, "", "scope POST /api/* repo:write\n\t\treport_only")
+	g, dir, up := rlGateway(t, keys, "", "scope POST /api/* repo:write\n\t\treport_only")
 	tok := rlMint(t, keys, "agt_r", "repo:read")
 	waitUntil(t, 15*time.Second, "gateway ready", func() bool {
 		r, err := probe(g+"/api/x", tok)
@@ -154,6 +154,20 @@ func TestReportOnlyThroughBinary(t *testing.T) {
 	}
 	if r := do(t, newReq(t, "POST", g+"/api/write", "", strings.NewReader("x"))); r.Status != 401 {
 		t.Fatalf("no token on a report-only route: %d", r.Status)
+	}
+	// A relaxed policy denial (the token's methods) must not skip the
+	// body limit: a Content-Length over the token's max_body stays 413.
+	small := strings.TrimSpace(kavach(t, keys, "token", "mint", "--key", "key.jwk", "--iss", revIssuer, "--aud", revResource,
+		"--scope", "repo:read", "--sub", "usr_alice", "--agent", "agt_small", "--ttl", "10m",
+		"--constraint", "methods=GET", "--constraint", "max_body=16"))
+	up.take()
+	if r := do(t, newReq(t, "POST", g+"/api/big", small, strings.NewReader(strings.Repeat("x", 4096)))); r.Status != 413 {
+		t.Fatalf("a body over max_body with a relaxed methods denial on a report-only route: %d, want 413", r.Status)
+	}
+	for _, s := range up.waitTake(300 * time.Millisecond) {
+		if s.RequestURI == "/api/big" {
+			t.Fatal("a Content-Length over the token's max_body reached the upstream on a report-only route")
+		}
 	}
 	var found bool
 	waitUntil(t, 10*time.Second, "the unenforced denial in the trail", func() bool {
@@ -180,7 +194,7 @@ func TestReportOnlyThroughBinary(t *testing.T) {
 func TestTokenRateThroughBinary(t *testing.T) {
 	t.Parallel()
 	keys := rlKeys(t)
-	g, _ := rlGateway(t, keys, "", "")
+	g, _, _ := rlGateway(t, keys, "", "")
 	tok := strings.TrimSpace(kavach(t, keys, "token", "mint", "--key", "key.jwk", "--iss", revIssuer, "--aud", revResource,
 		"--scope", "repo:read", "--sub", "usr_alice", "--agent", "agt_t", "--ttl", "10m", "--constraint", "rate=2/h"))
 	warm := rlMint(t, keys, "agt_warm", "repo:read")

@@ -707,23 +707,38 @@ func (s *Server) owners(ctx context.Context, ids ...string) map[string]*store.Us
 	return m
 }
 
-// consoleAgent is an agent's page: details, subtree, recent trail, revoke.
-func (s *Server) consoleAgent(w http.ResponseWriter, r *http.Request, cu *consoleUser) {
+// agentPage starts the page of the agent the URL names (ownAgent: a
+// refusal is answered and ok is false): its data titled title + its name,
+// the trail status, and its subtree (with last use from the trail when
+// lastUse).
+func (s *Server) agentPage(w http.ResponseWriter, r *http.Request, cu *consoleUser, title string, lastUse bool) (*store.Agent, *agentNode, *consoleData, bool) {
 	ctx := r.Context()
 	a, ok := s.ownAgent(w, r, cu, r.PathValue("id"))
 	if !ok {
-		return
+		return nil, nil, nil, false
 	}
-	d := &consoleData{Title: "Agent " + a.Name, Nav: "agents"}
+	d := &consoleData{Title: title + a.Name, Nav: "agents"}
 	s.trailStatus(ctx, d)
-	owners := s.owners(ctx, a.Owner)
-	last := s.lastUse(ctx, d, a.Owner)
-	n, err := s.subtree(ctx, a, now(), owners, last)
+	var last map[string]time.Time
+	if lastUse {
+		last = s.lastUse(ctx, d, a.Owner)
+	}
+	n, err := s.subtree(ctx, a, now(), s.owners(ctx, a.Owner), last)
 	if err != nil {
 		s.consoleError(w, cu, err)
-		return
+		return nil, nil, nil, false
 	}
 	d.Agent = n
+	return a, n, d, true
+}
+
+// consoleAgent is an agent's page: details, subtree, recent trail, revoke.
+func (s *Server) consoleAgent(w http.ResponseWriter, r *http.Request, cu *consoleUser) {
+	ctx := r.Context()
+	a, n, d, ok := s.agentPage(w, r, cu, "Agent ", true)
+	if !ok {
+		return
+	}
 	for _, id := range a.Agents[:len(a.Agents)-1] {
 		if p, err := s.store.GetAgent(ctx, id); err == nil {
 			d.Parents = append(d.Parents, crumb{Name: p.Name, URL: s.agentURL(p.ID)})
@@ -755,19 +770,11 @@ func cascade(n *agentNode, out []cascadeItem) []cascadeItem {
 // consoleRevokePreview shows what revoking an agent will stop, with the
 // form that confirms it.
 func (s *Server) consoleRevokePreview(w http.ResponseWriter, r *http.Request, cu *consoleUser) {
-	ctx := r.Context()
-	a, ok := s.ownAgent(w, r, cu, r.PathValue("id"))
+	a, n, d, ok := s.agentPage(w, r, cu, "Revoke ", false)
 	if !ok {
 		return
 	}
-	d := &consoleData{Title: "Revoke " + a.Name, Nav: "agents"}
-	s.trailStatus(ctx, d)
-	n, err := s.subtree(ctx, a, now(), s.owners(ctx, a.Owner), nil)
-	if err != nil {
-		s.consoleError(w, cu, err)
-		return
-	}
-	d.Agent, d.Cascade = n, cascade(n, nil)
+	d.Cascade = cascade(n, nil)
 	if len(d.Cascade) == 0 {
 		d.Notice = "This agent is already " + n.Status + ": there is nothing left to revoke."
 	} else {

@@ -46,6 +46,15 @@ func (s *Server) namesFor(ctx context.Context, agents []*store.Agent) *names {
 	return n
 }
 
+// visibleNames are the names the person's pages show: everyone's for an
+// operator (allNames), else those of the person's own agents.
+func (s *Server) visibleNames(ctx context.Context, cu *consoleUser) (*names, error) {
+	if cu.operator {
+		return s.allNames(ctx)
+	}
+	return s.namesFor(ctx, []*store.Agent{{Owner: cu.user.ID}}), nil
+}
+
 // allNames is namesFor every agent and user (an operator's pages).
 func (s *Server) allNames(ctx context.Context) (*names, error) {
 	n := &names{agents: map[string]*store.Agent{}, users: map[string]string{}}
@@ -195,15 +204,10 @@ func (s *Server) consoleTrail(w http.ResponseWriter, r *http.Request, cu *consol
 		*t.dst = at
 	}
 	d.Filter = tf
-	var n *names
-	if cu.operator {
-		var err error
-		if n, err = s.allNames(ctx); err != nil {
-			s.consoleError(w, cu, err)
-			return
-		}
-	} else {
-		n = s.namesFor(ctx, []*store.Agent{{Owner: cu.user.ID}})
+	n, err := s.visibleNames(ctx, cu)
+	if err != nil {
+		s.consoleError(w, cu, err)
+		return
 	}
 	for _, a := range n.agents {
 		if cu.sees(a.Owner) && (want == "" || a.Owner == want) {
@@ -324,15 +328,10 @@ func (s *Server) consoleOverview(w http.ResponseWriter, r *http.Request, cu *con
 		s.consoleNotFound(w, cu)
 		return
 	}
-	var n *names
-	if cu.operator {
-		var err error
-		if n, err = s.allNames(ctx); err != nil {
-			s.consoleError(w, cu, err)
-			return
-		}
-	} else {
-		n = s.namesFor(ctx, []*store.Agent{{Owner: cu.user.ID}})
+	n, err := s.visibleNames(ctx, cu)
+	if err != nil {
+		s.consoleError(w, cu, err)
+		return
 	}
 	ov := &overview{Window: window}
 	byAgent, byTool, one := map[string]*countRow{}, map[string]*countRow{}, map[string]*countRow{}

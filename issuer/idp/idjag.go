@@ -330,8 +330,9 @@ type joseHeader struct{ alg, typ, kid string }
 
 // readJOSEHeader reads a compact JWS's protected header with the strict
 // JSON reader: alg required; alg, typ, kid strings at most once, and no
-// case variant of them; crit and b64 refused (RFC 7515 §4.1.11, RFC 7797:
-// extensions not implemented).
+// case variant of them; crit and b64 refused (RFC 7515 §4.1.11, RFC 7797):
+// a header that makes a JWS extension critical asks for processing this
+// reader does not do, so the assertion is refused rather than misread.
 func readJOSEHeader(b64 string) (joseHeader, error) {
 	var h joseHeader
 	data, err := base64.RawURLEncoding.Strict().DecodeString(b64)
